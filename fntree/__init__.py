@@ -1,0 +1,52 @@
+"""fntree: jobTree's children / follow-on pattern as a decorator-based, crash-only DSL.
+
+    @fntree.target(time="1m", memory="1G")
+    def msort(lines):
+        if len(lines) < 1000:
+            return sorted(lines)
+        half = len(lines) // 2
+        return merge(msort(lines[:half]), msort(lines[half:]))
+
+    fntree.run(msort(lines))
+"""
+
+from fntree.api import add_arguments, restart, run
+from fntree.dsl import Call, Spawn, Target, children, follow_on, target
+from fntree.errors import (
+    CompileError,
+    FailedJob,
+    FntreeError,
+    JobStoreError,
+    LeaderRunningError,
+    ResourceError,
+    SerializationError,
+    WorkflowFailed,
+)
+from fntree.resources import Resources
+from fntree.runtime.context import Context
+from fntree.runtime.context import current as context
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Call",
+    "CompileError",
+    "Context",
+    "FailedJob",
+    "FntreeError",
+    "JobStoreError",
+    "LeaderRunningError",
+    "ResourceError",
+    "Resources",
+    "SerializationError",
+    "Spawn",
+    "Target",
+    "WorkflowFailed",
+    "add_arguments",
+    "children",
+    "context",
+    "follow_on",
+    "restart",
+    "run",
+    "target",
+]

@@ -1,0 +1,185 @@
+"""The public entry points: `run`, `restart` and `add_arguments`.
+
+`run` compiles the root call, creates the job store (a temporary one when no
+path is given), records the environment, and hands the store to a leader on the
+chosen batch system. `restart` opens an existing store and does the same with
+the options it recorded, unless new ones are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fntree import batch as batch_systems
+from fntree.batch.base import WorkerSetup
+from fntree.compiler import root_spec
+from fntree.dsl import Call
+from fntree.errors import FntreeError, ResourceError
+from fntree.resources import parse_cpu, parse_memory
+from fntree.runtime import codec
+from fntree.runtime.events import Events, LogObserver, Observer
+from fntree.runtime.leader import Leader
+from fntree.runtime.paths import StorePaths
+from fntree.runtime.store import JobStore
+from fntree.runtime.worker import LOG_LIMIT
+
+# Host-specific variables that are not replicated to jobs (as jobTree did).
+HOST_VARIABLES = frozenset({"HOSTNAME", "HOSTTYPE", "TMPDIR", "TMP", "TEMP", "PWD", "OLDPWD",
+                            "SHLVL", "_"})
+OPTION_NAMES = ("batch_system", "max_cpus", "max_memory", "retry_count", "log_level")
+DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memory": None,
+                            "retry_count": 1, "log_level": "WARNING"}
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "default"
+
+
+UNSET: Any = _Unset()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add fntree's options (--jobstore, --batch-system, ...) to `parser`."""
+    group = parser.add_argument_group("fntree")
+    group.add_argument("--jobstore", default=None,
+                       help="job store directory (new for a run; default: a temporary one)")
+    group.add_argument("--batch-system", dest="batch_system", default=None,
+                       choices=batch_systems.NAMES, help="where jobs run (default: local)")
+    group.add_argument("--max-cpus", dest="max_cpus", type=float, default=None,
+                       help="most cores used at once (default: this machine's)")
+    group.add_argument("--max-memory", dest="max_memory", default=None,
+                       help='most memory used at once, e.g. "8G" (default: this machine\'s)')
+    group.add_argument("--retry-count", dest="retry_count", type=int, default=None,
+                       help="times a failed job is retried (default: 1)")
+    group.add_argument("--log-level", dest="log_level", default=None,
+                       choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                       help="logging level (default: WARNING)")
+
+
+def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments win over `options`, which win over recorded values and defaults."""
+    resolved = {**DEFAULTS, **recorded}
+    for name in OPTION_NAMES:
+        from_options = getattr(options, name, None) if options is not None else None
+        if explicit[name] is not UNSET:
+            resolved[name] = explicit[name]
+        elif from_options is not None:
+            resolved[name] = from_options
+    if resolved["max_cpus"] is not None:
+        resolved["max_cpus"] = parse_cpu(resolved["max_cpus"], what="max_cpus")
+    resolved["max_memory"] = parse_memory(resolved["max_memory"], what="max_memory")
+    retry = resolved["retry_count"]
+    if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
+        raise ResourceError(f"retry_count={retry!r} must be a whole number, 0 or more")
+    if resolved["batch_system"] not in batch_systems.NAMES:
+        raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
+                          f"{', '.join(batch_systems.NAMES)}")
+    return resolved
+
+
+def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
+        batch_system: str = UNSET, max_cpus: float | None = UNSET,
+        max_memory: int | str | None = UNSET, retry_count: int = UNSET,
+        log_level: str = UNSET, options: argparse.Namespace | None = None,
+        observers: list[Observer] | None = None) -> Any:
+    """Run the workflow rooted at `call` to its end and return the root's value.
+
+    Defaults: a temporary job store removed after success, the local batch
+    system, this machine's cores and memory, one retry, WARNING logging.
+    """
+    explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
+                "retry_count": retry_count, "log_level": log_level}
+    resolved = _resolve(explicit, options, {})
+    if jobstore is UNSET:
+        jobstore = getattr(options, "jobstore", None) if options is not None else None
+    spec, fns = root_spec(call)
+    config = {"options": {k: resolved[k] for k in OPTION_NAMES}, "env": _environment(),
+              "sys_path": tuple(sys.path), "cwd": os.getcwd(), "python": sys.executable,
+              "created": time.time()}
+    temporary = jobstore is None
+    if jobstore is None:
+        root = Path(tempfile.mkdtemp(prefix="fntree-")) / "jobstore"
+    else:
+        root = Path(jobstore)
+    store = JobStore.create(root, spec, fns, config)
+    value = _lead(store, config, resolved, observers, retry_failed=False)
+    if temporary:
+        shutil.rmtree(root.parent, ignore_errors=True)
+    return value
+
+
+def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
+            max_cpus: float | None = UNSET, max_memory: int | str | None = UNSET,
+            retry_count: int = UNSET, log_level: str = UNSET,
+            options: argparse.Namespace | None = None,
+            observers: list[Observer] | None = None) -> Any:
+    """Continue the run in `jobstore` (failed jobs get their retries again); its root's value."""
+    store = JobStore.open(jobstore)
+    config = store.config()
+    explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
+                "retry_count": retry_count, "log_level": log_level}
+    resolved = _resolve(explicit, options, config.get("options", {}))
+    return _lead(store, config, resolved, observers, retry_failed=True)
+
+
+def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
+          observers: list[Observer] | None, *, retry_failed: bool) -> Any:
+    _configure_logging(options["log_level"])
+    local_base = StorePaths.local_base(store.store_id)
+    setup = WorkerSetup(store.paths.root, store.store_id, config["python"], config["env"],
+                        tuple(config["sys_path"]), config["cwd"], LOG_LIMIT, local_base)
+    events = Events([LogObserver(), *(observers or [])])
+    store.lock()
+    try:
+        batch = batch_systems.make(options["batch_system"], setup,
+                                   max_cpus=options["max_cpus"], max_memory=options["max_memory"])
+        leader = Leader(store, batch, events, retry_count=options["retry_count"],
+                        local_base=local_base)
+        with _terminate_as_interrupt():
+            value = leader.run(retry_failed=retry_failed)
+    finally:
+        store.unlock()
+    return codec.decode_value(value)
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES}
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("fntree")
+    logger.setLevel(level)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("fntree %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the leader the way Ctrl-C does: workers stopped, journal committed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

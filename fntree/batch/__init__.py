@@ -1,0 +1,19 @@
+"""Batch systems: where tasks run. `base` is the protocol; one module per system."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fntree.batch.base import BatchSystem, WorkerSetup
+from fntree.errors import FntreeError
+
+NAMES = ("local",)
+
+
+def make(name: str, setup: WorkerSetup, **options: Any) -> BatchSystem:
+    """The batch system called `name`, ready to take tasks."""
+    if name == "local":
+        from fntree.batch.local import LocalBatchSystem
+
+        return LocalBatchSystem(setup, **options)
+    raise FntreeError(f"unknown batch system {name!r}; choose one of: {', '.join(NAMES)}")

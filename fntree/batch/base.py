@@ -1,0 +1,125 @@
+"""The batch-system protocol: what the leader asks of the place where jobs run.
+
+Four verbs and two questions, no more:
+
+- `limits()` — the most cpu and memory one job may ask for here;
+- `can_take(res)` — would a packet needing `res` start now (free cores and
+  memory locally; the queue cap on a cluster)?
+- `submit(tasks, fns)` — run these tasks one after another in one worker;
+- `poll(timeout)` — what has happened since: `Update`s with results, and for
+  a packet whose worker died, the tasks it did not report;
+- `cancel()` — stop every packet now;
+- `close()` — release workers and files.
+
+A batch system never touches the journal: it only carries tasks out and
+results back. The leader decides what runs, and records what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+
+class Res(NamedTuple):
+    """Resources as the runtime carries them (see fntree.resources.Resources)."""
+
+    time: float | None
+    memory: int | None
+    cpu: float
+    retries: int | None
+
+
+class Task(NamedTuple):
+    """One job as handed to a worker: its spec's parts plus what the leader adds."""
+
+    job_id: int
+    attempt: int
+    name: str
+    fn_key: bytes
+    args: bytes
+    values: tuple[Any, ...]
+    chain_id: int
+    res: Res
+
+
+class Result(NamedTuple):
+    """What a worker reports for one task.
+
+    `outcome` is a `(O_VALUE, value)` or `(O_SPAWN, children, follow_on)` tuple
+    when `ok`; otherwise `message` says what went wrong. `fns` holds the pickled
+    functions the outcome's specs name that the leader may not have. `chained`
+    marks a follow-on the worker ran straight after its predecessor.
+    """
+
+    job_id: int
+    attempt: int
+    ok: bool
+    outcome: tuple[Any, ...] | None
+    message: str
+    fns: dict[bytes, bytes]
+    log: str | None
+    gtd: bool
+    stats: tuple[float, float, float, int]  # start, wall, cpu, peak rss (KiB)
+    messages: tuple[str, ...]
+    chained: bool
+
+
+class Update(NamedTuple):
+    """News of one packet: results in order; `finished` once nothing more will come.
+
+    When the worker died, `lost` lists the ids of the tasks it did not report and
+    `reason` says how it died.
+    """
+
+    packet: int
+    results: list[Result]
+    finished: bool
+    lost: tuple[int, ...] = ()
+    reason: str = ""
+    output: bytes = b""  # what the task that was running when its worker died had printed
+
+
+class WorkerSetup(NamedTuple):
+    """How to start a worker process: the same for every batch system."""
+
+    store_root: Path
+    store_id: str
+    python: str
+    env: dict[str, str]
+    sys_path: tuple[str, ...]
+    cwd: str
+    log_limit: int
+    local_base: Path  # where workers on this machine make their temp dirs
+
+    def worker_env(self) -> dict[str, str]:
+        """The recorded environment, with the leader's import path prepended."""
+        env = dict(self.env)
+        entries = [p or self.cwd for p in self.sys_path if (p or self.cwd)]
+        if env.get("PYTHONPATH"):
+            entries.append(env["PYTHONPATH"])
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(entries))
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [self.python or sys.executable, "-m", "fntree._worker", *args]
+
+
+class BatchSystem(Protocol):
+    """See the module docstring."""
+
+    name: str
+
+    def limits(self) -> tuple[float, int]: ...
+
+    def can_take(self, res: Res) -> bool: ...
+
+    def submit(self, tasks: list[Task], fns: dict[bytes, bytes]) -> int: ...
+
+    def poll(self, timeout: float) -> list[Update]: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...

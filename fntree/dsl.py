@@ -1,0 +1,195 @@
+"""The DSL: `@target`, `Call`, and the directives a target's body returns.
+
+Calling a target runs nothing: it returns a `Call`, which holds the target, its
+resources and its arguments already serialized. Serializing at the call means
+that an argument that cannot travel to a worker fails right there, naming the
+target and the value's type, and that later changes to a mutable argument do
+not leak into the job. A `Call` found among the arguments is a promise: it is
+recorded in `Call.deps` and its place in the arguments is a numbered slot that
+the worker fills with its value.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fntree.errors import CompileError, ResourceError, SerializationError
+from fntree.resources import Resources
+from fntree.runtime import codec
+
+
+class Target:
+    """A function decorated with `@fntree.target`; call it to make a `Call`."""
+
+    __qualname__: str  # set per instance by functools.update_wrapper
+
+    def __init__(self, fn: Callable[..., Any], name: str, resources: Resources,
+                 base: Target | None = None) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name
+        self.resources = resources
+        self._base = base
+        self._pickled: tuple[bytes, bytes] | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Call:
+        return Call(self, args, kwargs, self.resources)
+
+    def options(self, **resources: Any) -> Target:
+        """This target with `time`, `memory`, `cpu` or `retries` changed, for one call."""
+        return Target(self.fn, self.name, self.resources.evolve(**resources),
+                      self._base or self)
+
+    def pickled(self) -> tuple[bytes, bytes]:
+        """(key, bytes) of the function that workers load; made once per process."""
+        base = self._base or self
+        if base._pickled is None:
+            base._pickled = codec.dumps_function(base)
+        return base._pickled
+
+    def __repr__(self) -> str:
+        return f"<fntree target {self.name}>"
+
+    # Importable targets travel by reference; others (a script's __main__, a
+    # notebook, a closure) by value, through dill.
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        if self._base is None and _importable(self):
+            return _load_target, (self.__module__, self.__qualname__)
+        return object.__reduce_ex__(self, protocol)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pickled"] = None
+        return state
+
+
+def _importable(target: Target) -> bool:
+    module = sys.modules.get(target.__module__)
+    if module is None or target.__module__ == "__main__" or "<locals>" in target.__qualname__:
+        return False
+    found: Any = module
+    for part in target.__qualname__.split("."):
+        found = getattr(found, part, None)
+    return found is target
+
+
+def _load_target(module: str, qualname: str) -> Target:
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
+
+
+def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
+           retries: Any = None, name: str | None = None) -> Any:
+    """Make a function a target: `@target`, or `@target(time, memory, cpu, retries=, name=)`.
+
+    `time` is the expected run time (seconds or "90s", "10m", "2h", "1d"),
+    `memory` bytes (or "512M", "2G", "1.5GiB"), `cpu` cores. A bad value raises
+    ResourceError here, when the decorator runs.
+    """
+    if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Target):
+        return Target(args[0], args[0].__name__, Resources())
+    if len(args) > 3:
+        raise ResourceError("@target takes at most three positional values: time, memory, cpu")
+    positional = dict(zip(("time", "memory", "cpu"), args, strict=False))
+    resources = Resources.parse(positional.get("time", time), positional.get("memory", memory),
+                                positional.get("cpu", cpu), retries)
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ResourceError(f"name={name!r} must be a non-empty string")
+
+    def decorate(fn: Callable[..., Any]) -> Target:
+        if not callable(fn) or isinstance(fn, Target):
+            raise TypeError(f"@target decorates a function, not {type(fn).__name__}")
+        return Target(fn, name or fn.__name__, resources)
+
+    return decorate
+
+
+class Call:
+    """A target applied to arguments: a job to be, not yet run."""
+
+    __slots__ = ("args", "deps", "resources", "target")
+
+    def __init__(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],
+                 resources: Resources) -> None:
+        self.target = target
+        self.resources = resources
+        try:
+            self.args, self.deps = codec.dumps((args, kwargs), Call)
+        except SerializationError:
+            raise _explain(target, args, kwargs) from None
+
+    def __repr__(self) -> str:
+        return f"<fntree call {self.target.name}(...)>"
+
+    def __reduce__(self) -> Any:
+        raise SerializationError(
+            f"a call of `{self.target.name}` cannot be stored inside a value; return it, "
+            "list it in fntree.children(...), or pass it as an argument of another call")
+
+
+def _explain(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SerializationError:
+    items = [(f"argument {i + 1}", v) for i, v in enumerate(args)]
+    items += [(f"argument {k}=", v) for k, v in kwargs.items()]
+    for where, value in items:
+        try:
+            codec.dumps(value, Call)
+        except SerializationError as exc:
+            return SerializationError(
+                f"{where} of target `{target.name}` is a {type(value).__name__}, which "
+                f"cannot be sent to a worker ({exc}); pass plain data, a path, or "
+                "something picklable instead")
+    return SerializationError(f"the arguments of target `{target.name}` cannot be serialized")
+
+
+class Spawn:
+    """Children to run, and at most one follow-on to run after all of them."""
+
+    __slots__ = ("children", "follow")
+
+    def __init__(self, children: tuple[Call, ...], follow: Call | None = None) -> None:
+        self.children = children
+        self.follow = follow
+
+    def then(self, call: Call) -> Spawn:
+        """This spawn with `call` as its follow-on."""
+        if self.follow is not None:
+            raise CompileError(f"a job has at most one follow-on, and this one already has "
+                               f"`{self.follow.target.name}`; chain further work from the "
+                               "follow-on's own body instead")
+        return Spawn(self.children, _check_call(call, "follow-on"))
+
+    def __repr__(self) -> str:
+        follow = f".then({self.follow!r})" if self.follow else ""
+        return f"<fntree children({len(self.children)}){follow}>"
+
+
+def _check_call(call: Any, role: str) -> Call:
+    if isinstance(call, Call):
+        return call
+    if isinstance(call, Target):
+        raise CompileError(f"the {role} `{call.name}` is a target, not a call of it; "
+                           f"write `{call.name}(...)` with its arguments")
+    raise CompileError(f"a {role} must be a call of a target, not a {type(call).__name__}")
+
+
+def children(*calls: Call | Iterable[Call]) -> Spawn:
+    """Run `calls` as children; add a follow-on with `.then(call)`."""
+    flat: list[Any] = []
+    for item in calls:
+        if isinstance(item, (list, tuple)) or (not isinstance(item, (Call, Target, str, bytes))
+                                               and isinstance(item, Iterable)):
+            flat.extend(item)
+        else:
+            flat.append(item)
+    return Spawn(tuple(_check_call(c, "child") for c in flat))
+
+
+def follow_on(call: Call) -> Spawn:
+    """Run `call` after this job, as the next job of its chain."""
+    return Spawn((), _check_call(call, "follow-on"))

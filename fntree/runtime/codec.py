@@ -1,0 +1,159 @@
+"""Serialization of functions, arguments and values.
+
+Plain data takes the fast path (the C pickler). Anything the C pickler refuses,
+or that it could only save as a reference into `__main__` (a function, class or
+object defined in a script or a notebook, which a worker could not import),
+goes through dill, which saves it by value.
+
+Promises: `dumps(obj, promise_type)` saves every instance of `promise_type`
+found anywhere in `obj` as a numbered slot (pickle's persistent ids) and returns
+those instances in slot order; `loads(data, slot_values)` fills slot `i` with
+the value `slot_values[i]`. The runtime never learns what a promise is.
+
+Values travel as bytes and are decoded only where they are used (in a worker,
+or by the caller of `fntree.run`); the leader stores and forwards them as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import pickle
+import types
+from collections.abc import Sequence
+from typing import Any
+
+import dill
+
+from fntree.errors import SerializationError
+from fntree.runtime.records import Collected
+
+PROTOCOL = pickle.HIGHEST_PROTOCOL
+_MAIN_MARKER = b"__main__"
+_PLAIN = (int, float, str, bytes, bool, type(None))
+
+
+class _CollectPromises:
+    def __init__(self, promise_type: type | None) -> None:
+        self.promise_type = promise_type
+        self.found: list[Any] = []
+        self.index: dict[int, int] = {}
+
+    def persistent_id(self, obj: Any) -> int | None:
+        if self.promise_type is not None and type(obj) is self.promise_type:
+            key = id(obj)
+            slot = self.index.get(key)
+            if slot is None:
+                slot = self.index[key] = len(self.found)
+                self.found.append(obj)
+            return slot
+        return None
+
+
+class _FastPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, collector: _CollectPromises) -> None:
+        super().__init__(file, PROTOCOL)
+        self.persistent_id = collector.persistent_id  # type: ignore[method-assign]
+
+
+def _save_module(pickler: Any, module: types.ModuleType) -> None:
+    """Modules travel by name, except a script's or notebook's `__main__`.
+
+    (dill would save the namespace of any module outside site-packages by value.)
+    """
+    if module.__name__ == "__main__":
+        _DILL_SAVE_MODULE(pickler, module)
+    else:
+        pickler.save_reduce(importlib.import_module, (module.__name__,), obj=module)
+
+
+_DILL_SAVE_MODULE = dill.Pickler.dispatch[types.ModuleType]
+
+
+class _DillPickler(dill.Pickler):
+    dispatch = dill.Pickler.dispatch.copy()
+    dispatch[types.ModuleType] = _save_module
+
+    def __init__(self, file: io.BytesIO, collector: _CollectPromises | None = None) -> None:
+        super().__init__(file, PROTOCOL, recurse=True)
+        self._collector = collector
+
+    def persistent_id(self, obj: Any) -> int | None:
+        return None if self._collector is None else self._collector.persistent_id(obj)
+
+
+def _is_plain(obj: Any) -> bool:
+    kind = type(obj)
+    if kind in _PLAIN:
+        return True
+    if kind in (list, tuple):
+        return len(obj) < 64 and all(type(x) in _PLAIN for x in obj)
+    return False
+
+
+def dumps(obj: Any, promise_type: type | None = None) -> tuple[bytes, list[Any]]:
+    """`obj` as bytes, and the promises found in it in slot order.
+
+    Raises `SerializationError` naming the type that cannot be saved.
+    """
+    if promise_type is None and _is_plain(obj):
+        return pickle.dumps(obj, PROTOCOL), []
+    collector = _CollectPromises(promise_type)
+    buffer = io.BytesIO()
+    try:
+        _FastPickler(buffer, collector).dump(obj)
+        data = buffer.getvalue()
+        if _MAIN_MARKER not in data:
+            return data, collector.found
+    except (pickle.PicklingError, TypeError, AttributeError):
+        pass
+    collector = _CollectPromises(promise_type)
+    buffer = io.BytesIO()
+    try:
+        _DillPickler(buffer, collector).dump(obj)
+    except Exception as exc:
+        raise SerializationError(
+            f"a {type(obj).__name__} cannot be serialized ({type(exc).__name__}: {exc})"
+        ) from exc
+    return buffer.getvalue(), collector.found
+
+
+class _SlotUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, slot_values: Sequence[Any]) -> None:
+        super().__init__(file)
+        self.slot_values = slot_values
+
+    def persistent_load(self, pid: Any) -> Any:
+        return decode_value(self.slot_values[pid])
+
+
+def loads(data: bytes, slot_values: Sequence[Any] = ()) -> Any:
+    """The object saved by `dumps`, its promise slots filled from `slot_values`."""
+    if not slot_values:
+        return pickle.loads(data)
+    return _SlotUnpickler(io.BytesIO(data), slot_values).load()
+
+
+def encode_value(value: Any) -> bytes:
+    """A target's value as bytes (no promises allowed inside)."""
+    return dumps(value)[0]
+
+
+def decode_value(value: bytes | Collected) -> Any:
+    """The Python value of a stored value: bytes, or a `Collected` list of them."""
+    if isinstance(value, Collected):
+        return [decode_value(v) for v in value.values]
+    return pickle.loads(value)
+
+
+def dumps_function(obj: Any) -> tuple[bytes, bytes]:
+    """(key, bytes) for a target: by reference when importable, else by value."""
+    buffer = io.BytesIO()
+    try:
+        _DillPickler(buffer).dump(obj)
+        data = buffer.getvalue()
+    except Exception as exc:
+        raise SerializationError(f"{obj!r} cannot be serialized ({type(exc).__name__}: {exc})"
+                                 ) from exc
+    return hashlib.blake2b(data, digest_size=8).digest(), data

@@ -1,0 +1,40 @@
+"""The one way fntree makes a file durable: temp file, flush, fsync, rename, fsync dir.
+
+Every whole-file write in the job store goes through `atomic_write`; appends go
+through `fntree.runtime.journal`. A reader sees the old file or the new one,
+never a mix, and once `atomic_write` returns the new one survives a power cut.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (creations, renames) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data`, atomically and durably."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) readable by its owner only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)

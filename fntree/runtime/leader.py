@@ -1,0 +1,295 @@
+"""The leader: the one process that decides what runs next and records what happened.
+
+It owns the `RunState` (rebuilt from the job store at every start) and the open
+journal segment. Each turn of its loop:
+
+1. issue ready jobs to the batch system in packets, while it can take them
+   (`ISSUE` records are buffered);
+2. wait for updates from the batch system;
+3. for each result, append its records and apply them to the state;
+4. commit the journal (one fdatasync for the whole turn);
+5. only then act on what became true: remove global temp dirs of closed
+   chains, tell the subscribers, and go round again.
+
+Packets: ready jobs with the same resources are grouped so that a worker runs
+about `PACKET_TIME` seconds of them per message, judged from the measured run
+time of each target; a job whose packet's worker died runs alone next time, so
+a failure is charged to the job that caused it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from fntree.batch.base import BatchSystem, Update
+from fntree.errors import FailedJob, ResourceError, WorkflowFailed
+from fntree.resources import format_memory
+from fntree.runtime.events import Events, Failure
+from fntree.runtime.journal import Journal
+from fntree.runtime.records import (
+    R_DONE,
+    R_EPOCH,
+    R_FAIL,
+    R_FINISH,
+    R_GTD,
+    R_ISSUE,
+    R_REQUEUE,
+    R_RETRY_FAILED,
+    Result,
+    Task,
+    job_hex,
+)
+from fntree.runtime.state import Chain, RunState, apply
+from fntree.runtime.store import JobStore
+
+log = logging.getLogger("fntree")
+
+PACKET_TIME = 0.2         # seconds of work a packet aims at
+MAX_PACKET = 256
+COMPACT_BYTES = 64 << 20  # a journal segment past this is compacted into a snapshot
+POLL_WAIT = 1.0
+
+
+class Leader:
+    """Runs a job store's workflow to its end on a batch system."""
+
+    def __init__(self, store: JobStore, batch: BatchSystem, events: Events, *,
+                 retry_count: int = 1, local_base: Path | None = None) -> None:
+        self.store = store
+        self.batch = batch
+        self.events = events
+        self.retry_count = retry_count
+        self.local_base = local_base
+        self.state = RunState()
+        self.journal: Journal | None = None
+        self.segment = 0
+        self._estimate: dict[str, float] = {}
+        self._solo: set[int] = set()
+        self._after: list[tuple[Any, ...]] = []
+
+    # -- the run ----------------------------------------------------------------------
+    def run(self, *, retry_failed: bool = False) -> Any:
+        """Run to the end; the root's stored value, or WorkflowFailed / ResourceError."""
+        self._start(retry_failed)
+        ok = False
+        try:
+            while not self.state.finished:
+                self._dispatch()
+                if not self.state.running:
+                    break
+                self._handle(self.batch.poll(POLL_WAIT))
+                self._commit()
+            ok = self.state.finished
+        finally:
+            self._stop(ok)
+        if ok:
+            return self.state.value
+        raise self._failure()
+
+    def _start(self, retry_failed: bool) -> None:
+        state, self.segment, good = self.store.recover(repair=True)
+        self.state = state
+        self.journal = self.store.open_journal(self.segment, good)
+        if state.finished:
+            return
+        if retry_failed and state.failed:
+            self._record((R_RETRY_FAILED,))
+        self._record((R_EPOCH, state.epoch + 1, os.getpid(), socket.gethostname()))
+        self.journal.commit()
+        self.store.sweep_global_temp_dirs(state.chains)
+        if self.local_base is not None:
+            shutil.rmtree(self.local_base, ignore_errors=True)
+        self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
+                            len(state.chains))
+
+    def _stop(self, ok: bool) -> None:
+        try:
+            if self.state.running:
+                self.batch.cancel()
+            if self.journal is not None:
+                self.journal.commit()
+        finally:
+            self.batch.close()
+            if self.journal is not None:
+                self.journal.close()
+            self.events.finished(ok)
+
+    def _record(self, record: tuple[Any, ...]) -> None:
+        assert self.journal is not None
+        self.journal.append(record)
+        apply(self.state, record)
+
+    def _commit(self) -> None:
+        assert self.journal is not None
+        state = self.state
+        if state.finished:
+            self.journal.append((R_FINISH, state.value))
+        self.journal.commit()
+        for chain_id in state.to_clean:
+            shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)
+        state.to_clean.clear()
+        after, self._after = self._after, []
+        for kind, *args in after:
+            getattr(self.events, kind)(*args)
+        if self.journal.size > COMPACT_BYTES and not state.finished:
+            self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
+
+    # -- issuing ----------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        state = self.state
+        max_cpus, max_memory = self.batch.limits()
+        for res, queue in list(state.ready.items()):
+            if not queue:
+                del state.ready[res]
+                continue
+            if res.cpu > max_cpus or (res.memory or 0) > max_memory:
+                self._refuse(state.chains[next(iter(queue))], max_cpus, max_memory)
+            while queue and self.batch.can_take(res):
+                tasks = [self._issue(state.chains[cid])
+                         for cid in list(itertools.islice(queue, self._packet_size(queue)))]
+                self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
+                self.events.issued(tasks)
+
+    def _packet_size(self, queue: dict[int, None]) -> int:
+        first = self.state.chains[next(iter(queue))]
+        assert first.job is not None
+        if first.job.job_id in self._solo:
+            self._solo.discard(first.job.job_id)
+            return 1
+        cpus, _ = self.batch.limits()
+        slots = max(1, int(cpus / max(first.job.res.cpu, 1e-3)))
+        fair = math.ceil(len(queue) / slots)
+        estimate = self._estimate.get(first.job.name, first.job.res.time)
+        size = 8 if estimate is None else int(PACKET_TIME / max(estimate, 1e-5))
+        return max(1, min(size, fair, MAX_PACKET))
+
+    def _issue(self, chain: Chain) -> Task:
+        job = chain.job
+        assert job is not None
+        attempt = chain.attempts + 1
+        self._record((R_ISSUE, job.job_id, attempt))
+        return Task(job.job_id, attempt, job.name, job.fn_key, job.args, chain.slot_values(),
+                    chain.chain_id, job.res)
+
+    def _refuse(self, chain: Chain, max_cpus: float, max_memory: int) -> None:
+        job = chain.job
+        assert job is not None
+        message = (f"target `{job.name}` asks for {job.res.cpu:g} cpu and "
+                   f"{format_memory(job.res.memory)} of memory, but the {self.batch.name} "
+                   f"batch system has {max_cpus:g} cpu and {format_memory(max_memory)}; "
+                   "lower cpu=/memory= on the target, or raise --max-cpus/--max-memory")
+        self._record((R_ISSUE, job.job_id, chain.attempts + 1))
+        self._record((R_FAIL, job.job_id, chain.attempts + 1, True, message, None))
+        assert self.journal is not None
+        self.journal.commit()
+        raise ResourceError(message)
+
+    # -- results ----------------------------------------------------------------------
+    def _handle(self, updates: list[Update]) -> None:
+        for update in updates:
+            for result in update.results:
+                self._result(result)
+            if update.lost:
+                self._lost(update)
+
+    def _result(self, result: Result) -> None:
+        state = self.state
+        chain = state.chain_of_job(result.job_id)
+        if chain is None or chain.job is None or chain.job.job_id != result.job_id:
+            log.debug("ignoring a result for job %s, which is not live", job_hex(result.job_id))
+            return
+        if not result.chained and state.running.get(chain.chain_id) != result.attempt:
+            log.debug("ignoring a stale result for job %s", job_hex(result.job_id))
+            return
+        name = chain.job.name
+        estimate = self._estimate.get(name)
+        wall = result.stats[1]
+        self._estimate[name] = wall if estimate is None else 0.8 * estimate + 0.2 * wall
+        for text in result.messages:
+            self._after.append(("message", name, job_hex(result.job_id), text))
+        if result.gtd and not chain.gtd:
+            self._record((R_GTD, chain.chain_id))
+        if result.ok:
+            self._record((R_DONE, result.job_id, result.outcome, result.fns))
+            self._after.append(("completed", name, result))
+        else:
+            self._fail(chain, result.attempt, result.message, result.log)
+
+    def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None) -> None:
+        job = chain.job
+        assert job is not None
+        retries = self.retry_count if job.res.retries is None else job.res.retries
+        permanent = chain.failures + 1 > retries
+        self._record((R_FAIL, job.job_id, attempt, permanent, message, log_rel))
+        log_path = str(self.store.paths.root / log_rel) if log_rel else None
+        self._after.append(("failed", Failure(job.name, job_hex(job.job_id), attempt,
+                                              permanent, message, _tail(log_path), log_path)))
+
+    def _lost(self, update: Update) -> None:
+        state = self.state
+        chains = [c for c in (state.chain_of_job(j) for j in update.lost) if c is not None]
+        chains = [c for c in chains if c.chain_id in state.running]
+        if len(update.lost) == 1 and len(chains) == 1:
+            chain = chains[0]
+            assert chain.job is not None
+            log_rel = None
+            if update.output:
+                log_rel = self._append_log(chain, update.output, update.reason)
+            self._fail(chain, state.running[chain.chain_id],
+                       f"WorkerDied: {update.reason}", log_rel)
+            return
+        for chain in chains:
+            assert chain.job is not None
+            self._solo.add(chain.job.job_id)
+            self._record((R_REQUEUE, chain.job.job_id))
+
+    def _append_log(self, chain: Chain, output: bytes, reason: str) -> str:
+        assert chain.job is not None
+        path = self.store.paths.log(chain.job.job_id)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        header = (f"=== {chain.job.name} {job_hex(chain.job.job_id)} attempt "
+                  f"{chain.attempts} ({reason}) ===\n").encode()
+        with open(path, "ab") as f:
+            f.write(header + output + (b"" if output.endswith(b"\n") else b"\n"))
+        return str(path.relative_to(self.store.paths.root))
+
+    # -- the end ----------------------------------------------------------------------
+    def _failure(self) -> WorkflowFailed:
+        state = self.state
+        failed = []
+        for cid, (message, log_rel) in state.failed.items():
+            chain = state.chains[cid]
+            assert chain.job is not None
+            log_path = str(self.store.paths.root / log_rel) if log_rel else None
+            failed.append(FailedJob(chain.job.name, job_hex(chain.job.job_id), chain.failures,
+                                    message, _tail(log_path), log_path))
+        root = self.store.paths.root
+        names = ", ".join(f"{f.name} ({f.job_id})" for f in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        if failed:
+            message = (f"{len(failed)} job(s) failed after their retries: {names}{more}. "
+                       f"Fix the cause, then continue with `fntree restart {root}`")
+        else:
+            message = (f"the run stopped with no job left to run but the root incomplete; "
+                       f"inspect it with `fntree status {root}`")
+        return WorkflowFailed(message, failed, root)
+
+
+def _tail(path: str | None, size: int = 4096) -> str:
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            end = f.tell()
+            f.seek(max(0, end - size))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""

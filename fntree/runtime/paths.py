@@ -1,0 +1,40 @@
+"""`StorePaths`: the one place that names the files of a job store (docs/jobstore.md)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from fntree.runtime.records import job_hex
+
+
+class StorePaths:
+    """Every path inside the job store at `root`, and the machine-local temp paths."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).absolute()
+        self.meta = self.root / "fntree.json"
+        self.config = self.root / "config.pkl"
+        self.lock = self.root / "leader.lock"
+        self.journal_dir = self.root / "journal"
+        self.logs = self.root / "logs"
+        self.global_tmp = self.root / "tmp" / "g"
+
+    def segment(self, number: int) -> Path:
+        return self.journal_dir / f"{number}.log"
+
+    def snapshot(self, number: int) -> Path:
+        return self.journal_dir / f"snapshot.{number}"
+
+    def log(self, job_id: int) -> Path:
+        name = job_hex(job_id)
+        return self.logs / name[:2] / f"{name}.log"
+
+    def global_temp_dir(self, chain_id: int) -> Path:
+        return self.global_tmp / job_hex(chain_id)
+
+    @staticmethod
+    def local_base(store_id: str) -> Path:
+        """The machine-local directory under which workers of this store make temp dirs."""
+        return Path(tempfile.gettempdir()) / f"fntree-{os.getuid()}" / store_id

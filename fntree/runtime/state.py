@@ -1,0 +1,240 @@
+"""The run's state and its one transition function, `apply(state, record)`.
+
+State lives per chain (a founder and its follow-ons; docs/jobstore.md draws the
+machine). A `Chain` is waiting while `pending > 0`, ready when it has a next job
+and nothing pending, running while that job is issued, failed when the job has
+no retries left; a closed chain hands its value to its parent and is dropped.
+
+`apply` is used the same way by the live leader (on records it has just
+appended to the journal) and by recovery (on records read back from it), so a
+replayed state equals the state the leader had. It does no I/O: what the leader
+must do outside memory (remove global temp dirs) is queued in `to_clean`.
+
+Invariants:
+- `by_job[j] == c` exactly when chain `c`'s next job has id `j`;
+- a chain is in `ready` iff it has a next job, nothing pending, and is neither
+  running nor failed;
+- values of a chain's children live in the chain until it closes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from fntree.runtime.records import (
+    O_VALUE,
+    R_DONE,
+    R_EPOCH,
+    R_FAIL,
+    R_FINISH,
+    R_GTD,
+    R_ISSUE,
+    R_REQUEUE,
+    R_RETRY_FAILED,
+    R_ROOT,
+    Collected,
+    Res,
+    Spec,
+)
+
+WAITING, READY, RUNNING, FAILED = "waiting", "ready", "running", "failed"
+
+
+class Chain:
+    """A founder and its follow-ons, as far as they have run.
+
+    Mutable on purpose: the leader updates thousands of chains a second, and
+    `apply` is the only code that changes one.
+    """
+
+    __slots__ = ("attempts", "chain_id", "failures", "gtd", "index", "job", "parent",
+                 "pending", "status", "values")
+
+    def __init__(self, chain_id: int, parent: int | None, index: int, job: Spec) -> None:
+        self.chain_id = chain_id
+        self.parent = parent
+        self.index = index
+        self.job: Spec | None = job
+        self.pending = 0
+        self.values: list[Any] = []
+        self.status = READY
+        self.attempts = 0
+        self.failures = 0
+        self.gtd = False
+
+    def slot_values(self) -> tuple[Any, ...]:
+        assert self.job is not None
+        return tuple(self.values[i] for i in self.job.slots)
+
+
+class RunState:
+    """Everything the leader knows, rebuilt from the journal by `apply`."""
+
+    def __init__(self) -> None:
+        self.chains: dict[int, Chain] = {}
+        self.by_job: dict[int, int] = {}
+        self.ready: dict[Res, dict[int, None]] = {}
+        self.running: dict[int, int] = {}
+        self.failed: dict[int, tuple[str, str | None]] = {}
+        self.fns: dict[bytes, bytes] = {}
+        self.done = Counter[str]()
+        self.epoch = 0
+        self.finished = False
+        self.value: Any = None
+        self.root: Spec | None = None
+        self.to_clean: list[int] = []
+
+    # -- queries ---------------------------------------------------------------------
+    def ready_count(self) -> int:
+        return sum(len(q) for q in self.ready.values())
+
+    def waiting_count(self) -> int:
+        return sum(1 for c in self.chains.values() if c.status == WAITING)
+
+    def chain_of_job(self, job_id: int) -> Chain | None:
+        cid = self.by_job.get(job_id)
+        return None if cid is None else self.chains[cid]
+
+    # -- transitions -----------------------------------------------------------------
+    def _make_ready(self, chain: Chain) -> None:
+        assert chain.job is not None
+        chain.status = READY
+        self.ready.setdefault(chain.job.res, {})[chain.chain_id] = None
+
+    def _unready(self, chain: Chain) -> None:
+        if chain.job is not None:
+            queue = self.ready.get(chain.job.res)
+            if queue is not None:
+                queue.pop(chain.chain_id, None)
+
+    def _add_chain(self, spec: Spec, parent: int | None, index: int) -> None:
+        chain = Chain(spec.job_id, parent, index, spec)
+        self.chains[spec.job_id] = chain
+        self.by_job[spec.job_id] = spec.job_id
+        if spec.deps:
+            chain.status = WAITING
+            chain.pending = len(spec.deps)
+            chain.values = [None] * len(spec.deps)
+            for k, dep in enumerate(spec.deps):
+                self._add_chain(dep, spec.job_id, k)
+        else:
+            self._make_ready(chain)
+
+    def _close(self, chain: Chain, value: Any) -> None:
+        while True:
+            del self.chains[chain.chain_id]
+            if chain.gtd:
+                self.to_clean.append(chain.chain_id)
+            if chain.parent is None:
+                self.finished = True
+                self.value = value
+                return
+            parent = self.chains[chain.parent]
+            parent.values[chain.index] = value
+            parent.pending -= 1
+            if parent.pending:
+                return
+            if parent.job is not None:
+                self._make_ready(parent)
+                return
+            chain, value = parent, Collected(tuple(parent.values))
+
+    def _done(self, job_id: int, outcome: tuple[Any, ...], fns: dict[bytes, bytes]) -> None:
+        cid = self.by_job.pop(job_id)
+        chain = self.chains[cid]
+        assert chain.job is not None
+        self._unready(chain)
+        self.running.pop(cid, None)
+        if fns:
+            self.fns.update(fns)
+        self.done[chain.job.name] += 1
+        chain.attempts = chain.failures = 0
+        if outcome[0] == O_VALUE:
+            chain.job = None
+            self._close(chain, outcome[1])
+            return
+        children: tuple[Spec, ...] = outcome[1]
+        follow: Spec | None = outcome[2]
+        chain.job = follow
+        chain.values = [None] * len(children)
+        chain.pending = len(children)
+        if follow is not None:
+            self.by_job[follow.job_id] = cid
+        if not children:
+            if follow is not None:
+                self._make_ready(chain)
+            else:
+                self._close(chain, Collected(()))
+            return
+        chain.status = WAITING
+        for i, spec in enumerate(children):
+            self._add_chain(spec, cid, i)
+
+    def _fail(self, job_id: int, attempt: int, permanent: bool, message: str,
+              log: str | None) -> None:
+        cid = self.by_job[job_id]
+        chain = self.chains[cid]
+        self.running.pop(cid, None)
+        chain.failures += 1
+        chain.attempts = max(chain.attempts, attempt)
+        if permanent:
+            self._unready(chain)
+            chain.status = FAILED
+            self.failed[cid] = (message, log)
+        else:
+            self._make_ready(chain)
+
+    def _issue(self, job_id: int, attempt: int) -> None:
+        cid = self.by_job[job_id]
+        chain = self.chains[cid]
+        self._unready(chain)
+        chain.status = RUNNING
+        chain.attempts = attempt
+        self.running[cid] = attempt
+
+    def _new_epoch(self, epoch: int) -> None:
+        """A new leader: whatever the last one had issued is ready again."""
+        self.epoch = epoch
+        for cid in list(self.running):
+            self._make_ready(self.chains[cid])
+        self.running.clear()
+
+    def _retry_failed(self) -> None:
+        for cid in list(self.failed):
+            chain = self.chains[cid]
+            chain.failures = 0
+            self._make_ready(chain)
+        self.failed.clear()
+
+
+def apply(state: RunState, record: tuple[Any, ...]) -> None:
+    """Change `state` as `record` says (see records.R_*)."""
+    kind = record[0]
+    if kind == R_DONE:
+        state._done(record[1], record[2], record[3])
+    elif kind == R_ISSUE:
+        state._issue(record[1], record[2])
+    elif kind == R_FAIL:
+        state._fail(record[1], record[2], record[3], record[4], record[5])
+    elif kind == R_REQUEUE:
+        cid = state.by_job[record[1]]
+        state.running.pop(cid, None)
+        state._make_ready(state.chains[cid])
+    elif kind == R_GTD:
+        chain = state.chains.get(record[1])
+        if chain is not None:
+            chain.gtd = True
+    elif kind == R_ROOT:
+        state.root = record[1]
+        state.fns.update(record[2])
+        state._add_chain(record[1], None, 0)
+    elif kind == R_EPOCH:
+        state._new_epoch(record[1])
+    elif kind == R_RETRY_FAILED:
+        state._retry_failed()
+    elif kind == R_FINISH:
+        state.finished = True
+        state.value = record[1]
+    else:
+        raise ValueError(f"unknown journal record kind {kind!r}")

@@ -1,0 +1,191 @@
+"""The worker: runs tasks and reports results; it never writes the journal.
+
+`JobRunner` runs one packet of tasks, one after another, in the calling
+process. For each it sets the context, points file descriptors 1 and 2 at a
+scratch file (so prints and subprocess output land in the job's log), runs the
+body through the `execute` hook the DSL layer supplies, and turns the outcome
+or the exception into a `Result`. Afterwards it removes the job's local temp
+dir and, if the job wrote anything, appends its output (head and tail when
+large) to the job's log in the job store.
+
+Chaining (jobTree's trick): when a job's outcome is only a follow-on that needs
+no values and fits the packet's resources, the runner runs it at once in the
+same process instead of sending it back to the leader to be issued again. The
+leader records both completions, in order, in one group commit.
+
+How tasks arrive and results leave (pipes, files) is the batch system's affair.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import resource
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fntree.runtime import codec, context
+from fntree.runtime.paths import StorePaths
+from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
+
+Execute = Callable[[Any, tuple[Any, ...], dict[str, Any], int],
+                   tuple[tuple[Any, ...], dict[bytes, bytes]]]
+
+LOG_LIMIT = 2 * 1024 * 1024
+CHAIN_BUDGET = 1.0  # seconds a packet may spend on chained follow-ons
+
+
+class JobRunner:
+    """Runs tasks for one job store in this process."""
+
+    def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
+                 log_limit: int = LOG_LIMIT) -> None:
+        self.paths = StorePaths(store_root)
+        self.local_dir = local_dir
+        self.execute = execute
+        self.log_limit = log_limit
+        self._fns: dict[bytes, Any] = {}
+        self._fn_bytes: dict[bytes, bytes] = {}
+        self.known: set[bytes] = set()
+        local_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._scratch = os.open(local_dir / "output", os.O_RDWR | os.O_CREAT | os.O_TRUNC,
+                                0o600)
+
+    def learn(self, fns: dict[bytes, bytes]) -> None:
+        """Functions the leader sent (so it has them)."""
+        self._fn_bytes.update(fns)
+        self.known.update(fns)
+
+    def _function(self, key: bytes) -> Any:
+        fn = self._fns.get(key)
+        if fn is None:
+            fn = self._fns[key] = pickle.loads(self._fn_bytes[key])
+        return fn
+
+    def run_packet(self, tasks: list[Task]) -> Iterator[list[Result]]:
+        """Run `tasks` in order; for each, the results of it and its chained follow-ons.
+
+        A task's results and its chain's are reported together, so the leader never
+        issues a follow-on that a worker is already running.
+        """
+        started = time.monotonic()
+        cpu = max(t.res.cpu for t in tasks)
+        memory = max(t.res.memory or 0 for t in tasks)
+        for task in tasks:
+            current: Task | None = task
+            chained = False
+            results = []
+            while current is not None:
+                result, follow = self.run_task(current, chained)
+                results.append(result)
+                current, chained = None, True
+                if (follow is not None and follow.res.cpu <= cpu
+                        and (follow.res.memory or 0) <= memory
+                        and time.monotonic() - started < CHAIN_BUDGET):
+                    current = follow
+            yield results
+
+    def run_task(self, task: Task, chained: bool = False) -> tuple[Result, Task | None]:
+        """Run one task; the result and the follow-on to chain, if any."""
+        name = job_hex(task.job_id)
+        ctx = context.Context(task.job_id, task.name, task.attempt,
+                              self.local_dir / f"{name}-{task.attempt}",
+                              self.paths.global_temp_dir(task.chain_id))
+        os.ftruncate(self._scratch, 0)
+        os.lseek(self._scratch, 0, os.SEEK_SET)
+        saved = _redirect(self._scratch)
+        context.set_current(ctx)
+        start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
+        outcome: tuple[Any, ...] | None = None
+        fns: dict[bytes, bytes] = {}
+        message = ""
+        try:
+            args, kwargs = codec.loads(task.args, task.values)
+            outcome, fns = self.execute(self._function(task.fn_key), args, kwargs, task.job_id)
+        except BaseException as exc:  # the job's failure, whatever it is, is reported
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            traceback.print_exc()
+            message = f"{type(exc).__name__}: {exc}"
+        finally:
+            wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            context.set_current(None)
+            _restore(saved)
+        if ctx.used_local:
+            shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
+        log = self._keep_log(task, outcome is None)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        new_fns = {k: v for k, v in fns.items() if k not in self.known}
+        if new_fns:
+            self.known.update(new_fns)
+            self._fn_bytes.update(new_fns)
+        result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
+                        new_fns, log, ctx.used_global, (start, wall, cpu, rss),
+                        tuple(ctx.messages), chained)
+        return result, self._follow_on(task, outcome)
+
+    def _follow_on(self, task: Task, outcome: tuple[Any, ...] | None) -> Task | None:
+        if outcome is None or outcome[0] != O_SPAWN or outcome[1]:
+            return None
+        follow = outcome[2]
+        if follow is None or follow.slots or follow.deps or follow.fn_key not in self._fn_bytes:
+            return None
+        return Task(follow.job_id, 1, follow.name, follow.fn_key, follow.args, (),
+                    task.chain_id, follow.res)
+
+    def _keep_log(self, task: Task, failed: bool) -> str | None:
+        size = os.fstat(self._scratch).st_size
+        if not size and not failed:
+            return None
+        return append_log(self.paths, task.job_id, task.name, task.attempt, self._scratch,
+                          size, self.log_limit)
+
+    def close(self) -> None:
+        os.close(self._scratch)
+        shutil.rmtree(self.local_dir, ignore_errors=True)
+
+
+def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
+               size: int, limit: int, note: str = "") -> str:
+    """Append a job's output (from `fd`, `size` bytes) to its log; head and tail if large."""
+    path = paths.log(job_id)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    header = f"=== {name} {job_hex(job_id)} attempt {max(attempt, 1)} {note}===\n".encode()
+    if size <= limit:
+        body = os.pread(fd, size, 0)
+    else:
+        half = limit // 2
+        cut = size - 2 * half
+        body = (os.pread(fd, half, 0)
+                + f"\n[... {cut} bytes cut by fntree: log limit {limit} bytes ...]\n".encode()
+                + os.pread(fd, half, size - half))
+    with open(path, "ab") as f:
+        f.write(header + body + (b"" if body.endswith(b"\n") or not body else b"\n"))
+    return str(path.relative_to(paths.root))
+
+
+def _redirect(fd: int) -> tuple[int, int]:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    return saved
+
+
+def _restore(saved: tuple[int, int]) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os.dup2(saved[0], 1)
+    os.dup2(saved[1], 2)
+    os.close(saved[0])
+    os.close(saved[1])
+
