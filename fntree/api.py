@@ -160,11 +160,14 @@ def _environment() -> dict[str, str]:
 
 
 def _configure_logging(level: str) -> None:
+    """fntree's records at `level`; targets' `context().log` messages at INFO or above."""
     logger = logging.getLogger("fntree")
     logger.setLevel(level)
+    job_logger = logging.getLogger("fntree.job")
+    job_logger.setLevel(min(logging.INFO, logging.getLevelName(level)))
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("fntree %(levelname)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("[fntree] %(message)s"))
         logger.addHandler(handler)
 
 

@@ -164,6 +164,11 @@ class Spawn:
                                "follow-on's own body instead")
         return Spawn(self.children, _check_call(call, "follow-on"))
 
+    def __reduce__(self) -> Any:
+        raise SerializationError(
+            "fntree.children(...) is a directive to return, not a value to pass on; pass the "
+            "calls themselves (a list of calls is a list of promises)")
+
     def __repr__(self) -> str:
         follow = f".then({self.follow!r})" if self.follow else ""
         return f"<fntree children({len(self.children)}){follow}>"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import NamedTuple
 
-from fntree.runtime.records import Result, Task, job_hex
+from fntree.runtime.records import Result, Task
 
 log = logging.getLogger("fntree")
 job_log = logging.getLogger("fntree.job")
@@ -85,19 +85,19 @@ class LogObserver(Observer):
     """Reports failures and targets' messages through the `logging` module."""
 
     def failed(self, failure: Failure) -> None:
-        what = "failed for good" if failure.permanent else "failed; it will be retried"
-        tail = "\n".join("    " + line for line in failure.log_tail.splitlines()[-20:])
-        log.warning("job %s %s attempt %d %s: %s%s", failure.name, failure.job_id,
-                    failure.attempt, what, failure.message, "\n" + tail if tail else "")
+        if not failure.permanent:
+            log.warning("%s %s failed on attempt %d and will be retried: %s", failure.name,
+                        failure.job_id[:8], failure.attempt, failure.message)
+            return
+        tail = "\n".join("    " + line for line in failure.log_tail.splitlines()[-15:])
+        log.error("%s %s failed on attempt %d, with no retries left: %s%s", failure.name,
+                  failure.job_id[:8], failure.attempt, failure.message,
+                  "\n" + tail if tail else "")
 
     def message(self, name: str, job_id: str, text: str) -> None:
-        job_log.warning("%s %s: %s", name, job_id, text)
+        job_log.info("%s %s: %s", name, job_id[:8], text)
 
     def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
         if epoch > 1:
             log.info("leader %d restarting %s: %d jobs done, %d chains open", epoch,
                      jobstore, done, live)
-
-
-def describe(job_id: int) -> str:
-    return job_hex(job_id)

@@ -282,7 +282,8 @@ class Leader:
         return WorkflowFailed(message, failed, root)
 
 
-def _tail(path: str | None, size: int = 4096) -> str:
+def _tail(path: str | None, size: int = 8192) -> str:
+    """The end of a job's log, from the header of its last attempt if that is in reach."""
     if path is None:
         return ""
     try:
@@ -290,6 +291,8 @@ def _tail(path: str | None, size: int = 4096) -> str:
             f.seek(0, os.SEEK_END)
             end = f.tell()
             f.seek(max(0, end - size))
-            return f.read().decode(errors="replace")
+            text = f.read().decode(errors="replace")
     except OSError:
         return ""
+    last = text.rfind("=== ")
+    return text[last:] if last >= 0 else text

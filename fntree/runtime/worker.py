@@ -110,7 +110,7 @@ class JobRunner:
         except BaseException as exc:  # the job's failure, whatever it is, is reported
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            traceback.print_exc()
+            _print_user_traceback(exc)
             message = f"{type(exc).__name__}: {exc}"
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -167,6 +167,17 @@ def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
     with open(path, "ab") as f:
         f.write(header + body + (b"" if body.endswith(b"\n") or not body else b"\n"))
     return str(path.relative_to(paths.root))
+
+
+_OWN_FILES = str(Path(__file__).resolve().parent.parent)
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """The traceback from the target's own frames on: fntree's frames above it are noise."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb)
 
 
 def _redirect(fd: int) -> tuple[int, int]:

@@ -1,0 +1,226 @@
+"""The `fntree` command: run, restart and status.
+
+    fntree run SCRIPT.py:FUNC [ARG...] --jobstore DIR [options]
+    fntree restart DIR [options]
+    fntree status DIR [--fail-if-not-complete]
+
+Exit status: 0 on success, 1 when jobs failed (the summary ends with the exact
+restart command), 2 for a usage or job store error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+import fntree
+from fntree.dsl import Target
+from fntree.errors import FntreeError, WorkflowFailed
+from fntree.runtime.events import Observer
+from fntree.runtime.records import job_hex
+from fntree.runtime.state import WAITING
+from fntree.runtime.store import JobStore
+
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"0", "false", "no", "n", "off"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        return int(args.command(args, console))
+    except WorkflowFailed as exc:
+        _report_failure(console, exc)
+        return 1
+    except FntreeError as exc:
+        console.print(f"[bold red]fntree: error:[/] {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]fntree: interrupted; workers stopped. Continue with "
+                      f"`fntree restart {getattr(args, 'jobstore', 'DIR')}`[/]")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fntree", description="Run and inspect fntree "
+                                     "workflows.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a target as a new workflow")
+    run.add_argument("entry", metavar="SCRIPT.py:FUNC",
+                     help="the target to run: a script path or module name, a colon, a name")
+    run.add_argument("args", nargs="*", metavar="ARG",
+                     help="arguments for FUNC, converted by its annotations")
+    fntree.add_arguments(run)
+    run.add_argument("--no-progress", action="store_true", help="no live progress display")
+    run.set_defaults(command=_run)
+
+    restart = sub.add_parser("restart", help="continue a stopped or failed run")
+    restart.add_argument("jobstore", metavar="DIR")
+    _options_without_jobstore(restart)
+    restart.add_argument("--no-progress", action="store_true", help="no live progress display")
+    restart.set_defaults(command=_restart)
+
+    status = sub.add_parser("status", help="what a run has done and what is left")
+    status.add_argument("jobstore", metavar="DIR")
+    status.add_argument("--fail-if-not-complete", action="store_true",
+                        help="exit 1 unless the run completed")
+    status.set_defaults(command=_status)
+    return parser
+
+
+def _options_without_jobstore(parser: argparse.ArgumentParser) -> None:
+    scratch = argparse.ArgumentParser(add_help=False)
+    fntree.add_arguments(scratch)
+    group = parser.add_argument_group("fntree")
+    for action in scratch._actions:
+        if action.dest not in ("jobstore", "help"):
+            group._add_action(action)
+
+
+# -- run and restart ---------------------------------------------------------------
+def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
+    if args.no_progress or not console.is_terminal:
+        return []
+    from fntree.progress import LiveProgress
+
+    return [LiveProgress(console)]
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    if not args.jobstore:
+        raise FntreeError("fntree run needs --jobstore DIR, a new directory that will hold the "
+                          "run's state so that it can be restarted")
+    target = load_target(args.entry)
+    call = target(*convert_arguments(target, args.args))
+    value = fntree.run(call, options=args, observers=_observers(args, console))
+    _print_value(value)
+    return 0
+
+
+def _restart(args: argparse.Namespace, console: Console) -> int:
+    value = fntree.restart(args.jobstore, options=args, observers=_observers(args, console))
+    _print_value(value)
+    return 0
+
+
+def _print_value(value: Any) -> None:
+    if value is not None:
+        print(repr(value))
+
+
+def load_target(entry: str) -> Target:
+    """The target named by `SCRIPT.py:FUNC` or `package.module:FUNC`."""
+    where, sep, name = entry.rpartition(":")
+    if not sep or not where or not name:
+        raise FntreeError(f"{entry!r} does not name a target; write SCRIPT.py:FUNC or "
+                          "module:FUNC")
+    path = Path(where)
+    if where.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise FntreeError(f"there is no script {where}; check the path")
+        directory = str(path.resolve().parent)
+        if directory not in sys.path:
+            sys.path.insert(0, directory)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise FntreeError(f"cannot import {where!r} ({exc}); check the name, or give a "
+                              "script path ending in .py") from exc
+    found = getattr(module, name, None)
+    if not isinstance(found, Target):
+        what = "nothing" if found is None else f"a {type(found).__name__}"
+        raise FntreeError(f"{name} in {where} is {what}, not an @fntree.target function")
+    return found
+
+
+def convert_arguments(target: Target, raw: list[str]) -> list[Any]:
+    """`raw` strings converted by the annotations of `target`'s parameters."""
+    parameters = [p for p in inspect.signature(target.fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    try:
+        hints = typing.get_type_hints(target.fn)
+    except Exception:
+        hints = {}
+    if len(raw) > len(parameters):
+        raise FntreeError(f"{target.name} takes {len(parameters)} argument(s), but "
+                          f"{len(raw)} were given")
+    return [_convert(target.name, p.name, hints.get(p.name, str), text)
+            for p, text in zip(parameters, raw, strict=False)]
+
+
+def _convert(target: str, name: str, kind: Any, text: str) -> Any:
+    try:
+        if kind is bool:
+            lowered = text.lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(f"not one of {sorted(_TRUE | _FALSE)}")
+            return lowered in _TRUE
+        if kind in (int, float, str, Path):
+            return kind(text)
+    except ValueError as exc:
+        raise FntreeError(f"argument {name} of {target} must be a {kind.__name__}, not "
+                          f"{text!r} ({exc})") from exc
+    return text
+
+
+def _report_failure(console: Console, exc: WorkflowFailed) -> None:
+    console.print(f"[bold red]fntree: {len(exc.failed)} job(s) failed[/]")
+    for job in exc.failed:
+        console.rule(f"{job.name} {job.job_id} — {job.attempts} attempt(s)")
+        console.print(job.message, markup=False)
+        if job.log_path:
+            console.print(f"log: {job.log_path}", markup=False)
+    console.print(f"Fix the cause, then continue with: [bold]fntree restart {exc.jobstore}[/]")
+
+
+# -- status ------------------------------------------------------------------------
+def _status(args: argparse.Namespace, console: Console) -> int:
+    store = JobStore.open(args.jobstore)
+    state, _, _ = store.recover(repair=False)
+    leader = store.leader_alive()
+    done = sum(state.done.values())
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"job store  {store.paths.root}")
+    out.print(f"leader     {leader or 'none running'}")
+    if state.finished:
+        out.print(f"state      [green]completed[/]: {done} jobs done")
+        return 0
+    running = len(state.running)
+    waiting = sum(1 for c in state.chains.values() if c.status == WAITING)
+    out.print(f"jobs       {done} done, {running} {'running' if leader else 'interrupted'}, "
+              f"{state.ready_count()} ready, {waiting} waiting for children, "
+              f"{len(state.failed)} failed")
+    for cid, (message, log_rel) in state.failed.items():
+        chain = state.chains[cid]
+        assert chain.job is not None
+        out.rule(f"failed: {chain.job.name} {job_hex(chain.job.job_id)}, "
+                 f"{chain.failures} attempt(s)")
+        out.print(message, markup=False)
+        if log_rel:
+            path = store.paths.root / log_rel
+            tail = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
+            out.print("\n".join(tail), markup=False, style="dim")
+    if not leader:
+        out.print(f"Continue with: fntree restart {store.paths.root}")
+    return 1 if args.fail_if_not_complete else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
