@@ -175,7 +175,7 @@ def _convert(target: str, name: str, kind: Any, text: str) -> Any:
         if kind in (int, float, str, Path):
             return kind(text)
     except ValueError as exc:
-        raise FntreeError(f"argument {name} of {target} must be a {kind.__name__}, not "
+        raise FntreeError(f"argument {name} of {target} must be of type {kind.__name__}, not "
                           f"{text!r} ({exc})") from exc
     return text
 

@@ -83,9 +83,9 @@ def test_leader_killed_repeatedly_at_random_instants(store: Path, tmp_path: Path
     """Killing the leader again and again at random instants still ends with the exact value."""
     rng = random.Random(20091007)
     record = tmp_path / "record"
-    leader = _start_leader(store, f"wf.slow_tree(2, 6, 0.02, {str(record)!r})")
+    leader = _start_leader(store, f"wf.slow_tree(2, 6, 0.25, {str(record)!r})")
     kills = 0
-    for _ in range(6):
+    for _ in range(8):
         time.sleep(rng.uniform(0.2, 0.8))
         if leader.poll() is not None:
             break
