@@ -25,7 +25,7 @@ from typing import Any
 from fntree import batch as batch_systems
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
-from fntree.dsl import Call
+from fntree.dsl import Call, Target
 from fntree.errors import FntreeError, ResourceError
 from fntree.resources import parse_cpu, parse_memory
 from fntree.runtime import codec
@@ -132,11 +132,13 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level}
     resolved = _resolve(explicit, options, config.get("options", {}))
-    return _lead(store, config, resolved, observers, retry_failed=True)
+    return _lead(store, config, resolved, observers, retry_failed=True,
+                 rebind=_main_targets())
 
 
 def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
-          observers: list[Observer] | None, *, retry_failed: bool) -> Any:
+          observers: list[Observer] | None, *, retry_failed: bool,
+          rebind: dict[str, tuple[bytes, bytes]] | None = None) -> Any:
     _configure_logging(options["log_level"])
     local_base = StorePaths.local_base(store.store_id)
     setup = WorkerSetup(store.paths.root, store.store_id, config["python"], config["env"],
@@ -149,10 +151,27 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
                         local_base=local_base)
         with _terminate_as_interrupt():
-            value = leader.run(retry_failed=retry_failed)
+            value = leader.run(retry_failed=retry_failed, rebind=rebind)
     finally:
         store.unlock()
     return codec.decode_value(value)
+
+
+def _main_targets() -> dict[str, tuple[bytes, bytes]]:
+    """Targets defined in this process's `__main__` (a script or a notebook), by name.
+
+    They travel by value, so the job store holds the code they had when the run
+    started; restarting from a script or notebook where they were fixed runs the fix.
+    """
+    main = sys.modules.get("__main__")
+    found = {}
+    for value in list(vars(main).values()) if main is not None else []:
+        if isinstance(value, Target) and value.fn.__module__ == "__main__":
+            try:
+                found[value.name] = value.pickled()
+            except FntreeError:
+                continue
+    return found
 
 
 def _environment() -> dict[str, str]:

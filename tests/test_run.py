@@ -71,7 +71,7 @@ def test_follow_on_waits_for_all_descendants(tmp_path: Path) -> None:
 
 
 def test_global_temp_dir_lifetime(store: Path) -> None:
-    """The chain's global temp dir is shared by its follow-on, not its child, and removed at the end."""
+    """A chain's global temp dir is shared by its follow-on, not its child, and then removed."""
     child, follow = fntree.run(wf.gtd_founder(), jobstore=store)
     assert not child["sees_founder"]
     assert child["gtd"] != follow["local"]
@@ -189,7 +189,7 @@ def test_second_leader_refused(store: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     leader = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
-        _wait_for(lambda: record.exists())
+        _wait_for(record.exists)
         with pytest.raises(fntree.LeaderRunningError, match="in use by a leader"):
             fntree.restart(store)
     finally:
@@ -205,3 +205,38 @@ def _wait_for(condition: object, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.02)
+
+
+def test_restart_runs_fixed_main_targets(tmp_path: Path) -> None:
+    """Restarting from a script whose __main__ target was fixed runs the fixed code."""
+    store = tmp_path / "store"
+    broken = textwrap.dedent(f"""
+        import sys
+        import fntree
+
+        @fntree.target
+        def part(i):
+            if i == 2:
+                raise ValueError("part 2 is broken")
+            return i
+
+        @fntree.target
+        def whole(n):
+            return fntree.children(*[part(i) for i in range(n)])
+
+        if __name__ == "__main__":
+            if sys.argv[1] == "run":
+                fntree.run(whole(4), jobstore={str(store)!r}, retry_count=0)
+            else:
+                print(fntree.restart({str(store)!r}))
+    """)
+    script = tmp_path / "pipeline.py"
+    script.write_text(broken)
+    failed = subprocess.run([sys.executable, str(script), "run"], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120)
+    assert failed.returncode == 1 and "part 2 is broken" in failed.stderr
+    script.write_text(broken.replace('raise ValueError("part 2 is broken")', "return 20"))
+    fixed = subprocess.run([sys.executable, str(script), "restart"], capture_output=True,
+                           text=True, cwd=tmp_path, timeout=120)
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.strip() == "[0, 1, 20, 3]"

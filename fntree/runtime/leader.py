@@ -40,6 +40,7 @@ from fntree.runtime.records import (
     R_FINISH,
     R_GTD,
     R_ISSUE,
+    R_REBIND,
     R_REQUEUE,
     R_RETRY_FAILED,
     Result,
@@ -73,11 +74,17 @@ class Leader:
         self._estimate: dict[str, float] = {}
         self._solo: set[int] = set()
         self._after: list[tuple[Any, ...]] = []
+        self._packets: dict[int, list[Task]] = {}
 
     # -- the run ----------------------------------------------------------------------
-    def run(self, *, retry_failed: bool = False) -> Any:
-        """Run to the end; the root's stored value, or WorkflowFailed / ResourceError."""
-        self._start(retry_failed)
+    def run(self, *, retry_failed: bool = False,
+            rebind: dict[str, tuple[bytes, bytes]] | None = None) -> Any:
+        """Run to the end; the root's stored value, or WorkflowFailed / ResourceError.
+
+        `rebind` maps target names to new (key, pickled function): live jobs of those
+        targets run the new code (a restart after fixing a script's or notebook's target).
+        """
+        self._start(retry_failed, rebind or {})
         ok = False
         try:
             while not self.state.finished:
@@ -93,7 +100,7 @@ class Leader:
             return self.state.value
         raise self._failure()
 
-    def _start(self, retry_failed: bool) -> None:
+    def _start(self, retry_failed: bool, rebind: dict[str, tuple[bytes, bytes]]) -> None:
         state, self.segment, good = self.store.recover(repair=True)
         self.state = state
         self.journal = self.store.open_journal(self.segment, good)
@@ -101,6 +108,10 @@ class Leader:
             return
         if retry_failed and state.failed:
             self._record((R_RETRY_FAILED,))
+        changed = state.rebindable(rebind)
+        if changed:
+            log.info("running the current code of %s", ", ".join(sorted(changed)))
+            self._record((R_REBIND, changed))
         self._record((R_EPOCH, state.epoch + 1, os.getpid(), socket.gethostname()))
         self.journal.commit()
         self.store.sweep_global_temp_dirs(state.chains)
@@ -115,6 +126,9 @@ class Leader:
                 self.batch.cancel()
             if self.journal is not None:
                 self.journal.commit()
+                if ok and self.journal.size:
+                    self.journal, self.segment = self.store.compact(self.state, self.journal,
+                                                                    self.segment)
         finally:
             self.batch.close()
             if self.journal is not None:
@@ -154,7 +168,8 @@ class Leader:
             while queue and self.batch.can_take(res):
                 tasks = [self._issue(state.chains[cid])
                          for cid in list(itertools.islice(queue, self._packet_size(queue)))]
-                self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
+                packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
+                self._packets[packet] = tasks
                 self.events.issued(tasks)
 
     def _packet_size(self, queue: dict[int, None]) -> int:
@@ -198,6 +213,18 @@ class Leader:
                 self._result(result)
             if update.lost:
                 self._lost(update)
+            if update.finished:
+                self._unreported(self._packets.pop(update.packet, []))
+
+    def _unreported(self, tasks: list[Task]) -> None:
+        """Tasks of a finished packet that are still issued were never reported: run them again."""
+        state = self.state
+        for task in tasks:
+            chain = state.chain_of_job(task.job_id)
+            if chain is not None and state.running.get(chain.chain_id) == task.attempt:
+                log.warning("%s %s was not reported by its worker; it will run again",
+                            task.name, job_hex(task.job_id)[:8])
+                self._record((R_REQUEUE, task.job_id))
 
     def _result(self, result: Result) -> None:
         state = self.state

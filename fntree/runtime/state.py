@@ -30,6 +30,7 @@ from fntree.runtime.records import (
     R_FINISH,
     R_GTD,
     R_ISSUE,
+    R_REBIND,
     R_REQUEUE,
     R_RETRY_FAILED,
     R_ROOT,
@@ -200,6 +201,21 @@ class RunState:
             self._make_ready(self.chains[cid])
         self.running.clear()
 
+    def rebindable(self, functions: dict[str, tuple[bytes, bytes]]
+                   ) -> dict[str, tuple[bytes, bytes]]:
+        """Of `functions` (name: key, bytes), those that would change a live job's code."""
+        live = {c.job.name: c.job.fn_key for c in self.chains.values() if c.job is not None}
+        return {name: f for name, f in functions.items()
+                if name in live and live[name] != f[0]}
+
+    def _rebind(self, functions: dict[str, tuple[bytes, bytes]]) -> None:
+        for key, data in functions.values():
+            self.fns[key] = data
+        for chain in self.chains.values():
+            job = chain.job
+            if job is not None and job.name in functions:
+                chain.job = job._replace(fn_key=functions[job.name][0])
+
     def _retry_failed(self) -> None:
         for cid in list(self.failed):
             chain = self.chains[cid]
@@ -233,6 +249,8 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
         state._new_epoch(record[1])
     elif kind == R_RETRY_FAILED:
         state._retry_failed()
+    elif kind == R_REBIND:
+        state._rebind(record[1])
     elif kind == R_FINISH:
         state.finished = True
         state.value = record[1]
