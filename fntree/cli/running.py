@@ -1,12 +1,4 @@
-"""The `fntree` command: run, restart and status.
-
-    fntree run SCRIPT.py:FUNC [ARG...] --jobstore DIR [options]
-    fntree restart DIR [options]
-    fntree status DIR [--fail-if-not-complete]
-
-Exit status: 0 on success, 1 when jobs failed (the summary ends with the exact
-restart command), 2 for a usage or job store error.
-"""
+"""`fntree run` and `fntree restart`: start or continue a workflow, with live progress."""
 
 from __future__ import annotations
 
@@ -25,37 +17,13 @@ import fntree
 from fntree.dsl import Target
 from fntree.errors import FntreeError, WorkflowFailed
 from fntree.runtime.events import Observer
-from fntree.runtime.records import job_hex
-from fntree.runtime.state import WAITING
-from fntree.runtime.store import JobStore
 
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
-    try:
-        return int(args.command(args, console))
-    except WorkflowFailed as exc:
-        _report_failure(console, exc)
-        return 1
-    except FntreeError as exc:
-        console.print(f"[bold red]fntree: error:[/] {exc}")
-        return 2
-    except KeyboardInterrupt:
-        console.print("[yellow]fntree: interrupted; workers stopped. Continue with "
-                      f"`fntree restart {getattr(args, 'jobstore', 'DIR')}`[/]")
-        return 130
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fntree", description="Run and inspect fntree "
-                                     "workflows.")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
-
+def add_parser(sub: Any) -> None:
+    """Declare `run` and `restart`."""
     run = sub.add_parser("run", help="run a target as a new workflow")
     run.add_argument("entry", metavar="SCRIPT.py:FUNC",
                      help="the target to run: a script path or module name, a colon, a name")
@@ -67,19 +35,13 @@ def _parser() -> argparse.ArgumentParser:
 
     restart = sub.add_parser("restart", help="continue a stopped or failed run")
     restart.add_argument("jobstore", metavar="DIR")
-    _options_without_jobstore(restart)
+    options_without_jobstore(restart)
     restart.add_argument("--no-progress", action="store_true", help="no live progress display")
     restart.set_defaults(command=_restart)
 
-    status = sub.add_parser("status", help="what a run has done and what is left")
-    status.add_argument("jobstore", metavar="DIR")
-    status.add_argument("--fail-if-not-complete", action="store_true",
-                        help="exit 1 unless the run completed")
-    status.set_defaults(command=_status)
-    return parser
 
-
-def _options_without_jobstore(parser: argparse.ArgumentParser) -> None:
+def options_without_jobstore(parser: argparse.ArgumentParser) -> None:
+    """fntree's run options, for commands that take the job store as a positional DIR."""
     scratch = argparse.ArgumentParser(add_help=False)
     fntree.add_arguments(scratch)
     group = parser.add_argument_group("fntree")
@@ -88,7 +50,6 @@ def _options_without_jobstore(parser: argparse.ArgumentParser) -> None:
             group._add_action(action)
 
 
-# -- run and restart ---------------------------------------------------------------
 def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
     if args.no_progress or not console.is_terminal:
         return []
@@ -180,7 +141,7 @@ def _convert(target: str, name: str, kind: Any, text: str) -> Any:
     return text
 
 
-def _report_failure(console: Console, exc: WorkflowFailed) -> None:
+def report_failure(console: Console, exc: WorkflowFailed) -> None:
     console.print(f"[bold red]fntree: {len(exc.failed)} job(s) failed[/]")
     for job in exc.failed:
         console.rule(f"{job.name} {job.job_id} — {job.attempts} attempt(s)")
@@ -188,39 +149,3 @@ def _report_failure(console: Console, exc: WorkflowFailed) -> None:
         if job.log_path:
             console.print(f"log: {job.log_path}", markup=False)
     console.print(f"Fix the cause, then continue with: [bold]fntree restart {exc.jobstore}[/]")
-
-
-# -- status ------------------------------------------------------------------------
-def _status(args: argparse.Namespace, console: Console) -> int:
-    store = JobStore.open(args.jobstore)
-    state, _, _ = store.recover(repair=False)
-    leader = store.leader_alive()
-    done = sum(state.done.values())
-    out = Console(highlight=False, soft_wrap=True)
-    out.print(f"job store  {store.paths.root}")
-    out.print(f"leader     {leader or 'none running'}")
-    if state.finished:
-        out.print(f"state      [green]completed[/]: {done} jobs done")
-        return 0
-    running = len(state.running)
-    waiting = sum(1 for c in state.chains.values() if c.status == WAITING)
-    out.print(f"jobs       {done} done, {running} {'running' if leader else 'interrupted'}, "
-              f"{state.ready_count()} ready, {waiting} waiting for children, "
-              f"{len(state.failed)} failed")
-    for cid, (message, log_rel) in state.failed.items():
-        chain = state.chains[cid]
-        assert chain.job is not None
-        out.rule(f"failed: {chain.job.name} {job_hex(chain.job.job_id)}, "
-                 f"{chain.failures} attempt(s)")
-        out.print(message, markup=False)
-        if log_rel:
-            path = store.paths.root / log_rel
-            tail = path.read_text(errors="replace").splitlines()[-15:] if path.exists() else []
-            out.print("\n".join(tail), markup=False, style="dim")
-    if not leader:
-        out.print(f"Continue with: fntree restart {store.paths.root}")
-    return 1 if args.fail_if_not_complete else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
