@@ -97,6 +97,11 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
     if len(args) > 3:
         raise ResourceError("@target takes at most three positional values: time, memory, cpu")
     positional = dict(zip(("time", "memory", "cpu"), args, strict=False))
+    given = {"time": time, "memory": memory, "cpu": cpu}
+    for key in positional:
+        if given[key] is not None and not (key == "cpu" and given[key] == 1):
+            raise ResourceError(f"@target got {key} both as a positional value and as {key}=; "
+                                "give it once")
     resources = Resources.parse(positional.get("time", time), positional.get("memory", memory),
                                 positional.get("cpu", cpu), retries)
     if name is not None and (not isinstance(name, str) or not name):

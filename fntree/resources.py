@@ -56,7 +56,7 @@ def parse_memory(value: Any, *, what: str = "memory") -> int | None:
     if value is None:
         return None
     if _is_number(value):
-        if isinstance(value, float) and not value.is_integer():
+        if isinstance(value, float) and math.isfinite(value) and not value.is_integer():
             raise ResourceError(f"{what}={value!r} is a fraction of a byte; give {MEMORY_FORMS}")
         amount = float(value)
     elif isinstance(value, str) and (m := _NUMBER_UNIT.match(value)):
@@ -67,9 +67,10 @@ def parse_memory(value: Any, *, what: str = "memory") -> int | None:
         amount = float(m.group(1)) * _MEMORY_UNITS[unit]
     else:
         raise ResourceError(f"{what}={value!r} is not an amount of memory; give {MEMORY_FORMS}")
-    if not math.isfinite(amount) or amount <= 0:
-        raise ResourceError(f"{what}={value!r} must be a positive amount; give {MEMORY_FORMS}")
-    return int(amount)
+    if not math.isfinite(amount) or round(amount) < 1:
+        raise ResourceError(f"{what}={value!r} must be a positive amount (at least one "
+                            f"byte); give {MEMORY_FORMS}")
+    return round(amount)
 
 
 def parse_cpu(value: Any, *, what: str = "cpu") -> float:

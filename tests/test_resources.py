@@ -140,9 +140,6 @@ def test_parse_memory_names_the_unknown_unit():
         parse_memory("3XB")
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="bug: a string below one byte is truncated to 0 bytes "
-                          "instead of being rejected as not positive")
 @pytest.mark.parametrize("value", ["0.5", "0.4b", "0.0001k"])
 def test_parse_memory_rejects_a_string_that_amounts_to_zero_bytes(value):
     """A memory string that amounts to less than one byte raises, as zero does."""
@@ -150,8 +147,6 @@ def test_parse_memory_rejects_a_string_that_amounts_to_zero_bytes(value):
         parse_memory(value)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: float error is truncated, 8.2G gives 8199999999")
 def test_parse_memory_of_a_decimal_string_is_the_nearest_byte():
     """"8.2G" is 8.2 * 10**9 bytes exactly, not one byte less from float truncation."""
     assert parse_memory("8.2G") == 8_200_000_000

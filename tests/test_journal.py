@@ -1,0 +1,261 @@
+"""Tests of fntree.runtime.journal (frames, group commit, torn tails) and durable writes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import stat
+import struct
+import zlib
+
+import pytest
+
+from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
+from fntree.runtime.journal import Journal, encode, read_records
+from fntree.runtime.records import O_VALUE, R_DONE, R_EPOCH, R_ISSUE
+
+RECORDS = [
+    (R_EPOCH, 1, 4242, "host"),
+    (R_ISSUE, 2**63 + 5, 1),
+    (R_DONE, 7, (O_VALUE, b"\x00value" * 50), {b"key": b"fn"}, (0.0, 1.5, 1.0, 2048)),
+    ("unicode \u00e9\u4e2d", None, [1.5, {"a": (1, 2)}]),
+]
+
+
+def write_journal(path, records):
+    """A committed, closed journal at `path` holding `records`; returns its frames."""
+    journal = Journal.open(path)
+    for record in records:
+        journal.append(record)
+    journal.commit()
+    journal.close()
+    return [encode(r) for r in records]
+
+
+# -- frames --------------------------------------------------------------------------
+
+
+def test_a_frame_is_length_crc_and_pickle():
+    """A frame is a little-endian u32 length and u32 crc32 of the pickled record, then it."""
+    frame = encode(RECORDS[2])
+    length, crc = struct.unpack_from("<II", frame)
+    payload = frame[8:]
+    assert length == len(payload)
+    assert crc == zlib.crc32(payload)
+    assert pickle.loads(payload) == RECORDS[2]
+
+
+def test_frames_round_trip(tmp_path):
+    """Records written as frames read back equal, in order, with no torn tail."""
+    path = tmp_path / "1.log"
+    path.write_bytes(b"".join(encode(r) for r in RECORDS))
+    records, good, torn = read_records(path)
+    assert records == RECORDS
+    assert good == path.stat().st_size
+    assert not torn
+
+
+def test_an_empty_journal_has_no_records(tmp_path):
+    """An empty file reads as no records and no torn tail."""
+    path = tmp_path / "1.log"
+    path.write_bytes(b"")
+    assert read_records(path) == ([], 0, False)
+
+
+# -- appending and committing --------------------------------------------------------
+
+
+def test_append_only_buffers_until_commit(tmp_path):
+    """Appended records reach the file only at commit."""
+    path = tmp_path / "1.log"
+    journal = Journal.open(path)
+    journal.append(RECORDS[0])
+    journal.append(RECORDS[1])
+    assert journal.pending == 2
+    assert read_records(path) == ([], 0, False)
+    journal.commit()
+    assert journal.pending == 0
+    assert read_records(path)[0] == RECORDS[:2]
+    assert journal.size == path.stat().st_size
+    journal.close()
+
+
+def test_commit_makes_appended_records_readable(tmp_path):
+    """Records from several commits read back in the order they were appended."""
+    path = tmp_path / "1.log"
+    journal = Journal.open(path)
+    for record in RECORDS:
+        journal.append(record)
+        journal.commit()
+    journal.close()
+    assert read_records(path) == (RECORDS, path.stat().st_size, False)
+
+
+def test_a_commit_with_nothing_buffered_writes_nothing(tmp_path):
+    """commit with an empty buffer leaves the file as it was."""
+    path = tmp_path / "1.log"
+    journal = Journal.open(path)
+    journal.commit()
+    assert path.read_bytes() == b""
+    assert journal.size == 0
+    journal.close()
+
+
+def test_a_reopened_journal_appends_after_its_records(tmp_path):
+    """Opening an existing journal positions it at the end: old and new records both read."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS[:2])
+    journal = Journal.open(path)
+    assert journal.size == path.stat().st_size
+    journal.append(RECORDS[2])
+    journal.commit()
+    journal.close()
+    assert read_records(path)[0] == RECORDS[:3]
+
+
+def test_a_new_journal_is_private(tmp_path):
+    """A journal file is created readable and writable by its owner only."""
+    path = tmp_path / "1.log"
+    Journal.open(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_close_twice_is_harmless(tmp_path):
+    """Closing a journal a second time does nothing."""
+    journal = Journal.open(tmp_path / "1.log")
+    journal.close()
+    journal.close()
+
+
+# -- torn tails ----------------------------------------------------------------------
+
+
+def _cut_points():
+    frame = encode(RECORDS[-1])
+    return range(1, len(frame))
+
+
+@pytest.mark.parametrize("kept", _cut_points())
+def test_a_truncated_last_frame_is_a_torn_tail(tmp_path, kept):
+    """A file cut anywhere inside its last frame reads as the good prefix and torn=True."""
+    path = tmp_path / "1.log"
+    frames = write_journal(path, RECORDS)
+    good_size = sum(map(len, frames[:-1]))
+    path.write_bytes(path.read_bytes()[: good_size + kept])
+    assert read_records(path) == (RECORDS[:-1], good_size, True)
+
+
+@pytest.mark.parametrize("position", range(len(encode(RECORDS[-1]))))
+def test_a_flipped_byte_in_the_last_frame_is_a_torn_tail(tmp_path, position):
+    """A byte changed anywhere in the last frame (header or payload) makes it a torn tail."""
+    path = tmp_path / "1.log"
+    frames = write_journal(path, RECORDS)
+    good_size = sum(map(len, frames[:-1]))
+    data = bytearray(path.read_bytes())
+    data[good_size + position] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert read_records(path) == (RECORDS[:-1], good_size, True)
+
+
+def test_a_zero_filled_tail_is_a_torn_tail(tmp_path):
+    """Zeros after the last good frame (a length-0 frame whose crc checks) are a torn tail."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS)
+    size = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(b"\x00" * 64)
+    assert read_records(path) == (RECORDS, size, True)
+
+
+def test_a_frame_with_a_good_crc_but_no_pickle_is_a_torn_tail(tmp_path):
+    """A frame whose crc checks but whose payload does not unpickle ends the good records."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS[:1])
+    size = path.stat().st_size
+    payload = b"not a pickle"
+    with path.open("ab") as f:
+        f.write(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
+    assert read_records(path) == (RECORDS[:1], size, True)
+
+
+def test_good_frames_after_a_damaged_one_are_not_read(tmp_path):
+    """Reading stops at the first damaged frame even if good frames follow it."""
+    path = tmp_path / "1.log"
+    frames = [encode(r) for r in RECORDS]
+    damaged = bytearray(frames[1])
+    damaged[-1] ^= 0x01
+    path.write_bytes(frames[0] + bytes(damaged) + frames[2] + frames[3])
+    assert read_records(path) == (RECORDS[:1], len(frames[0]), True)
+
+
+def test_open_at_the_good_size_cuts_a_torn_tail(tmp_path):
+    """Journal.open(path, good_size) truncates the torn tail so later appends read back."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS)
+    path.write_bytes(path.read_bytes()[:-3])
+    records, good, torn = read_records(path)
+    assert torn
+    journal = Journal.open(path, good)
+    assert journal.size == good
+    assert path.stat().st_size == good
+    journal.append(("after", "recovery"))
+    journal.commit()
+    journal.close()
+    assert read_records(path) == ([*records, ("after", "recovery")], path.stat().st_size, False)
+
+
+def test_appending_without_cutting_hides_the_new_records(tmp_path):
+    """Why recovery cuts: records appended after a torn frame are not read back."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS)
+    path.write_bytes(path.read_bytes()[:-3])
+    write_journal(path, [("lost",)])
+    records, _, torn = read_records(path)
+    assert ("lost",) not in records
+    assert torn
+
+
+# -- durable writes ------------------------------------------------------------------
+
+
+def test_atomic_write_creates_a_private_file(tmp_path):
+    """atomic_write creates a missing file with the data, readable by its owner only."""
+    path = tmp_path / "fntree.json"
+    atomic_write(path, b'{"program": "fntree"}')
+    assert path.read_bytes() == b'{"program": "fntree"}'
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_atomic_write_replaces_a_file_and_leaves_no_temp_file(tmp_path):
+    """atomic_write replaces the old content and leaves only the target file in the dir."""
+    path = tmp_path / "snapshot.1"
+    path.write_bytes(b"old content that is longer than the new one")
+    atomic_write(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert os.listdir(tmp_path) == ["snapshot.1"]
+
+
+def test_atomic_write_of_large_data(tmp_path):
+    """atomic_write writes all of a multi-megabyte payload."""
+    path = tmp_path / "big"
+    data = os.urandom(3 * 2**20 + 17)
+    atomic_write(path, data)
+    assert path.read_bytes() == data
+
+
+def test_a_failed_atomic_write_leaves_the_old_file(tmp_path):
+    """When writing fails, the file keeps its old content."""
+    path = tmp_path / "config.pkl"
+    path.write_bytes(b"old")
+    with pytest.raises(TypeError):
+        atomic_write(path, "not bytes")  # type: ignore[arg-type]
+    assert path.read_bytes() == b"old"
+
+
+def test_fsync_dir_and_make_private_dir(tmp_path):
+    """make_private_dir creates missing parents with mode 0700; fsync_dir accepts a dir."""
+    path = tmp_path / "a" / "b"
+    make_private_dir(path)
+    make_private_dir(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    fsync_dir(path)
