@@ -38,9 +38,10 @@ from fntree.runtime.worker import LOG_LIMIT
 # Host-specific variables that are not replicated to jobs (as jobTree did).
 HOST_VARIABLES = frozenset({"HOSTNAME", "HOSTTYPE", "TMPDIR", "TMP", "TEMP", "PWD", "OLDPWD",
                             "SHLVL", "_"})
-OPTION_NAMES = ("batch_system", "max_cpus", "max_memory", "retry_count", "log_level")
 DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memory": None,
-                            "retry_count": 1, "log_level": "WARNING"}
+                            "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
+                            "slurm_partition": None, "slurm_args": None}
+OPTION_NAMES = tuple(DEFAULTS)
 
 
 class _Unset:
@@ -67,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--log-level", dest="log_level", default=None,
                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                        help="logging level (default: WARNING)")
+    group.add_argument("--max-jobs", dest="max_jobs", type=int, default=None,
+                       help="most batch jobs queued or running at once (cluster batch systems)")
+    group.add_argument("--slurm-partition", dest="slurm_partition", default=None,
+                       help="Slurm partition to submit to (default: the cluster's default)")
+    group.add_argument("--slurm-args", dest="slurm_args", default=None,
+                       help='more sbatch options for every job, e.g. "--qos=long --account=lab"')
 
 
 def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +91,10 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
     retry = resolved["retry_count"]
     if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
         raise ResourceError(f"retry_count={retry!r} must be a whole number, 0 or more")
+    if resolved["max_jobs"] is not None and (not isinstance(resolved["max_jobs"], int)
+                                             or resolved["max_jobs"] < 1):
+        raise ResourceError(f"max_jobs={resolved['max_jobs']!r} must be a whole number, 1 or "
+                            "more")
     if resolved["batch_system"] not in batch_systems.NAMES:
         raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
                           f"{', '.join(batch_systems.NAMES)}")
@@ -94,14 +105,17 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         batch_system: str = UNSET, max_cpus: float | None = UNSET,
         max_memory: int | str | None = UNSET, retry_count: int = UNSET,
         log_level: str = UNSET, options: argparse.Namespace | None = None,
-        observers: list[Observer] | None = None) -> Any:
+        observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
+        slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET) -> Any:
     """Run the workflow rooted at `call` to its end and return the root's value.
 
     Defaults: a temporary job store removed after success, the local batch
     system, this machine's cores and memory, one retry, WARNING logging.
+    `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system.
     """
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
-                "retry_count": retry_count, "log_level": log_level}
+                "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
+                "slurm_partition": slurm_partition, "slurm_args": slurm_args}
     resolved = _resolve(explicit, options, {})
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
@@ -125,12 +139,17 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             max_cpus: float | None = UNSET, max_memory: int | str | None = UNSET,
             retry_count: int = UNSET, log_level: str = UNSET,
             options: argparse.Namespace | None = None,
-            observers: list[Observer] | None = None) -> Any:
-    """Continue the run in `jobstore` (failed jobs get their retries again); its root's value."""
+            observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
+            slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET) -> Any:
+    """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
+
+    Options not given are those the run was started with.
+    """
     store = JobStore.open(jobstore)
     config = store.config()
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
-                "retry_count": retry_count, "log_level": log_level}
+                "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
+                "slurm_partition": slurm_partition, "slurm_args": slurm_args}
     resolved = _resolve(explicit, options, config.get("options", {}))
     return _lead(store, config, resolved, observers, retry_failed=True,
                  rebind=_main_targets())
@@ -146,8 +165,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     events = Events([LogObserver(), *(observers or [])])
     store.lock()
     try:
-        batch = batch_systems.make(options["batch_system"], setup,
-                                   max_cpus=options["max_cpus"], max_memory=options["max_memory"])
+        batch = batch_systems.make(options["batch_system"], setup, options)
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
                         local_base=local_base)
         with _terminate_as_interrupt():

@@ -116,6 +116,11 @@ def test_worker_killed_counts_as_attempt(store: Path) -> None:
     assert fntree.run(wf.killed_once(), jobstore=store, retry_count=1) == 2
 
 
+def test_memory_error_retried_with_more_memory(store: Path) -> None:
+    """A job that runs out of memory is retried with twice the memory it asked for."""
+    assert fntree.run(wf.hungry(), jobstore=store, retry_count=1) == 200_000_000
+
+
 def test_environment_replicated(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The environment of the process that starts the run is given to every target."""
     monkeypatch.setenv("FNTREE_TEST_VARIABLE", "replicated")

@@ -158,6 +158,15 @@ def killed_once() -> int:
     return ctx.attempt
 
 
+@fntree.target(memory="100M")
+def hungry() -> int | None:
+    """Runs out of memory on its first attempt; the retry gets more."""
+    ctx = fntree.context()
+    if ctx.attempt == 1:
+        raise MemoryError("pretend the allocation failed")
+    return ctx.memory
+
+
 @fntree.target(cpu=64)
 def greedy() -> int:
     return 1

@@ -238,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         input_path = args.input or generate(Path(scratch) / "input", args.size, args.seed)
         output_path = args.output or Path(scratch) / "output"
         started = time.perf_counter()
-        sort_file(input_path, output_path, args)
+        try:
+            sort_file(input_path, output_path, args)
+        except fntree.FntreeError as error:
+            print(f"sort: {error}", file=sys.stderr)
+            return 1
         elapsed = time.perf_counter() - started
         lines, ok = check(input_path, output_path)
         size = input_path.stat().st_size
@@ -253,6 +257,6 @@ if __name__ == "__main__":
     # Run this file's importable twin, `examples.sort.sort`, so that workers load the
     # targets by reference. (Run as __main__ they would travel by value, which also works.)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from examples.sort import sort
+    from examples.sort import sort  # noqa: PLW0406 (its importable twin, on purpose)
 
     sys.exit(sort.main())

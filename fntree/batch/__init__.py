@@ -10,10 +10,14 @@ from fntree.errors import FntreeError
 NAMES = ("local",)
 
 
-def make(name: str, setup: WorkerSetup, **options: Any) -> BatchSystem:
-    """The batch system called `name`, ready to take tasks."""
+def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
+    """The batch system called `name`, ready to take tasks; it reads what it needs of `options`.
+
+    `options` holds the run's resolved options (see fntree.api.DEFAULTS).
+    """
     if name == "local":
         from fntree.batch.local import LocalBatchSystem
 
-        return LocalBatchSystem(setup, **options)
+        return LocalBatchSystem(setup, max_cpus=options["max_cpus"],
+                                max_memory=options["max_memory"])
     raise FntreeError(f"unknown batch system {name!r}; choose one of: {', '.join(NAMES)}")

@@ -80,6 +80,13 @@ class Update(NamedTuple):
     lost: tuple[int, ...] = ()
     reason: str = ""
     output: bytes = b""  # what the task that was running when its worker died had printed
+    cause: str = ""      # "memory" or "time" when the batch system killed it for going over
+
+
+# What a job that declares no time or memory is given where a batch system must say
+# (a cluster's --time and --mem), and what a retry after going over starts doubling from.
+DEFAULT_TIME = 3600.0
+DEFAULT_MEMORY = 1 << 30
 
 
 class WorkerSetup(NamedTuple):

@@ -12,17 +12,24 @@ import sys
 from pathlib import Path
 
 from fntree.errors import FntreeError
-from fntree.runtime.records import job_hex
+from fntree.runtime.records import Res, job_hex
 
 
 class Context:
     """The running job's id, attempt, temp dirs and a channel of messages to the leader."""
 
     def __init__(self, job_id: int, name: str, attempt: int, local_dir: Path,
-                 global_dir: Path) -> None:
+                 global_dir: Path, res: Res | None = None) -> None:
         self.job_id = job_hex(job_id)
         self.name = name
         self.attempt = attempt
+        res = res or Res(None, None, 1.0, None)
+        self.cpu = res.cpu
+        """Cores this job was given."""
+        self.memory = res.memory
+        """Bytes of memory this job was given (None: not declared)."""
+        self.time = res.time
+        """Seconds of run time this job was given (None: not declared)."""
         self._local_dir = local_dir
         self._global_dir = global_dir
         self.used_local = False

@@ -28,7 +28,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from fntree.batch.base import BatchSystem, Update
+from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
 from fntree.errors import FailedJob, ResourceError, WorkflowFailed
 from fntree.resources import format_memory
 from fntree.runtime.events import Events, Failure
@@ -43,6 +43,7 @@ from fntree.runtime.records import (
     R_REBIND,
     R_REQUEUE,
     R_RETRY_FAILED,
+    Res,
     Result,
     Task,
     job_hex,
@@ -199,7 +200,9 @@ class Leader:
         message = (f"target `{job.name}` asks for {job.res.cpu:g} cpu and "
                    f"{format_memory(job.res.memory)} of memory, but the {self.batch.name} "
                    f"batch system has {max_cpus:g} cpu and {format_memory(max_memory)}; "
-                   "lower cpu=/memory= on the target, or raise --max-cpus/--max-memory")
+                   "lower cpu=/memory= on the target, or raise --max-cpus/--max-memory; the "
+                   f"job store is kept: continue with `fntree restart {self.store.paths.root} "
+                   "--max-cpus N --max-memory M`")
         self._record((R_ISSUE, job.job_id, chain.attempts + 1))
         self._record((R_FAIL, job.job_id, chain.attempts + 1, True, message, None))
         assert self.journal is not None
@@ -247,17 +250,33 @@ class Leader:
             self._record((R_DONE, result.job_id, result.outcome, result.fns))
             self._after.append(("completed", name, result))
         else:
-            self._fail(chain, result.attempt, result.message, result.log)
+            cause = "memory" if result.message.startswith("MemoryError") else ""
+            self._fail(chain, result.attempt, result.message, result.log, cause)
 
-    def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None) -> None:
+    def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None,
+              cause: str = "") -> None:
         job = chain.job
         assert job is not None
         retries = self.retry_count if job.res.retries is None else job.res.retries
         permanent = chain.failures + 1 > retries
-        self._record((R_FAIL, job.job_id, attempt, permanent, message, log_rel))
+        res = None if permanent else self._escalate(job.res, cause)
+        if res is not None:
+            message += (f" (retrying with {format_memory(res.memory)} of memory)"
+                        if cause == "memory" else f" (retrying with {res.time:g}s of time)")
+        self._record((R_FAIL, job.job_id, attempt, permanent, message, log_rel, res))
         log_path = str(self.store.paths.root / log_rel) if log_rel else None
         self._after.append(("failed", Failure(job.name, job_hex(job.job_id), attempt,
                                               permanent, message, _tail(log_path), log_path)))
+
+    def _escalate(self, res: Res, cause: str) -> Res | None:
+        """More memory or time for the retry of a job killed for going over, or None."""
+        if cause == "memory":
+            cap = self.batch.limits()[1]
+            memory = min(2 * (res.memory or DEFAULT_MEMORY), cap)
+            return res._replace(memory=memory) if memory > (res.memory or 0) else None
+        if cause == "time":
+            return res._replace(time=2 * (res.time or DEFAULT_TIME))
+        return None
 
     def _lost(self, update: Update) -> None:
         state = self.state
@@ -270,7 +289,7 @@ class Leader:
             if update.output:
                 log_rel = self._append_log(chain, update.output, update.reason)
             self._fail(chain, state.running[chain.chain_id],
-                       f"WorkerDied: {update.reason}", log_rel)
+                       f"WorkerDied: {update.reason}", log_rel, update.cause)
             return
         for chain in chains:
             assert chain.job is not None

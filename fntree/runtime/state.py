@@ -173,10 +173,13 @@ class RunState:
             self._add_chain(spec, cid, i)
 
     def _fail(self, job_id: int, attempt: int, permanent: bool, message: str,
-              log: str | None) -> None:
+              log: str | None, res: Res | None = None) -> None:
         cid = self.by_job[job_id]
         chain = self.chains[cid]
         self.running.pop(cid, None)
+        if res is not None and chain.job is not None:
+            self._unready(chain)
+            chain.job = chain.job._replace(res=res)
         chain.failures += 1
         chain.attempts = max(chain.attempts, attempt)
         if permanent:
@@ -232,7 +235,7 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
     elif kind == R_ISSUE:
         state._issue(record[1], record[2])
     elif kind == R_FAIL:
-        state._fail(record[1], record[2], record[3], record[4], record[5])
+        state._fail(*record[1:])
     elif kind == R_REQUEUE:
         cid = state.by_job[record[1]]
         state.running.pop(cid, None)

@@ -95,7 +95,7 @@ class JobRunner:
         name = job_hex(task.job_id)
         ctx = context.Context(task.job_id, task.name, task.attempt,
                               self.local_dir / f"{name}-{task.attempt}",
-                              self.paths.global_temp_dir(task.chain_id))
+                              self.paths.global_temp_dir(task.chain_id), task.res)
         os.ftruncate(self._scratch, 0)
         os.lseek(self._scratch, 0, os.SEEK_SET)
         saved = _redirect(self._scratch)

@@ -1,0 +1,91 @@
+"""Fan-out: a root with N trivial children and a follow-on summing their values.
+
+Prints N, the wall time from the root's start to its value (and of the whole
+`fntree.run` call), jobs/s, and the leader's peak RSS (the leader runs in this
+process); then the same N no-op calls through
+`multiprocessing.Pool(os.cpu_count()).apply_async`, timed from the pool's
+creation to the last result, and fntree's fraction of its rate.
+The job store is durable (a directory in a temp dir), so every completion is
+fsynced. `--repeat K` prints the median of K runs.
+
+    python bench/fanout.py 10000 --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import fntree
+
+
+@fntree.target
+def noop(i: int) -> int:
+    return i
+
+
+@fntree.target
+def total(values: list[int], started: float) -> tuple[int, float]:
+    return sum(values), started
+
+
+@fntree.target
+def root(n: int) -> fntree.Call:
+    return total([noop(i) for i in range(n)], time.time())
+
+
+def run_fntree(n: int, jobstore: Path) -> tuple[float, float]:
+    """Seconds from the root's start to its value, and for all of `fntree.run`."""
+    called = time.time()
+    value, started = fntree.run(root(n), jobstore=jobstore)
+    now = time.time()
+    assert value == n * (n - 1) // 2, value
+    return now - started, now - called
+
+
+def pool_noop(i: int) -> int:
+    return i
+
+
+def run_pool(n: int) -> float:
+    """Seconds for N no-op calls through a process pool, its start-up included."""
+    started = time.perf_counter()
+    with multiprocessing.Pool(os.cpu_count()) as pool:
+        results = [pool.apply_async(pool_noop, (i,)) for i in range(n)]
+        value = sum(r.get() for r in results)
+    assert value == n * (n - 1) // 2, value
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n", nargs="?", type=int, default=10_000, help="children (10000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; the median is printed")
+    args = parser.parse_args()
+    if args.n < 1 or args.repeat < 1:
+        parser.error("N and --repeat must be at least 1")
+    jobs = args.n + 2  # the root, its children and its follow-on
+    with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
+        runs = [run_fntree(args.n, Path(scratch) / f"jobstore-{k}") for k in range(args.repeat)]
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pools = [run_pool(args.n) for _ in range(args.repeat)]
+    wall = statistics.median(w for w, _ in runs)
+    whole = statistics.median(t for _, t in runs)
+    pool = statistics.median(pools)
+    print(f"fanout N={args.n:,} ({jobs:,} jobs), median of {args.repeat}")
+    print(f"fntree: {wall:.2f} s root start to value, {jobs / wall:,.0f} jobs/s, "
+          f"leader peak RSS {rss_mib:,.0f} MiB ({whole:.2f} s for all of fntree.run)")
+    print(f"Pool({os.cpu_count()}).apply_async: {pool:.2f} s, {args.n / pool:,.0f} calls/s")
+    print(f"fntree / pool: {(jobs / wall) / (args.n / pool):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
