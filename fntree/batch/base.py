@@ -1,7 +1,10 @@
 """The batch-system protocol: what the leader asks of the place where jobs run.
 
-Four verbs and two questions, no more:
+Four verbs, two questions and two figures, no more:
 
+- `parallelism` — about how many one-core packets can run at once;
+- `packet_time` — how many seconds of work a packet should hold (small
+  locally, minutes on a cluster, where each batch job has a real cost);
 - `limits()` — the most cpu and memory one job may ask for here;
 - `can_take(res)` — would a packet needing `res` start now (free cores and
   memory locally; the queue cap on a cluster)?
@@ -118,6 +121,8 @@ class BatchSystem(Protocol):
     """See the module docstring."""
 
     name: str
+    parallelism: int
+    packet_time: float
 
     def limits(self) -> tuple[float, int]: ...
 

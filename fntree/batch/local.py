@@ -59,12 +59,14 @@ class LocalBatchSystem:
     """Runs packets in worker processes of this machine."""
 
     name = "local"
+    packet_time = 0.2
 
     def __init__(self, setup: WorkerSetup, max_cpus: float | None = None,
                  max_memory: int | None = None) -> None:
         self.setup = setup
         self.max_cpus = float(max_cpus or os.cpu_count() or 1)
         self.max_memory = int(max_memory or machine_memory())
+        self.parallelism = max(1, int(self.max_cpus))
         self.free_cpus = self.max_cpus
         self.free_memory = self.max_memory
         self._base = setup.local_base

@@ -12,8 +12,8 @@ journal segment. Each turn of its loop:
    chains, tell the subscribers, and go round again.
 
 Packets: ready jobs with the same resources are grouped so that a worker runs
-about `PACKET_TIME` seconds of them per message, judged from the measured run
-time of each target; a job whose packet's worker died runs alone next time, so
+about the batch system's `packet_time` seconds of them per packet, judged from
+the measured (or else declared) run time of each target; a job whose packet's worker died runs alone next time, so
 a failure is charged to the job that caused it.
 """
 
@@ -53,7 +53,6 @@ from fntree.runtime.store import JobStore
 
 log = logging.getLogger("fntree")
 
-PACKET_TIME = 0.2         # seconds of work a packet aims at
 MAX_PACKET = 256
 COMPACT_BYTES = 64 << 20  # a journal segment past this is compacted into a snapshot
 POLL_WAIT = 1.0
@@ -179,11 +178,10 @@ class Leader:
         if first.job.job_id in self._solo:
             self._solo.discard(first.job.job_id)
             return 1
-        cpus, _ = self.batch.limits()
-        slots = max(1, int(cpus / max(first.job.res.cpu, 1e-3)))
+        slots = max(1, int(self.batch.parallelism / max(first.job.res.cpu, 1e-3)))
         fair = math.ceil(len(queue) / slots)
         estimate = self._estimate.get(first.job.name, first.job.res.time)
-        size = 8 if estimate is None else int(PACKET_TIME / max(estimate, 1e-5))
+        size = 8 if estimate is None else int(self.batch.packet_time / max(estimate, 1e-5))
         return max(1, min(size, fair, MAX_PACKET))
 
     def _issue(self, chain: Chain) -> Task:
