@@ -13,8 +13,8 @@ journal segment. Each turn of its loop:
 
 Packets: ready jobs with the same resources are grouped so that a worker runs
 about the batch system's `packet_time` seconds of them per packet, judged from
-the measured (or else declared) run time of each target; a job whose packet's worker died runs alone next time, so
-a failure is charged to the job that caused it.
+the measured (or else declared) run time of each target; a job whose packet's
+worker died runs alone next time, so a failure is charged to the job that caused it.
 """
 
 from __future__ import annotations
