@@ -28,8 +28,9 @@ from fntree.compiler import root_spec
 from fntree.dsl import Call, Target
 from fntree.errors import FntreeError, ResourceError
 from fntree.resources import parse_cpu, parse_memory
-from fntree.runtime import codec
+from fntree.runtime import codec, faults
 from fntree.runtime.events import Events, LogObserver, Observer
+from fntree.runtime.eventlog import EventLog
 from fntree.runtime.leader import Leader
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
@@ -40,8 +41,11 @@ HOST_VARIABLES = frozenset({"HOSTNAME", "HOSTTYPE", "TMPDIR", "TMP", "TEMP", "PW
                             "SHLVL", "_"})
 DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memory": None,
                             "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
-                            "slurm_partition": None, "slurm_args": None}
+                            "slurm_partition": None, "slurm_args": None,
+                            "fault_kill": None, "fault_raise": None, "fault_seed": None}
 OPTION_NAMES = tuple(DEFAULTS)
+FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
+             "fault_seed": faults.ENV_SEED}
 
 
 class _Unset:
@@ -74,6 +78,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Slurm partition to submit to (default: the cluster's default)")
     group.add_argument("--slurm-args", dest="slurm_args", default=None,
                        help='more sbatch options for every job, e.g. "--qos=long --account=lab"')
+    group.add_argument("--fault-kill", dest="fault_kill", type=float, default=None,
+                       help="fault injection: fraction of jobs whose worker is SIGKILLed "
+                       f"mid-run (or ${faults.ENV_KILL})")
+    group.add_argument("--fault-raise", dest="fault_raise", type=float, default=None,
+                       help="fault injection: probability that a target raises before its "
+                       f"work (or ${faults.ENV_RAISE})")
+    group.add_argument("--fault-seed", dest="fault_seed", type=int, default=None,
+                       help=f"seed of the injected faults (or ${faults.ENV_SEED})")
 
 
 def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -> dict[str, Any]:
@@ -81,10 +93,15 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
     resolved = {**DEFAULTS, **recorded}
     for name in OPTION_NAMES:
         from_options = getattr(options, name, None) if options is not None else None
-        if explicit[name] is not UNSET:
+        if explicit.get(name, UNSET) is not UNSET:
             resolved[name] = explicit[name]
         elif from_options is not None:
             resolved[name] = from_options
+        elif name in FAULT_ENV and os.environ.get(FAULT_ENV[name]):
+            resolved[name] = os.environ[FAULT_ENV[name]]
+    for name in ("fault_kill", "fault_raise"):
+        resolved[name] = _probability(name, resolved[name] or 0)
+    resolved["fault_seed"] = int(resolved["fault_seed"] or 0)
     if resolved["max_cpus"] is not None:
         resolved["max_cpus"] = parse_cpu(resolved["max_cpus"], what="max_cpus")
     resolved["max_memory"] = parse_memory(resolved["max_memory"], what="max_memory")
@@ -99,6 +116,16 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
         raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
                           f"{', '.join(batch_systems.NAMES)}")
     return resolved
+
+
+def _probability(name: str, value: Any) -> float:
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        p = -1.0
+    if not 0 <= p <= 1:
+        raise FntreeError(f"{name}={value!r} must be a probability between 0 and 1")
+    return p
 
 
 def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
@@ -160,9 +187,13 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
           rebind: dict[str, tuple[bytes, bytes]] | None = None) -> Any:
     _configure_logging(options["log_level"])
     local_base = StorePaths.local_base(store.store_id)
-    setup = WorkerSetup(store.paths.root, store.store_id, config["python"], config["env"],
+    env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
+    env.update(faults.environment(options["fault_kill"], options["fault_raise"],
+                                  options["fault_seed"]))
+    setup = WorkerSetup(store.paths.root, store.store_id, config["python"], env,
                         tuple(config["sys_path"]), config["cwd"], LOG_LIMIT, local_base)
-    events = Events([LogObserver(), *(observers or [])])
+    events = Events([LogObserver(), EventLog(store.paths), *(observers or []),
+                     *_notebook_display(observers)])
     store.lock()
     try:
         batch = batch_systems.make(options["batch_system"], setup, options)
@@ -173,6 +204,15 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     finally:
         store.unlock()
     return codec.decode_value(value)
+
+
+def _notebook_display(observers: list[Observer] | None) -> list[Observer]:
+    """In a Jupyter kernel, the live progress shown in the cell (unless a display was given)."""
+    if "ipykernel" not in sys.modules:
+        return []
+    from fntree.progress import notebook_display
+
+    return notebook_display(observers or [])
 
 
 def _main_targets() -> dict[str, tuple[bytes, bytes]]:

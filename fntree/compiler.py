@@ -25,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from fntree.dsl import Call, Spawn, Target
-from fntree.errors import CompileError
+from fntree.errors import CompileError, SerializationError
 from fntree.resources import Resources
 from fntree.runtime import codec
 from fntree.runtime.records import (
@@ -113,7 +113,14 @@ def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...
 def execute(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],
             job_id: int) -> tuple[tuple[Any, ...], Fns]:
     """Run a target's body and lower what it returned (the worker's `execute` hook)."""
-    return lower(job_id, target.fn(*args, **kwargs))
+    returned = target.fn(*args, **kwargs)
+    try:
+        return lower(job_id, returned)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"the value returned by target `{target.name}` is a {type(returned).__name__}, "
+            f"which cannot be stored ({exc}); return plain data, or write it to a file and "
+            "return the path") from None
 
 
 def _build_value(value: Any) -> Any:

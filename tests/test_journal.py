@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
-from fntree.runtime.journal import Journal, encode, read_records
+from fntree.runtime.journal import DamagedJournal, Journal, encode, read_records
 from fntree.runtime.records import O_VALUE, R_DONE, R_EPOCH, R_ISSUE
 
 RECORDS = [
@@ -23,32 +23,32 @@ RECORDS = [
 
 
 def write_journal(path, records):
-    """A committed, closed journal at `path` holding `records`; returns its frames."""
+    """A closed journal at `path` holding `records`, one commit each; returns its frames."""
     journal = Journal.open(path)
     for record in records:
         journal.append(record)
-    journal.commit()
+        journal.commit()
     journal.close()
-    return [encode(r) for r in records]
+    return [encode([r]) for r in records]
 
 
 # -- frames --------------------------------------------------------------------------
 
 
 def test_a_frame_is_length_crc_and_pickle():
-    """A frame is a little-endian u32 length and u32 crc32 of the pickled record, then it."""
-    frame = encode(RECORDS[2])
+    """A frame is a little-endian u32 length and u32 crc32 of the pickled records, then them."""
+    frame = encode([RECORDS[2]])
     length, crc = struct.unpack_from("<II", frame)
     payload = frame[8:]
     assert length == len(payload)
     assert crc == zlib.crc32(payload)
-    assert pickle.loads(payload) == RECORDS[2]
+    assert pickle.loads(payload) == [RECORDS[2]]
 
 
 def test_frames_round_trip(tmp_path):
     """Records written as frames read back equal, in order, with no torn tail."""
     path = tmp_path / "1.log"
-    path.write_bytes(b"".join(encode(r) for r in RECORDS))
+    path.write_bytes(b"".join(encode([r]) for r in RECORDS))
     records, good, torn = read_records(path)
     assert records == RECORDS
     assert good == path.stat().st_size
@@ -131,7 +131,7 @@ def test_close_twice_is_harmless(tmp_path):
 
 
 def _cut_points():
-    frame = encode(RECORDS[-1])
+    frame = encode([RECORDS[-1]])
     return range(1, len(frame))
 
 
@@ -145,7 +145,7 @@ def test_a_truncated_last_frame_is_a_torn_tail(tmp_path, kept):
     assert read_records(path) == (RECORDS[:-1], good_size, True)
 
 
-@pytest.mark.parametrize("position", range(len(encode(RECORDS[-1]))))
+@pytest.mark.parametrize("position", range(len(encode([RECORDS[-1]]))))
 def test_a_flipped_byte_in_the_last_frame_is_a_torn_tail(tmp_path, position):
     """A byte changed anywhere in the last frame (header or payload) makes it a torn tail."""
     path = tmp_path / "1.log"
@@ -178,14 +178,29 @@ def test_a_frame_with_a_good_crc_but_no_pickle_is_a_torn_tail(tmp_path):
     assert read_records(path) == (RECORDS[:1], size, True)
 
 
-def test_good_frames_after_a_damaged_one_are_not_read(tmp_path):
-    """Reading stops at the first damaged frame even if good frames follow it."""
+def test_good_frames_after_a_damaged_one_are_damage_not_a_torn_tail(tmp_path):
+    """A damaged frame followed by good ones cannot come from a crash: reading raises."""
     path = tmp_path / "1.log"
-    frames = [encode(r) for r in RECORDS]
+    frames = [encode([r]) for r in RECORDS]
     damaged = bytearray(frames[1])
     damaged[-1] ^= 0x01
     path.write_bytes(frames[0] + bytes(damaged) + frames[2] + frames[3])
-    assert read_records(path) == (RECORDS[:1], len(frames[0]), True)
+    with pytest.raises(DamagedJournal) as info:
+        read_records(path)
+    assert info.value.offset == len(frames[0])
+
+
+def test_one_commit_is_one_frame(tmp_path):
+    """All the records of a commit share one frame: a commit is all there or not at all."""
+    path = tmp_path / "1.log"
+    journal = Journal.open(path)
+    for record in RECORDS:
+        journal.append(record)
+    journal.commit()
+    journal.close()
+    assert path.read_bytes() == encode(RECORDS)
+    path.write_bytes(path.read_bytes()[:-1])
+    assert read_records(path) == ([], 0, True)
 
 
 def test_open_at_the_good_size_cuts_a_torn_tail(tmp_path):
@@ -204,15 +219,14 @@ def test_open_at_the_good_size_cuts_a_torn_tail(tmp_path):
     assert read_records(path) == ([*records, ("after", "recovery")], path.stat().st_size, False)
 
 
-def test_appending_without_cutting_hides_the_new_records(tmp_path):
-    """Why recovery cuts: records appended after a torn frame are not read back."""
+def test_appending_without_cutting_makes_the_journal_unreadable(tmp_path):
+    """Why recovery cuts: records appended after a torn frame would make it look damaged."""
     path = tmp_path / "1.log"
     write_journal(path, RECORDS)
     path.write_bytes(path.read_bytes()[:-3])
     write_journal(path, [("lost",)])
-    records, _, torn = read_records(path)
-    assert ("lost",) not in records
-    assert torn
+    with pytest.raises(DamagedJournal):
+        read_records(path)
 
 
 # -- durable writes ------------------------------------------------------------------

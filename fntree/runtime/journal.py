@@ -1,11 +1,16 @@
 """The journal: an append-only file of records, many records per fsync.
 
-Frame: `u32 length | u32 crc32 | payload`, little-endian; the payload is one
-pickled record. `Journal.append` only buffers; `Journal.commit` writes the
-buffer and fdatasyncs once (group commit), so N completions cost one sync.
-`read_records` stops at the first frame that is short or fails its crc: that is
-a torn tail left by a crash mid-write, and `Journal.open` truncates it away
-before appending, so a torn frame can never be followed by good ones.
+Each commit is one frame: `u32 length | u32 crc32 | payload`, little-endian,
+whose payload is the pickled list of the records appended since the last
+commit. `Journal.append` only buffers; `Journal.commit` writes one frame and
+fdatasyncs once (group commit), so N completions cost one sync, and a commit is
+all there or not there at all.
+
+A crash mid-write leaves a torn last frame: `read_records` stops before it and
+`Journal.open` cuts it away before appending. A bad frame followed by a good one
+cannot come from a crash (the later frame was written after the earlier was
+synced): that is damage, and `read_records` raises `DamagedJournal` rather
+than silently dropping acknowledged records.
 """
 
 from __future__ import annotations
@@ -18,44 +23,67 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fntree.runtime import crashpoints
+
 _HEADER = struct.Struct("<II")
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
-def encode(record: Any) -> bytes:
-    """One record as a frame."""
-    payload = pickle.dumps(record, PROTOCOL)
+class DamagedJournal(ValueError):
+    """A journal segment holds a bad frame followed by good ones."""
+
+    def __init__(self, path: Path, offset: int) -> None:
+        super().__init__(f"{path} is damaged at byte {offset}, before records that were "
+                         "written after it")
+        self.path = path
+        self.offset = offset
+
+
+def encode(records: list[Any]) -> bytes:
+    """One commit's records as a frame."""
+    payload = pickle.dumps(records, PROTOCOL)
     return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
 def read_records(path: Path) -> tuple[list[Any], int, bool]:
-    """(records, bytes of good frames, whether a torn or damaged tail follows them)."""
+    """(records, bytes of good frames, whether a torn tail follows them).
+
+    Raises DamagedJournal when a good frame follows a bad one.
+    """
     data = path.read_bytes()
     records: list[Any] = []
     offset = 0
-    for record, end in _frames(data):
-        records.append(record)
+    for batch, end in _frames(data, 0):
+        records.extend(batch)
         offset = end
+    if offset != len(data) and _good_frame_after(data, offset):
+        raise DamagedJournal(path, offset)
     return records, offset, offset != len(data)
 
 
-def _frames(data: bytes) -> Iterator[tuple[Any, int]]:
-    offset, size = 0, len(data)
-    while offset + _HEADER.size <= size:
-        length, crc = _HEADER.unpack_from(data, offset)
-        start = offset + _HEADER.size
-        end = start + length
-        if end > size:
-            return
-        payload = data[start:end]
-        if zlib.crc32(payload) != crc:
-            return
-        try:
-            record = pickle.loads(payload)
-        except Exception:
-            return
-        yield record, end
-        offset = end
+def _frame_at(data: bytes, offset: int) -> tuple[Any, int] | None:
+    if offset + _HEADER.size > len(data):
+        return None
+    length, crc = _HEADER.unpack_from(data, offset)
+    start = offset + _HEADER.size
+    end = start + length
+    if end > len(data) or zlib.crc32(data[start:end]) != crc:
+        return None
+    try:
+        batch = pickle.loads(data[start:end])
+    except Exception:
+        return None
+    return (batch, end) if isinstance(batch, list) else None
+
+
+def _frames(data: bytes, offset: int) -> Iterator[tuple[list[Any], int]]:
+    while (frame := _frame_at(data, offset)) is not None:
+        yield frame
+        offset = frame[1]
+
+
+def _good_frame_after(data: bytes, offset: int) -> bool:
+    return any(_frame_at(data, pos) is not None for pos in range(offset + 1, len(data)))
 
 
 class Journal:
@@ -65,7 +93,7 @@ class Journal:
         self.path = path
         self._fd = fd
         self.size = size
-        self._buffer: list[bytes] = []
+        self._buffer: list[Any] = []
         self.pending = 0
 
     @classmethod
@@ -82,19 +110,24 @@ class Journal:
 
     def append(self, record: Any) -> None:
         """Buffer `record`; it is durable only after the next `commit`."""
-        self._buffer.append(encode(record))
+        self._buffer.append(record)
         self.pending += 1
 
     def commit(self) -> None:
-        """Write every buffered record and make them durable with one sync."""
+        """Write every buffered record as one frame and make it durable with one sync."""
         if not self._buffer:
             return
-        data = b"".join(self._buffer)
-        self._buffer.clear()
+        data = encode(self._buffer)
+        self._buffer = []
         self.pending = 0
+        crashpoints.point("journal.write")
         view = memoryview(data)
+        if crashpoints.reached("journal.torn"):
+            os.write(self._fd, view[: len(view) // 2])
+            crashpoints.die()
         while view:
             view = view[os.write(self._fd, view):]
+        crashpoints.point("journal.sync")
         os.fdatasync(self._fd)
         self.size += len(data)
 

@@ -31,6 +31,7 @@ from typing import Any
 from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
 from fntree.errors import FailedJob, ResourceError, WorkflowFailed
 from fntree.resources import format_memory
+from fntree.runtime import crashpoints
 from fntree.runtime.events import Events, Failure
 from fntree.runtime.journal import Journal
 from fntree.runtime.records import (
@@ -146,7 +147,9 @@ class Leader:
         if state.finished:
             self.journal.append((R_FINISH, state.value))
         self.journal.commit()
+        crashpoints.point("leader.commit")
         for chain_id in state.to_clean:
+            crashpoints.point("leader.clean")
             shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)
         state.to_clean.clear()
         after, self._after = self._after, []

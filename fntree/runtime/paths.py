@@ -34,6 +34,10 @@ class StorePaths:
     def global_temp_dir(self, chain_id: int) -> Path:
         return self.global_tmp / job_hex(chain_id)
 
+    def event_log(self) -> Path:
+        """The run's events, appended as JSON lines for people and `fntree status/stats`."""
+        return self.root / "events.log"
+
     @staticmethod
     def local_base(store_id: str) -> Path:
         """The machine-local directory under which workers of this store make temp dirs."""

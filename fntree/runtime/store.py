@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from fntree.errors import JobStoreError, LeaderRunningError
+from fntree.runtime import crashpoints
 from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
-from fntree.runtime.journal import Journal, read_records
+from fntree.runtime.journal import DamagedJournal, Journal, read_records
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, Spec
 from fntree.runtime.state import RunState, apply
@@ -60,6 +61,7 @@ class JobStore:
         meta = {"program": PROGRAM, "format": FORMAT, "store_id": uuid.uuid4().hex[:16],
                 "created": time.time()}
         atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
+        crashpoints.point("store.create")
         atomic_write(paths.config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
         make_private_dir(paths.journal_dir)
         journal = Journal.open(paths.segment(1))
@@ -175,7 +177,11 @@ class JobStore:
             if not path.exists():
                 good = 0
                 continue
-            records, good, torn = read_records(path)
+            try:
+                records, good, torn = read_records(path)
+            except DamagedJournal as exc:
+                raise JobStoreError(f"journal segment {exc}; the job store cannot be "
+                                    "recovered exactly (`fntree check` says more)") from exc
             if torn and number != segments[-1]:
                 raise JobStoreError(f"journal segment {path} is damaged in the middle; "
                                     "the job store cannot be recovered exactly")
@@ -214,9 +220,11 @@ class JobStore:
             atomic_write(self.paths.snapshot(nxt), pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
         finally:
             state.to_clean = pending
+        crashpoints.point("compact.snapshot")
         new = Journal.open(self.paths.segment(nxt))
         fsync_dir(self.paths.journal_dir)
         journal.close()
+        crashpoints.point("compact.segment")
         self._remove_stale(nxt)
         return new, nxt
 

@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fntree.runtime import codec, context
+from fntree.errors import FntreeError
+from fntree.runtime import codec, context, faults
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
 
@@ -38,6 +39,10 @@ Execute = Callable[[Any, tuple[Any, ...], dict[str, Any], int],
 
 LOG_LIMIT = 2 * 1024 * 1024
 CHAIN_BUDGET = 1.0  # seconds a packet may spend on chained follow-ons
+
+
+class TargetLoadError(FntreeError, ImportError):
+    """A worker cannot load a target's function."""
 
 
 class JobRunner:
@@ -49,6 +54,7 @@ class JobRunner:
         self.local_dir = local_dir
         self.execute = execute
         self.log_limit = log_limit
+        self.faults = faults.Faults.from_env()
         self._fns: dict[bytes, Any] = {}
         self._fn_bytes: dict[bytes, bytes] = {}
         self.known: set[bytes] = set()
@@ -61,10 +67,18 @@ class JobRunner:
         self._fn_bytes.update(fns)
         self.known.update(fns)
 
-    def _function(self, key: bytes) -> Any:
+    def _function(self, key: bytes, name: str) -> Any:
         fn = self._fns.get(key)
         if fn is None:
-            fn = self._fns[key] = pickle.loads(self._fn_bytes[key])
+            try:
+                fn = pickle.loads(self._fn_bytes[key])
+            except Exception as exc:
+                raise TargetLoadError(
+                    f"target `{name}` cannot be loaded in the worker ({type(exc).__name__}: "
+                    f"{exc}); its module must be importable where jobs run: install it, add "
+                    "its directory to PYTHONPATH, or define the target in the script that "
+                    "calls fntree.run") from exc
+            self._fns[key] = fn
         return fn
 
     def run_packet(self, tasks: list[Task]) -> Iterator[list[Result]]:
@@ -104,9 +118,15 @@ class JobRunner:
         outcome: tuple[Any, ...] | None = None
         fns: dict[bytes, bytes] = {}
         message = ""
+        armed = None
         try:
+            if self.faults.active:
+                armed = self.faults.before(task.job_id, task.attempt)
             args, kwargs = codec.loads(task.args, task.values)
-            outcome, fns = self.execute(self._function(task.fn_key), args, kwargs, task.job_id)
+            body = self._function(task.fn_key, task.name)
+            outcome, fns = self.execute(body, args, kwargs, task.job_id)
+            if armed is not None:
+                self.faults.after(armed)
         except BaseException as exc:  # the job's failure, whatever it is, is reported
             if isinstance(exc, KeyboardInterrupt):
                 raise

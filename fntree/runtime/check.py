@@ -1,0 +1,171 @@
+"""`check(path)`: verify a job store's integrity and say what is wrong in plain words.
+
+It reads the store without changing it (a leader may be running) and reports
+`Finding`s. Errors mean the store is damaged or inconsistent; notes are what a
+crash legitimately leaves behind and the next leader repairs (a torn journal
+tail, a global temp dir whose chain closed, an unfinished compaction).
+
+What it checks: the identity file and permissions; the config; that every
+journal frame parses, a torn frame appearing only at the very end; that the
+records replay; and the state's invariants — every reference resolves (parents,
+jobs by id, functions), the pending counts equal the live children, the ready
+and running sets agree with the chains' statuses — and that no file lies outside
+the layout.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import NamedTuple
+
+from fntree.errors import JobStoreError
+from fntree.runtime.journal import DamagedJournal, read_records
+from fntree.runtime.records import R_DONE, job_hex
+from fntree.runtime.state import FAILED, READY, RUNNING, WAITING, RunState
+from fntree.runtime.store import JobStore
+
+ERROR, NOTE = "error", "note"
+_TOP_LEVEL = {"fntree.json", "config.pkl", "leader.lock", "journal", "logs", "tmp", "events.log",
+              "batch"}
+
+
+class Finding(NamedTuple):
+    level: str
+    text: str
+
+
+def check(path: str | os.PathLike[str]) -> list[Finding]:
+    """Everything wrong with the job store at `path` (empty when it is sound)."""
+    try:
+        store = JobStore.open(path)
+        store.config()
+    except JobStoreError as exc:
+        return [Finding(ERROR, str(exc))]
+    findings = _layout(store)
+    state = _replay(store, findings)
+    if state is not None:
+        findings.extend(_invariants(state))
+        findings.extend(_orphans(store, state))
+    return findings
+
+
+def _layout(store: JobStore) -> list[Finding]:
+    found = []
+    for entry in sorted(os.listdir(store.paths.root)):
+        if entry not in _TOP_LEVEL and not entry.startswith("."):
+            found.append(Finding(ERROR, f"unexpected file {entry!r} in the job store"))
+    return found
+
+
+def _replay(store: JobStore, findings: list[Finding]) -> RunState | None:
+    journal = store.paths.journal_dir
+    snapshots = sorted(int(p.suffix[1:]) for p in journal.glob("snapshot.*")
+                       if p.suffix[1:].isdigit())
+    segments = sorted(int(p.stem) for p in journal.glob("*.log") if p.stem.isdigit())
+    base = snapshots[-1] if snapshots else 0
+    for entry in sorted(os.listdir(journal)):
+        stem, _, ext = entry.partition(".")
+        number = ext if stem == "snapshot" else stem
+        if not number.isdigit() or (stem != "snapshot" and ext != "log"):
+            findings.append(Finding(NOTE, f"journal/{entry} is a leftover temporary file; "
+                                          "the next leader removes it"))
+        elif int(number) < base:
+            findings.append(Finding(NOTE, f"journal/{entry} predates the newest snapshot "
+                                          "(an unfinished compaction); the next leader "
+                                          "removes it"))
+    live = [s for s in segments if s >= base]
+    for segment in live:
+        try:
+            records, good, torn = read_records(store.paths.segment(segment))
+        except DamagedJournal as exc:
+            findings.append(Finding(ERROR, f"journal segment {exc}"))
+            continue
+        if torn:
+            size = store.paths.segment(segment).stat().st_size
+            if segment != live[-1]:
+                findings.append(Finding(ERROR, f"journal/{segment}.log is damaged after byte "
+                                               f"{good}, in the middle of the journal"))
+            else:
+                findings.append(Finding(NOTE, f"journal/{segment}.log ends in a torn record "
+                                              f"({size - good} bytes: a crash mid-write); "
+                                              "the next leader cuts it"))
+        dups = [job_hex(j) for j, n in Counter(r[1] for r in records if r[0] == R_DONE).items()
+                if n > 1]
+        if dups:
+            findings.append(Finding(ERROR, f"journal/{segment}.log records the completion of "
+                                           f"{len(dups)} job(s) twice, e.g. {dups[0]}"))
+    if any(f.level == ERROR for f in findings):
+        return None
+    try:
+        state, _, _ = store.recover(repair=False)
+    except JobStoreError as exc:
+        findings.append(Finding(ERROR, str(exc)))
+        return None
+    return state
+
+
+def _invariants(state: RunState) -> list[Finding]:
+    found: list[Finding] = []
+
+    def error(text: str) -> None:
+        found.append(Finding(ERROR, text))
+
+    if state.finished and state.chains:
+        error(f"the run is finished but {len(state.chains)} chain(s) are still open")
+    if not state.finished and not state.chains:
+        error("the run is not finished but no chain is open")
+    live_children = Counter(c.parent for c in state.chains.values() if c.parent is not None)
+    ready = {cid for queue in state.ready.values() for cid in queue}
+    roots = 0
+    for cid, chain in state.chains.items():
+        name = job_hex(cid)
+        if chain.parent is None:
+            roots += 1
+        elif chain.parent not in state.chains:
+            error(f"chain {name} refers to a parent chain {job_hex(chain.parent)} that "
+                  "does not exist")
+        elif chain.index >= len(state.chains[chain.parent].values):
+            error(f"chain {name} has a position outside its parent's children")
+        if chain.pending != live_children[cid]:
+            error(f"chain {name} waits for {chain.pending} children but "
+                  f"{live_children[cid]} are open")
+        if chain.job is not None:
+            if state.by_job.get(chain.job.job_id) != cid:
+                error(f"job {job_hex(chain.job.job_id)} of chain {name} is not indexed")
+            if chain.job.fn_key not in state.fns:
+                error(f"job {job_hex(chain.job.job_id)} ({chain.job.name}) names a function "
+                      "the store does not hold")
+        expected = {READY: cid in ready, RUNNING: cid in state.running,
+                    FAILED: cid in state.failed, WAITING: chain.pending > 0}
+        if not expected.get(chain.status, False):
+            error(f"chain {name} is {chain.status} but the state's sets disagree")
+        if cid in ready and chain.status != READY:
+            error(f"chain {name} is queued as ready but is {chain.status}")
+    if roots > 1:
+        error(f"{roots} chains claim to be the root")
+    for job_id, cid in state.by_job.items():
+        holder = state.chains.get(cid)
+        if holder is None or holder.job is None or holder.job.job_id != job_id:
+            error(f"job {job_hex(job_id)} is indexed to chain {job_hex(cid)}, which does not "
+                  "hold it")
+    return found
+
+
+def _orphans(store: JobStore, state: RunState) -> list[Finding]:
+    found = []
+    gtd_root = store.paths.global_tmp
+    if gtd_root.is_dir():
+        for entry in sorted(os.listdir(gtd_root)):
+            try:
+                live = int(entry, 16) in state.chains
+            except ValueError:
+                live = False
+            if not live:
+                found.append(Finding(NOTE, f"global temp dir tmp/g/{entry} belongs to no open "
+                                           "chain (a crash before its removal); the next "
+                                           "leader removes it"))
+    leftovers = list(Path(store.paths.root).glob(".*.tmp"))
+    found.extend(Finding(NOTE, f"{p.name} is a leftover temporary file") for p in leftovers)
+    return found

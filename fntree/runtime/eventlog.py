@@ -1,0 +1,207 @@
+"""The event log: a run's events appended to the job store, for people and for the CLI.
+
+`EventLog` is an `Observer` the leader always has. It writes one JSON object per
+line to `StorePaths.event_log()` (`DIR/events.log`), so that `fntree status`,
+`fntree stats` and `grep` read the same facts the live display saw, after the
+fact or while another process drives the run. The lines, by `ev`:
+
+    leader    a leader started: epoch, pid, host, cores, jobs done before, live chains
+    issued    one packet handed to the batch system: packet, jobs [[job, name, attempt]],
+              and the packet's cpu and memory
+    done      a job completed: job, name, attempt, start (epoch seconds), wall, cpu
+              (seconds), rss (peak KiB of the worker process), chained, spawned
+    failed    an attempt failed: job, name, attempt, permanent, message, log
+    message   a target's `context().log(text)`: job, name, text
+    finished  the leader stopped: epoch, ok
+
+Every line also has `t`, the leader's clock when it learned the fact.
+
+It is a record for people, not the crash-safety journal: hooks only append to a
+deque (O(1), no I/O on the leader's thread); a daemon thread formats and writes
+what has queued at most every `FLUSH_EVERY` seconds, and `finished` drains it.
+Nothing is fsynced, so a leader killed outright loses at most the last moments;
+the next leader starts on a fresh line, and `read_events` skips a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from fntree.runtime.events import Failure, Observer
+from fntree.runtime.paths import StorePaths
+from fntree.runtime.records import O_SPAWN, Result, Task
+
+log = logging.getLogger("fntree")
+
+FORMAT = 1
+FLUSH_EVERY = 0.5  # seconds between writes of the queued events
+
+
+class EventLog(Observer):
+    """Appends a run's events to its job store's event log."""
+
+    def __init__(self, paths: StorePaths) -> None:
+        self.path = paths.event_log()
+        self._queue: deque[tuple[Any, ...]] = deque()
+        self._names: dict[str, str] = {}
+        self._file: TextIO | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._packets = 0
+        self._epoch = 0
+        self._broken = False
+
+    # -- hooks: O(1) appends on the leader's thread -------------------------------------
+    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+        self._epoch = epoch
+        self._queue.append(("leader", time.time(), epoch, done, live))
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._flush_loop, name="fntree-eventlog",
+                                            daemon=True)
+            self._thread.start()
+
+    def issued(self, tasks: list[Task]) -> None:
+        self._packets += 1
+        self._queue.append(("issued", time.time(), self._packets, tasks))
+
+    def completed(self, name: str, result: Result) -> None:
+        self._queue.append(("done", time.time(), name, result))
+
+    def failed(self, failure: Failure) -> None:
+        self._queue.append(("failed", time.time(), failure))
+
+    def message(self, name: str, job_id: str, text: str) -> None:
+        self._queue.append(("message", time.time(), name, job_id, text))
+
+    def finished(self, ok: bool) -> None:
+        if self._thread is None:
+            return  # no leader started (the run had already completed)
+        self._queue.append(("finished", time.time(), self._epoch, ok))
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    # -- the writer thread ---------------------------------------------------------------
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(FLUSH_EVERY):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every queued event to the log now."""
+        if not self._queue:
+            return
+        lines = []
+        queue = self._queue
+        while queue:
+            lines.append(self._format(queue.popleft()))
+        if self._broken:
+            return
+        try:
+            if self._file is None:
+                self._file = self._open()
+            self._file.write("".join(lines))
+            self._file.flush()
+        except OSError as exc:
+            self._broken = True
+            log.warning("cannot write the event log %s (%s); the run goes on, but `fntree "
+                        "status` and `fntree stats` will miss its events", self.path, exc)
+
+    def _open(self) -> TextIO:
+        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+        end = f.tell()
+        if end:
+            f.seek(end - 1)
+            if f.read(1) != "\n":
+                f.write("\n")  # a torn last line from a leader that was killed
+        return f
+
+    def _name(self, name: str) -> str:
+        quoted = self._names.get(name)
+        if quoted is None:
+            quoted = self._names[name] = json.dumps(name)
+        return quoted
+
+    def _format(self, event: tuple[Any, ...]) -> str:
+        kind, t = event[0], event[1]
+        if kind == "done":
+            name, r = event[2], event[3]
+            start, wall, cpu, rss = r.stats
+            spawned = spawned_jobs(r.outcome)
+            return (f'{{"t":{t:.3f},"ev":"done","job":"{r.job_id:016x}","name":'
+                    f'{self._name(name)},"attempt":{r.attempt},"start":{start:.6f},'
+                    f'"wall":{wall:.6f},"cpu":{cpu:.6f},"rss":{int(rss)},'
+                    f'"chained":{"true" if r.chained else "false"},"spawned":{spawned}}}\n')
+        if kind == "issued":
+            tasks: list[Task] = event[3]
+            jobs = ",".join(f'["{task.job_id:016x}",{self._name(task.name)},{task.attempt}]'
+                            for task in tasks)
+            cpu = max(task.res.cpu for task in tasks)
+            memory = max(task.res.memory or 0 for task in tasks)
+            return (f'{{"t":{t:.3f},"ev":"issued","packet":{event[2]},"cpu":{cpu:g},'
+                    f'"memory":{memory},"jobs":[{jobs}]}}\n')
+        if kind == "failed":
+            f: Failure = event[2]
+            record: dict[str, Any] = {"job": f.job_id, "name": f.name, "attempt": f.attempt,
+                                      "permanent": f.permanent, "message": f.message,
+                                      "log": f.log_path}
+        elif kind == "message":
+            record = {"job": event[3], "name": event[2], "text": event[4]}
+        elif kind == "leader":
+            record = {"format": FORMAT, "epoch": event[2], "pid": os.getpid(),
+                      "host": socket.gethostname(), "cores": os.cpu_count() or 1,
+                      "done": event[3], "live": event[4]}
+        else:
+            record = {"epoch": event[2], "ok": event[3]}
+        return json.dumps({"t": round(t, 3), "ev": kind, **record}) + "\n"
+
+
+def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:
+    """How many new jobs a completion's outcome names: children, their deps, the follow-on."""
+    if outcome is None or outcome[0] != O_SPAWN:
+        return 0
+    follow = () if outcome[2] is None else (outcome[2],)
+    return _count_specs(outcome[1]) + _count_specs(follow)
+
+
+def _count_specs(specs: Any) -> int:
+    return sum(1 + _count_specs(spec.deps) for spec in specs)
+
+
+def read_events(paths: StorePaths) -> Iterator[dict[str, Any]]:
+    """The events of the run in `paths`, in order; `issued` lines become one event per job.
+
+    A line that does not parse (torn by a killed leader) is skipped.
+    """
+    path = paths.event_log()
+    try:
+        f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+    except FileNotFoundError:
+        return
+    with f:
+        for line in f:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("ev") == "issued":
+                for job, name, attempt in event.get("jobs", ()):
+                    yield {"t": event["t"], "ev": "issued", "job": job, "name": name,
+                           "attempt": attempt, "packet": event.get("packet"),
+                           "cpu": event.get("cpu", 1), "memory": event.get("memory")}
+            else:
+                yield event
