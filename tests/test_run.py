@@ -112,8 +112,11 @@ def test_failure_then_restart_after_fix(store: Path, tmp_path: Path) -> None:
 
 
 def test_worker_killed_counts_as_attempt(store: Path) -> None:
-    """A worker SIGKILLed mid-job is replaced and the job retried as its next attempt."""
+    """A worker SIGKILLed mid-job is replaced, the job retried, and what it printed kept."""
     assert fntree.run(wf.killed_once(), jobstore=store, retry_count=1) == 2
+    (log,) = (store / "logs").rglob("*.log")
+    text = log.read_text()
+    assert "killed by signal 9" in text and "about to be killed" in text
 
 
 def test_memory_error_retried_with_more_memory(store: Path) -> None:

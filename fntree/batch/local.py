@@ -132,12 +132,17 @@ class LocalBatchSystem:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         local_dir = self._base / f"w{os.getpid()}-{number}"
-        proc = subprocess.Popen(
-            self.setup.command("pipe", str(to_worker_r), str(from_worker_w),
-                               str(self.setup.store_root), str(local_dir),
-                               str(self.setup.log_limit), str(os.getpid())),
-            pass_fds=(to_worker_r, from_worker_w), env=self._env, cwd=self.setup.cwd,
-            stdin=subprocess.DEVNULL, start_new_session=True)
+        self._base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The worker's own stderr (not its jobs': those go to their logs) is kept in a
+        # file, so that a worker never holds the leader's stdout or stderr open.
+        with open(_stderr_path(local_dir), "wb") as stderr:
+            proc = subprocess.Popen(
+                self.setup.command("pipe", str(to_worker_r), str(from_worker_w),
+                                   str(self.setup.store_root), str(local_dir),
+                                   str(self.setup.log_limit), str(os.getpid())),
+                pass_fds=(to_worker_r, from_worker_w), env=self._env, cwd=self.setup.cwd,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True)
         os.close(to_worker_r)
         os.close(from_worker_w)
         os.set_blocking(from_worker_r, False)
@@ -179,12 +184,13 @@ class LocalBatchSystem:
         worker.held = (0.0, 0)
 
     def _died(self, worker: _Worker) -> Update:
+        output = (_read_output(worker.local_dir / "output", self.setup.log_limit)
+                  + _read_output(_stderr_path(worker.local_dir), self.setup.log_limit))
         code = self._reap(worker)
         reason = (f"its worker process was killed by signal {-code}" if code < 0
                   else f"its worker process exited with code {code}")
         lost = tuple(t.job_id for t in worker.tasks if t.job_id not in worker.reported)
         if worker.packet in self._busy:
-            output = _read_output(worker.local_dir / "output", self.setup.log_limit)
             self._release(worker)
             return Update(worker.packet, [], True, lost, reason, output)
         if worker in self._idle:
@@ -204,7 +210,12 @@ class LocalBatchSystem:
             worker.proc.kill()
             code = worker.proc.wait()
         shutil.rmtree(worker.local_dir, ignore_errors=True)
+        _stderr_path(worker.local_dir).unlink(missing_ok=True)
         return code
+
+
+def _stderr_path(local_dir: Path) -> Path:
+    return local_dir.with_name(local_dir.name + ".stderr")
 
 
 def _read_output(path: Path, limit: int) -> bytes:
@@ -252,6 +263,13 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 def _die_with_parent(parent: int) -> None:
+    """Make the kernel SIGKILL this worker when its leader dies.
+
+    `FNTREE_KEEP_ORPHANS=1` turns this off, for the test that shows an orphaned
+    worker cannot report into a later leader's run.
+    """
+    if os.environ.get("FNTREE_KEEP_ORPHANS") == "1":
+        return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

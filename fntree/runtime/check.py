@@ -76,6 +76,7 @@ def _replay(store: JobStore, findings: list[Finding]) -> RunState | None:
                                           "(an unfinished compaction); the next leader "
                                           "removes it"))
     live = [s for s in segments if s >= base]
+    completions: Counter[int] = Counter()
     for segment in live:
         try:
             records, good, torn = read_records(store.paths.segment(segment))
@@ -91,11 +92,11 @@ def _replay(store: JobStore, findings: list[Finding]) -> RunState | None:
                 findings.append(Finding(NOTE, f"journal/{segment}.log ends in a torn record "
                                               f"({size - good} bytes: a crash mid-write); "
                                               "the next leader cuts it"))
-        dups = [job_hex(j) for j, n in Counter(r[1] for r in records if r[0] == R_DONE).items()
-                if n > 1]
-        if dups:
-            findings.append(Finding(ERROR, f"journal/{segment}.log records the completion of "
-                                           f"{len(dups)} job(s) twice, e.g. {dups[0]}"))
+        completions.update(r[1] for r in records if r[0] == R_DONE)
+    twice = [job_hex(j) for j, n in completions.items() if n > 1]
+    if twice:
+        findings.append(Finding(ERROR, f"the journal records the completion of {len(twice)} "
+                                       f"job(s) more than once, e.g. {twice[0]}"))
     if any(f.level == ERROR for f in findings):
         return None
     try:

@@ -55,7 +55,8 @@ from fntree.runtime.store import JobStore
 log = logging.getLogger("fntree")
 
 MAX_PACKET = 256
-COMPACT_BYTES = 64 << 20  # a journal segment past this is compacted into a snapshot
+# A journal segment past this many bytes is compacted into a snapshot.
+COMPACT_BYTES = int(os.environ.get("FNTREE_COMPACT_BYTES") or 64 << 20)
 POLL_WAIT = 1.0
 
 
@@ -132,6 +133,8 @@ class Leader:
                                                                     self.segment)
         finally:
             self.batch.close()
+            if self.local_base is not None:
+                shutil.rmtree(self.local_base, ignore_errors=True)
             if self.journal is not None:
                 self.journal.close()
             self.events.finished(ok)
@@ -286,9 +289,7 @@ class Leader:
         if len(update.lost) == 1 and len(chains) == 1:
             chain = chains[0]
             assert chain.job is not None
-            log_rel = None
-            if update.output:
-                log_rel = self._append_log(chain, update.output, update.reason)
+            log_rel = self._append_log(chain, update.output, update.reason)
             self._fail(chain, state.running[chain.chain_id],
                        f"WorkerDied: {update.reason}", log_rel, update.cause)
             return
@@ -304,7 +305,7 @@ class Leader:
         header = (f"=== {chain.job.name} {job_hex(chain.job.job_id)} attempt "
                   f"{chain.attempts} ({reason}) ===\n").encode()
         with open(path, "ab") as f:
-            f.write(header + output + (b"" if output.endswith(b"\n") else b"\n"))
+            f.write(header + output + (b"\n" if output and not output.endswith(b"\n") else b""))
         return str(path.relative_to(self.store.paths.root))
 
     # -- the end ----------------------------------------------------------------------

@@ -97,6 +97,10 @@ class JobStore:
         return cls(paths, meta)
 
     def config(self) -> dict[str, Any]:
+        if not self.paths.config.exists():
+            raise JobStoreError(f"{self.paths.root} has no {self.paths.config.name}: its "
+                                "creation was interrupted before anything ran; remove it and "
+                                "run again")
         try:
             with open(self.paths.config, "rb") as f:
                 config: dict[str, Any] = pickle.load(f)

@@ -1,0 +1,14 @@
+"""The chaos suite's tally, printed at the end of the run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TALLY = {"leader kills": 0, "commit-window kills": 0, "worker kills injected": 0,
+         "raises injected": 0, "trees completed": 0, "jobs in those trees": 0}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if any(TALLY.values()):
+        parts = ", ".join(f"{value} {name}" for name, value in TALLY.items())
+        terminalreporter.write_line(f"chaos: {parts}; no work lost or done twice")

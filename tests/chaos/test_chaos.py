@@ -1,0 +1,199 @@
+"""Chaos: kill the leader at random instants, kill workers, make targets raise; it completes.
+
+Each check is what jobTree's crash test checked, and more: the final value is
+exact (a leaf counted twice or lost changes it), every recorded completion is
+recorded once (`fntree check`, after every kill), no temp dir and no process of
+the run survives it. `FNTREE_CHAOS_KILLS` sets how many leader kills to land
+(default 30); seeds make every run reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tree
+from conftest import TALLY
+
+from fntree.runtime.check import ERROR, check
+from fntree.runtime.crashpoints import POINTS
+from fntree.runtime.paths import StorePaths
+
+TREE = str(Path(__file__).with_name("tree.py"))
+KILLS = int(os.environ.get("FNTREE_CHAOS_KILLS") or 30)
+SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
+DEPTH = 6
+
+
+def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "fntree", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+
+
+def processes_of(store: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if str(store).encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+def assert_sound(store: Path) -> None:
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    assert not errors, errors
+
+
+def wait_until_gone(store: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_of(store):
+        assert time.monotonic() < deadline, f"processes of {store} outlived their leader"
+        time.sleep(0.02)
+
+
+def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
+                       kills_left: int) -> tuple[int, int]:
+    """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills)."""
+    kills = 0
+    first = ["run", f"{TREE}:node", str(seed), str(DEPTH), "--jobstore", str(store),
+             "--no-progress", *options]
+    while True:
+        args = first if kills == 0 and not store.exists() else ["restart", str(store),
+                                                                  "--no-progress"]
+        leader = fntree_command(*args)
+        try:
+            out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
+                                        else 300)
+        except subprocess.TimeoutExpired:
+            leader.kill()
+            leader.communicate()
+            kills += 1
+            wait_until_gone(store)
+            assert_sound(store)
+            continue
+        assert leader.returncode == 0, f"leader exited {leader.returncode}"
+        return int(out.strip()), kills
+
+
+def assert_clean_after_success(store: Path) -> None:
+    assert_sound(store)
+    gtd = store / "tmp" / "g"
+    assert not gtd.exists() or not list(gtd.iterdir()), "a global temp dir outlived its chain"
+    store_id = json.loads((store / "fntree.json").read_text())["store_id"]
+    assert not StorePaths.local_base(store_id).exists(), "local temp dirs were left behind"
+    assert not processes_of(store)
+
+
+def count_in_logs(store: Path, text: str) -> int:
+    return sum(p.read_text(errors="replace").count(text) for p in (store / "logs").rglob("*.log")) \
+        if (store / "logs").exists() else 0
+
+
+def test_leader_killed_at_random_instants(tmp_path: Path) -> None:
+    """Dozens of leader SIGKILLs at random instants; every tree still gets its exact value."""
+    rng = random.Random(20100917)
+    kills = 0
+    for seed in SEEDS:
+        if kills >= KILLS:
+            break
+        store = tmp_path / f"tree-{seed}"
+        value, landed = run_until_complete(store, seed, rng, [], KILLS - kills)
+        kills += landed
+        assert value == tree.expected(seed, DEPTH)
+        assert_clean_after_success(store)
+        TALLY["trees completed"] += 1
+        TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
+    TALLY["leader kills"] += kills
+    assert kills >= min(KILLS, 30)
+
+
+def test_leader_workers_and_targets_fail_together(tmp_path: Path) -> None:
+    """Leader kills, worker kills and raising targets at once, with retries enough to finish."""
+    rng = random.Random(2009)
+    options = ["--fault-kill", "0.05", "--fault-raise", "0.1", "--fault-seed", "7",
+               "--retry-count", "25"]
+    store = tmp_path / "tree"
+    value, kills = run_until_complete(store, 8, rng, options, 8)
+    assert value == tree.expected(8, DEPTH)
+    assert_clean_after_success(store)
+    TALLY["leader kills"] += kills
+    TALLY["worker kills injected"] += count_in_logs(store, "killed by signal 9")
+    TALLY["raises injected"] += count_in_logs(store, "InjectedFault:")
+    TALLY["trees completed"] += 1
+    TALLY["jobs in those trees"] += tree.size(8, DEPTH)
+    assert count_in_logs(store, "InjectedFault:") > 0
+
+
+@pytest.mark.parametrize("point", [p for p in POINTS if p != "store.create"])
+def test_kill_inside_the_commit(tmp_path: Path, point: str) -> None:
+    """A kill between any two steps of the leader's commit loses nothing and doubles nothing."""
+    store = tmp_path / "tree"
+    env = {"FNTREE_CRASH_AT": f"{point}:3", "FNTREE_COMPACT_BYTES": "4000"}
+    leader = fntree_command("run", f"{TREE}:node", "7", str(DEPTH), "--jobstore", str(store),
+                            "--no-progress", env=env)
+    leader.communicate(timeout=120)
+    assert leader.returncode == -9, f"the crash point {point} was not reached"
+    wait_until_gone(store)
+    assert_sound(store)
+    TALLY["commit-window kills"] += 1
+    again = fntree_command("restart", str(store), "--no-progress",
+                           env={"FNTREE_COMPACT_BYTES": "4000"})
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0
+    assert int(out) == tree.expected(7, DEPTH)
+    assert_clean_after_success(store)
+
+
+def test_kill_while_creating_the_store(tmp_path: Path) -> None:
+    """A store whose creation was cut off says so, and check reports it."""
+    store = tmp_path / "tree"
+    leader = fntree_command("run", f"{TREE}:node", "7", "2", "--jobstore", str(store),
+                            env={"FNTREE_CRASH_AT": "store.create"})
+    leader.communicate(timeout=60)
+    assert leader.returncode == -9
+    findings = check(store)
+    assert any("interrupted" in f.text for f in findings if f.level == ERROR)
+    out = subprocess.run([sys.executable, "-m", "fntree", "restart", str(store)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "remove it and run again" in out.stderr
+
+
+def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
+    """A worker that outlives its leader finishes its job, but its result never lands."""
+    store = tmp_path / "store"
+    marker = tmp_path / "finished"
+    script = tmp_path / "slow.py"
+    script.write_text(
+        "import time, fntree\n"
+        "@fntree.target\n"
+        "def slow(marker: str) -> str:\n"
+        "    time.sleep(1.5)\n"
+        "    with open(marker, 'a') as f:\n"
+        "        f.write(fntree.context().job_id + ' ' + str(fntree.context().attempt) + '\\n')\n"
+        "    return 'done'\n")
+    env = {"FNTREE_KEEP_ORPHANS": "1"}
+    leader = fntree_command("run", f"{script}:slow", str(marker), "--jobstore", str(store),
+                            "--no-progress", env=env)
+    time.sleep(0.8)
+    leader.kill()
+    leader.wait()
+    orphans = processes_of(store)
+    assert orphans, "the worker should still be running, orphaned"
+    again = fntree_command("restart", str(store), "--no-progress")
+    out, _ = again.communicate(timeout=60)
+    assert again.returncode == 0 and out.strip() == "'done'"
+    deadline = time.monotonic() + 10
+    while processes_of(store) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runs = marker.read_text().split("\n")
+    assert len([r for r in runs if r]) == 2, "the orphan and the new attempt each ran once"
+    assert_sound(store)

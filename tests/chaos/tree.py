@@ -1,0 +1,69 @@
+"""The chaos workload: a seeded random tree whose correct value is known in advance.
+
+Every node draws its shape from `random.Random(seed)`: depth 2-6, 1-9 children,
+and how it combines them — through promises (`return combine(kids)`), through an
+explicit follow-on, or through a file its founder writes in the chain's global
+temp dir for its follow-on to read. Leaves sleep a little and return a large
+seeded number, so a leaf counted twice (or lost) changes the sum.
+`expected(seed)` computes the same tree's value in plain Python.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import fntree
+
+LEAF_SLEEP = 0.01
+
+
+def _shape(seed: int, depth: int) -> tuple[str, list[int], int]:
+    """(how to combine, the children's seeds, this node's own value)."""
+    rng = random.Random(seed)
+    own = rng.randrange(1, 10**9)
+    if depth == 0 or (depth < 6 and rng.random() < 0.45):
+        return "leaf", [], own
+    kids = [rng.randrange(2**62) for _ in range(rng.randint(1, 9))]
+    return rng.choice(["promise", "follow", "gtd"]), kids, own
+
+
+def expected(seed: int, depth: int) -> int:
+    mode, kids, own = _shape(seed, depth)
+    if mode == "leaf":
+        return own
+    total = sum(expected(k, depth - 1) for k in kids)
+    return total + own if mode == "gtd" else total
+
+
+def size(seed: int, depth: int) -> int:
+    """How many jobs the tree runs (nodes plus their follow-ons)."""
+    mode, kids, _ = _shape(seed, depth)
+    return 1 if mode == "leaf" else 2 + sum(size(k, depth - 1) for k in kids)
+
+
+@fntree.target
+def node(seed: int, depth: int) -> object:
+    mode, kids, own = _shape(seed, depth)
+    if mode == "leaf":
+        time.sleep(LEAF_SLEEP)
+        return own
+    calls = [node(k, depth - 1) for k in kids]
+    if mode == "promise":
+        return combine(calls)
+    if mode == "follow":
+        return fntree.children(*calls).then(combine(calls))
+    note = fntree.context().global_temp_dir / "own"
+    note.write_text(str(own))
+    return fntree.children(*calls).then(combine_with_note(str(note), calls))
+
+
+@fntree.target
+def combine(values: list[int]) -> int:
+    return sum(values)
+
+
+@fntree.target
+def combine_with_note(note: str, values: list[int]) -> int:
+    with open(note) as f:
+        return sum(values) + int(f.read())
