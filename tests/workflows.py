@@ -206,3 +206,18 @@ def slow_tree(depth: int, width: int, delay: float, record: str) -> object:
         return slow_leaf(1, delay, record)
     kids = [slow_tree(depth - 1, width, delay, record) for _ in range(width)]
     return total(kids)
+
+
+@fntree.target
+def two_follow_ons() -> fntree.Spawn:
+    return fntree.children(leaf(1)).then(leaf(2)).then(leaf(3))
+
+
+@fntree.target
+def returns_generator() -> object:
+    return (i for i in range(3))
+
+
+@fntree.target(memory="64T")
+def enormous() -> int:
+    return 1

@@ -25,6 +25,7 @@ the next leader starts on a fresh line, and `read_events` skips a torn one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -90,7 +91,8 @@ class EventLog(Observer):
         self._thread.join()
         self._thread = None
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # already reported by `flush`
+                self._file.close()
             self._file = None
 
     # -- the writer thread ---------------------------------------------------------------
@@ -149,7 +151,7 @@ class EventLog(Observer):
             jobs = ",".join(f'["{task.job_id:016x}",{self._name(task.name)},{task.attempt}]'
                             for task in tasks)
             cpu = max(task.res.cpu for task in tasks)
-            memory = max(task.res.memory or 0 for task in tasks)
+            memory = max(task.res.memory or 0 for task in tasks) or "null"
             return (f'{{"t":{t:.3f},"ev":"issued","packet":{event[2]},"cpu":{cpu:g},'
                     f'"memory":{memory},"jobs":[{jobs}]}}\n')
         if kind == "failed":

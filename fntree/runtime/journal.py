@@ -15,6 +15,7 @@ than silently dropping acknowledged records.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import struct
@@ -23,10 +24,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from fntree.errors import JobStoreError
 from fntree.runtime import crashpoints
 
 _HEADER = struct.Struct("<II")
 PROTOCOL = pickle.HIGHEST_PROTOCOL
+
+
+def write_error(path: Path, exc: OSError) -> JobStoreError:
+    """A clear error for a failed write into the job store holding `path`."""
+    root = path.parent.parent
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return JobStoreError(f"the disk holding job store {root} is full (writing {path.name}: "
+                             f"{exc.strerror}); free some space, then continue with "
+                             f"`fntree restart {root}`")
+    return JobStoreError(f"cannot write {path} ({exc}); fix the cause, then continue with "
+                         f"`fntree restart {root}`")
 
 
 class DamagedJournal(ValueError):
@@ -95,6 +108,7 @@ class Journal:
         self.size = size
         self._buffer: list[Any] = []
         self.pending = 0
+        self._broken: OSError | None = None
 
     @classmethod
     def open(cls, path: Path, good_size: int | None = None) -> Journal:
@@ -115,6 +129,8 @@ class Journal:
 
     def commit(self) -> None:
         """Write every buffered record as one frame and make it durable with one sync."""
+        if self._broken is not None:
+            raise write_error(self.path, self._broken)
         if not self._buffer:
             return
         data = encode(self._buffer)
@@ -125,10 +141,16 @@ class Journal:
         if crashpoints.reached("journal.torn"):
             os.write(self._fd, view[: len(view) // 2])
             crashpoints.die()
-        while view:
-            view = view[os.write(self._fd, view):]
-        crashpoints.point("journal.sync")
-        os.fdatasync(self._fd)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+            crashpoints.point("journal.sync")
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            # The file may now end in part of a frame: never append after it. The next
+            # leader cuts the torn tail.
+            self._broken = exc
+            raise write_error(self.path, exc) from exc
         self.size += len(data)
 
     def close(self) -> None:

@@ -298,14 +298,19 @@ class Leader:
             self._solo.add(chain.job.job_id)
             self._record((R_REQUEUE, chain.job.job_id))
 
-    def _append_log(self, chain: Chain, output: bytes, reason: str) -> str:
+    def _append_log(self, chain: Chain, output: bytes, reason: str) -> str | None:
         assert chain.job is not None
         path = self.store.paths.log(chain.job.job_id)
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         header = (f"=== {chain.job.name} {job_hex(chain.job.job_id)} attempt "
                   f"{chain.attempts} ({reason}) ===\n").encode()
-        with open(path, "ab") as f:
-            f.write(header + output + (b"\n" if output and not output.endswith(b"\n") else b""))
+        tail = b"\n" if output and not output.endswith(b"\n") else b""
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(path, "ab") as f:
+                f.write(header + output + tail)
+        except OSError as exc:
+            log.warning("cannot keep the log of %s: %s", chain.job.name, exc)
+            return None
         return str(path.relative_to(self.store.paths.root))
 
     # -- the end ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 from fntree.errors import JobStoreError, LeaderRunningError
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
-from fntree.runtime.journal import DamagedJournal, Journal, read_records
+from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, Spec
 from fntree.runtime.state import RunState, apply
@@ -60,15 +60,20 @@ class JobStore:
         os.chmod(paths.root, 0o700)
         meta = {"program": PROGRAM, "format": FORMAT, "store_id": uuid.uuid4().hex[:16],
                 "created": time.time()}
-        atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
-        crashpoints.point("store.create")
-        atomic_write(paths.config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
-        make_private_dir(paths.journal_dir)
-        journal = Journal.open(paths.segment(1))
-        journal.append((R_ROOT, root_spec, fns))
-        journal.commit()
-        journal.close()
-        fsync_dir(paths.journal_dir)
+        try:
+            atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
+            crashpoints.point("store.create")
+            atomic_write(paths.config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
+            make_private_dir(paths.journal_dir)
+            journal = Journal.open(paths.segment(1))
+            journal.append((R_ROOT, root_spec, fns))
+            journal.commit()
+            journal.close()
+            fsync_dir(paths.journal_dir)
+        except OSError as exc:
+            shutil.rmtree(paths.root, ignore_errors=True)
+            raise JobStoreError(f"cannot create job store {paths.root} ({exc}); nothing ran and "
+                                "nothing was kept: fix the cause and run again") from exc
         return cls(paths, meta)
 
     @classmethod
@@ -222,6 +227,8 @@ class JobStore:
         state.to_clean, pending = [], state.to_clean
         try:
             atomic_write(self.paths.snapshot(nxt), pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            raise write_error(self.paths.snapshot(nxt), exc) from exc
         finally:
             state.to_clean = pending
         crashpoints.point("compact.snapshot")

@@ -162,8 +162,13 @@ class JobRunner:
         size = os.fstat(self._scratch).st_size
         if not size and not failed:
             return None
-        return append_log(self.paths, task.job_id, task.name, task.attempt, self._scratch,
-                          size, self.log_limit)
+        try:
+            return append_log(self.paths, task.job_id, task.name, task.attempt,
+                              self._scratch, size, self.log_limit)
+        except OSError as exc:
+            print(f"fntree worker: cannot keep the log of {task.name} "
+                  f"{job_hex(task.job_id)}: {exc}", file=sys.stderr)
+            return None
 
     def close(self) -> None:
         os.close(self._scratch)

@@ -1,0 +1,177 @@
+"""Bad input gets a clear error that says what is wrong and what to do, and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import workflows as wf
+
+import fntree
+from fntree.runtime.journal import encode
+
+
+def test_directory_that_is_not_a_job_store(tmp_path: Path) -> None:
+    """A directory without fntree's identity file is refused by restart."""
+    (tmp_path / "data").mkdir()
+    with pytest.raises(fntree.JobStoreError, match="is not an fntree job store"):
+        fntree.restart(tmp_path / "data")
+
+
+def test_job_store_of_another_program(tmp_path: Path) -> None:
+    """A directory whose identity names another program is refused."""
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    (other / "fntree.json").write_text(json.dumps({"program": "snakemake", "format": 1}))
+    with pytest.raises(fntree.JobStoreError, match="belongs to another program"):
+        fntree.restart(other)
+
+
+def test_job_store_from_a_newer_fntree(store: Path) -> None:
+    """A store written by a newer fntree is refused, naming both formats."""
+    fntree.run(wf.leaf(1), jobstore=store)
+    meta = json.loads((store / "fntree.json").read_text())
+    meta["format"] = 99
+    (store / "fntree.json").write_text(json.dumps(meta))
+    with pytest.raises(fntree.JobStoreError, match=r"newer fntree \(store format 99"):
+        fntree.restart(store)
+
+
+def test_garbage_in_the_middle_of_the_journal(store: Path) -> None:
+    """Damage before later records is detected and named, never silently cut."""
+    fntree.run(wf.leaf(1), jobstore=store)
+    segment = next((store / "journal").glob("*.log"))
+    segment.write_bytes(b"\x00garbage!" + segment.read_bytes() + encode([("more",)]))
+    with pytest.raises(fntree.JobStoreError, match=rf"{segment.name} is damaged at byte 0"):
+        fntree.restart(store)
+
+
+def test_truncated_snapshot(store: Path) -> None:
+    """A snapshot that does not parse is reported as damage."""
+    fntree.run(wf.fan(3), jobstore=store)
+    snapshot = next((store / "journal").glob("snapshot.*"))
+    snapshot.write_bytes(snapshot.read_bytes()[:20])
+    with pytest.raises(fntree.JobStoreError, match=rf"{snapshot.name} is damaged"):
+        fntree.restart(store)
+
+
+def test_two_follow_ons(store: Path) -> None:
+    """A target that gives a job two follow-ons fails with a message saying so."""
+    with pytest.raises(fntree.WorkflowFailed) as info:
+        fntree.run(wf.two_follow_ons(), jobstore=store, retry_count=0)
+    assert "at most one follow-on" in info.value.failed[0].message
+
+
+def test_return_value_that_cannot_be_stored(store: Path) -> None:
+    """A value that cannot be serialized names the target and the value's type."""
+    with pytest.raises(fntree.WorkflowFailed) as info:
+        fntree.run(wf.returns_generator(), jobstore=store, retry_count=0)
+    message = info.value.failed[0].message
+    assert "returned by target `returns_generator` is a generator" in message
+
+
+def test_target_whose_module_the_worker_cannot_import(tmp_path: Path) -> None:
+    """A target whose module is gone where jobs run fails with what to do about it."""
+    module = tmp_path / "vanishing.py"
+    module.write_text("import fntree\n@fntree.target\ndef f():\n    return 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import vanishing
+
+        call = vanishing.f()
+        module.unlink()
+        shutil.rmtree(tmp_path / "__pycache__", ignore_errors=True)
+        with pytest.raises(fntree.WorkflowFailed) as info:
+            fntree.run(call, jobstore=tmp_path / "store", retry_count=0)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("vanishing", None)
+    message = info.value.failed[0].message
+    assert "target `f` cannot be loaded in the worker" in message
+    assert "No module named 'vanishing'" in message and "PYTHONPATH" in message
+
+
+def test_memory_no_machine_has(store: Path) -> None:
+    """Asking for more memory than the batch system has fails at once, naming both."""
+    started = time.monotonic()
+    with pytest.raises(fntree.ResourceError, match=r"`enormous` asks for .* 58\.2 TiB"):
+        fntree.run(wf.enormous(), jobstore=store)
+    assert time.monotonic() - started < 30
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                             str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+
+
+def test_disk_full_then_space_back(tmp_path: Path) -> None:
+    """A full disk stops the run with a clear error; once space is back, restart finishes."""
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, "2m")
+    try:
+        store = disk / "store"
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * (free - 96 * 1024))
+        with pytest.raises(fntree.JobStoreError, match="is full.*free some space.*restart"):
+            fntree.run(wf.fan(3000), jobstore=store)
+        filler.unlink()
+        assert fntree.restart(store) == sum(range(3000))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_the_leader(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C or SIGTERM stops the leader and its workers; restart finishes the run."""
+    store = tmp_path / "store"
+    record = tmp_path / "record"
+    script = tmp_path / "interrupted.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import workflows
+        from workflows import slow_fan
+    """))
+    leader = subprocess.Popen(
+        [sys.executable, "-m", "fntree", "run", f"{script}:slow_fan", "6", "0.5", str(record),
+         "--jobstore", str(store), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (record.exists() and record.read_text().count("\n") >= 2):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    leader.send_signal(signum)
+    _, err = leader.communicate(timeout=30)
+    assert leader.returncode == 130
+    assert f"fntree restart {store}" in err
+    assert fntree.restart(store) == sum(range(6))
+
+
+def test_store_is_private_and_others_stores_are_refused(store: Path) -> None:
+    """A job store is its owner's alone; one writable by others, or owned by another, is refused."""
+    fntree.run(wf.leaf(1), jobstore=store)
+    assert store.stat().st_mode & 0o777 == 0o700
+    store.chmod(0o777)
+    with pytest.raises(fntree.JobStoreError, match="writable by others.*chmod go-w"):
+        fntree.restart(store)
+    store.chmod(0o700)
+    if os.getuid() != 0:
+        pytest.skip("only root can give the store to another user")
+    os.chown(store, 65534, 65534)
+    try:
+        with pytest.raises(fntree.JobStoreError, match="belongs to another user"):
+            fntree.restart(store)
+    finally:
+        os.chown(store, 0, 0)
