@@ -1,4 +1,10 @@
-"""The worker process's entry point: `python -m fntree._worker pipe RFD WFD STORE DIR LIMIT PID`.
+"""The worker process's entry point, in one of two modes:
+
+- `python -m fntree._worker pipe RFD WFD STORE DIR LIMIT PID` (the local batch system):
+  packets arrive on a pipe from the leader, results go back on another;
+- `python -m fntree._worker file PACKET STORE STORE_ID LIMIT` (Slurm): one packet read
+  from a file in the job store, its results written there atomically; the local temp
+  dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`.
 
 It wires the runtime's `JobRunner` to the DSL's `execute` hook and to a batch
 system's transport; it lives at the top so that no layer imports upward.
@@ -6,10 +12,13 @@ system's transport; it lives at the top so that no layer imports upward.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from fntree.compiler import execute
+from fntree.runtime.durable import atomic_write
+from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
 
 
@@ -25,6 +34,21 @@ def main(argv: list[str]) -> int:
         finally:
             runner.close()
         return 0
+    if mode == "file":
+        from fntree.batch.slurm import serve_file, supervise
+
+        packet, store, store_id, limit = rest
+        job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
+        local = StorePaths.local_base(store_id) / f"slurm-{job}"
+
+        def work() -> None:
+            runner = JobRunner(Path(store), local, execute, int(limit))
+            try:
+                serve_file(runner, Path(packet), atomic_write)
+            finally:
+                runner.close()
+
+        return supervise(work, local, local / "output")
     print(f"fntree worker: unknown mode {mode!r}", file=sys.stderr)
     return 2
 

@@ -124,7 +124,7 @@ def test_disk_full_then_space_back(tmp_path: Path) -> None:
         filler = disk / "filler"
         free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
         filler.write_bytes(b"\0" * (free - 96 * 1024))
-        with pytest.raises(fntree.JobStoreError, match="is full.*free some space.*restart"):
+        with pytest.raises(fntree.JobStoreError, match=r"is full.*free some space.*restart"):
             fntree.run(wf.fan(3000), jobstore=store)
         filler.unlink()
         assert fntree.restart(store) == sum(range(3000))
@@ -164,7 +164,7 @@ def test_store_is_private_and_others_stores_are_refused(store: Path) -> None:
     fntree.run(wf.leaf(1), jobstore=store)
     assert store.stat().st_mode & 0o777 == 0o700
     store.chmod(0o777)
-    with pytest.raises(fntree.JobStoreError, match="writable by others.*chmod go-w"):
+    with pytest.raises(fntree.JobStoreError, match=r"writable by others.*chmod go-w"):
         fntree.restart(store)
     store.chmod(0o700)
     if os.getuid() != 0:

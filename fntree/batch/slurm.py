@@ -1,0 +1,636 @@
+"""The Slurm batch system: packets of tasks as `sbatch` jobs, results through the job store.
+
+The job store must be on a filesystem that the leader and every compute node see.
+This module owns one directory in it (`SlurmPaths`):
+
+    <store>/batch/slurm/jobs              one line "<token> <packet> <slurm id>" per job
+    <store>/batch/slurm/<token>/<n>.in    packet n: (tasks, fns), pickled, written before sbatch
+    <store>/batch/slurm/<token>/<n>.run   made by the worker when it starts
+    <store>/batch/slurm/<token>/<n>.out.<k>  the worker's k-th batch of results (atomic)
+    <store>/batch/slurm/<token>/<n>.log   Slurm's --output for the job
+
+`<token>` is new for every leader, so results that a job of an earlier leader
+writes are never read. Submitting a packet: write `<n>.in`, run `sbatch`, append
+its Slurm id to `jobs` and fsync. At start a leader lists its user's Slurm jobs
+(one `squeue`), scancels in one call those of this store (recorded in `jobs`, or
+named `fntree-<store id>-...`) still queued or running, waits until they are gone,
+and removes the earlier tokens' directories: the work is issued again by the
+leader, and never runs twice at once.
+
+Status: `poll` first reads the result files (most completions need no Slurm
+query at all). At an interval that starts at QUERY_MIN and grows to QUERY_MAX
+while no job ends without its results, it makes one `squeue` call for all live
+jobs and, for those that ended without results, one `sacct` call. Native states
+map through `STATES` into `SlurmState`; a job killed for memory or time is
+reported with cause "memory" or "time", which the leader retries with more.
+
+Not flooding the cluster: at most `max_jobs` jobs queued or running, and no more
+jobs waiting to start than `parallelism`, so that work stays with the leader,
+which packs it better once it has measured how long its targets take.
+
+The worker's side (`serve_file`, `supervise`) runs the packet in a forked child,
+so that when the child dies (out of memory, scancel) the parent still removes the
+local temp dir and prints what the dying task had printed into the job's output.
+
+Every Slurm command goes through one `Commands` object (the seam tests swap);
+the default one counts its calls by command.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import os
+import pickle
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from fntree.batch.base import (
+    DEFAULT_MEMORY,
+    DEFAULT_TIME,
+    Res,
+    Result,
+    Task,
+    Update,
+    WorkerSetup,
+)
+from fntree.batch.local import Runner
+from fntree.errors import FntreeError
+
+log = logging.getLogger("fntree")
+
+MAX_JOBS = 100        # Slurm jobs queued or running at once, unless --max-jobs says
+PACKET_TIME = 120.0   # seconds of declared or measured work a packet aims at
+QUERY_MIN, QUERY_MAX, QUERY_GROWTH = 2.0, 60.0, 1.5   # seconds between squeue calls
+SCAN_EVERY = 0.1      # seconds between looks at the result files
+ENDED_GRACE = 2       # queries a job may be gone with no state or results before it is lost
+CANCEL_WAIT = 120.0   # seconds a restarted leader waits for an earlier leader's jobs to end
+FLUSH_EVERY = 5.0     # seconds a worker may hold results before writing them
+
+
+class SlurmError(FntreeError, RuntimeError):
+    """A Slurm command failed; `command`, `returncode` and `stderr` say how."""
+
+    def __init__(self, message: str, command: str = "", returncode: int = 0,
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+# -- the seam: every Slurm command runs through one of these ---------------------------------
+class Completed(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Commands(Protocol):
+    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Completed: ...
+
+
+class SubprocessCommands:
+    """Runs Slurm's commands as subprocesses; `calls` counts them by command name."""
+
+    def __init__(self, timeout: float = 120.0) -> None:
+        self.timeout = timeout
+        self.calls: Counter[str] = Counter()
+
+    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Completed:
+        self.calls[argv[0]] += 1
+        executable = shutil.which(argv[0]) or argv[0]  # found on this process's PATH
+        try:
+            proc = subprocess.run([executable, *argv[1:]], capture_output=True, text=True, env=env,
+                                  timeout=self.timeout, stdin=subprocess.DEVNULL, check=False)
+        except FileNotFoundError:
+            return Completed(127, "", f"{argv[0]}: command not found")
+        except subprocess.TimeoutExpired:
+            return Completed(124, "", f"{argv[0]} did not answer in {self.timeout:g}s")
+        return Completed(proc.returncode, proc.stdout, proc.stderr)
+
+
+DEFAULT_COMMANDS = SubprocessCommands()
+
+
+# -- native states -------------------------------------------------------------------------------
+class SlurmState(enum.Enum):
+    """What fntree makes of a Slurm job's state."""
+
+    QUEUED = "queued"
+    """Waiting to start (or to start again); it may still run."""
+    RUNNING = "running"
+    """On a node, or finishing there: its results, or its end, will show."""
+    COMPLETED = "completed"
+    """Ended with exit code 0: its result files say what became of its tasks."""
+    FAILED = "failed"
+    """Ended with a non-zero exit code, or Slurm could not run it."""
+    OUT_OF_MEMORY = "out_of_memory"
+    """Killed for using more than its --mem: its job is retried with more memory."""
+    TIMEOUT = "timeout"
+    """Killed at its --time: its job is retried with more time."""
+    CANCELLED = "cancelled"
+    """Cancelled by scancel: fntree's own, or an administrator's."""
+    LOST = "lost"
+    """Its node failed or it was preempted: it did not fail by itself."""
+
+    @property
+    def live(self) -> bool:
+        return self in (SlurmState.QUEUED, SlurmState.RUNNING)
+
+
+STATES: dict[str, SlurmState] = {
+    "PENDING": SlurmState.QUEUED,
+    "CONFIGURING": SlurmState.QUEUED,
+    "REQUEUED": SlurmState.QUEUED,
+    "REQUEUE_FED": SlurmState.QUEUED,
+    "REQUEUE_HOLD": SlurmState.QUEUED,
+    "RESV_DEL_HOLD": SlurmState.QUEUED,
+    "RUNNING": SlurmState.RUNNING,
+    "COMPLETING": SlurmState.RUNNING,
+    "RESIZING": SlurmState.RUNNING,
+    "SIGNALING": SlurmState.RUNNING,
+    "STAGE_OUT": SlurmState.RUNNING,
+    "SUSPENDED": SlurmState.RUNNING,
+    "STOPPED": SlurmState.RUNNING,
+    "COMPLETED": SlurmState.COMPLETED,
+    "FAILED": SlurmState.FAILED,
+    "SPECIAL_EXIT": SlurmState.FAILED,
+    "DEADLINE": SlurmState.FAILED,
+    "OUT_OF_MEMORY": SlurmState.OUT_OF_MEMORY,
+    "TIMEOUT": SlurmState.TIMEOUT,
+    "CANCELLED": SlurmState.CANCELLED,
+    "REVOKED": SlurmState.CANCELLED,
+    "NODE_FAIL": SlurmState.LOST,
+    "BOOT_FAIL": SlurmState.LOST,
+    "PREEMPTED": SlurmState.LOST,
+}
+
+CAUSES = {SlurmState.OUT_OF_MEMORY: "memory", SlurmState.TIMEOUT: "time"}
+
+
+def native_state(text: str) -> SlurmState | None:
+    """The state of squeue's %T or sacct's State ("CANCELLED by 0"); None if unknown."""
+    words = text.split()
+    return STATES.get(words[0].rstrip("+")) if words else None
+
+
+# -- parsing ---------------------------------------------------------------------------------------
+class Cluster(NamedTuple):
+    """What `sinfo` says of the partition: its largest node, its cores, its time limit."""
+
+    partition: str
+    node_cpus: int
+    node_memory: int          # bytes
+    total_cpus: int
+    time_limit: float | None  # seconds; None when unlimited
+
+
+def parse_table(text: str, columns: int) -> Iterator[list[str]]:
+    """The rows of `|`-separated output with at least `columns` fields."""
+    for line in text.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) >= columns and fields[0]:
+            yield fields
+
+
+def parse_squeue(text: str) -> dict[str, tuple[str, str]]:
+    """Job id -> (native state, third column), from `squeue -h -o %i|%T|%r` (or `|%j`)."""
+    return {f[0]: (f[1], f[2] if len(f) > 2 else "") for f in parse_table(text, 2)}
+
+
+def parse_sacct(text: str) -> dict[str, tuple[str, str]]:
+    """Job id -> (native state, exit code), from `sacct -X -n -P -o JobID,State,ExitCode`."""
+    return {f[0]: (f[1], f[2] if len(f) > 2 else "") for f in parse_table(text, 2)}
+
+
+def parse_time_limit(text: str) -> float | None:
+    """Seconds from a Slurm time ("infinite", "45", "30:00", "2:00:00", "1-12", "1-12:00:00")."""
+    text = text.strip()
+    if text.lower() in ("infinite", "unlimited", "n/a", ""):
+        return None
+    days, dash, rest = text.partition("-") if "-" in text else ("0", "", text)
+    parts = [int(p) for p in rest.split(":")]
+    if dash:                                  # days-hours[:minutes[:seconds]]
+        hours, minutes, seconds = [*parts, 0, 0][:3]
+    elif len(parts) == 1:                     # minutes
+        hours, minutes, seconds = 0, parts[0], 0
+    elif len(parts) == 2:                     # minutes:seconds
+        hours, minutes, seconds = 0, parts[0], parts[1]
+    else:                                     # hours:minutes:seconds
+        hours, minutes, seconds = parts[:3]
+    return float(int(days) * 86400 + hours * 3600 + minutes * 60 + seconds)
+
+
+def parse_sinfo(text: str, partition: str | None) -> Cluster:
+    """The partition (given, or else the default one) from `sinfo -h -N -o %N|%P|%c|%m|%l`."""
+    rows = list(parse_table(text, 5))
+    if partition is None:
+        defaults = [r for r in rows if r[1].endswith("*")]
+        rows = defaults or rows
+    else:
+        rows = [r for r in rows if r[1].rstrip("*") == partition]
+    if not rows:
+        raise SlurmError(f"Slurm has no partition {partition!r}" if partition else
+                         "sinfo lists no nodes; check that Slurm is up (`sinfo`)")
+    nodes = {r[0]: (int(r[2].rstrip("+")), int(r[3].rstrip("+"))) for r in rows}
+    return Cluster(rows[0][1].rstrip("*"), max(c for c, _ in nodes.values()),
+                   max(m for _, m in nodes.values()) << 20,
+                   sum(c for c, _ in nodes.values()), parse_time_limit(rows[0][4]))
+
+
+def next_interval(interval: float, news: bool) -> float:
+    """The wait before the next squeue: back to the minimum on news, else longer."""
+    return QUERY_MIN if news else min(QUERY_MAX, interval * QUERY_GROWTH)
+
+
+def job_name(store_id: str, tasks: Sequence[Task]) -> str:
+    """`fntree-<store id>-<target name>`: how the jobs of a store are found by name."""
+    return f"fntree-{store_id}-{re.sub(r'[^A-Za-z0-9_.+-]', '_', tasks[0].name)}"
+
+
+def packet_request(tasks: Sequence[Task], time_limit: float | None) -> tuple[int, int, int]:
+    """(cpus, MiB of memory, minutes) for a packet: the largest task's, and the sum of times."""
+    cpus = max(1, math.ceil(max(t.res.cpu for t in tasks) - 1e-9))
+    memory = max((t.res.memory or 0 for t in tasks), default=0) or DEFAULT_MEMORY
+    seconds = sum(t.res.time or DEFAULT_TIME for t in tasks)
+    if time_limit is not None:
+        seconds = min(seconds, time_limit)
+    return cpus, math.ceil(memory / (1 << 20)), max(1, math.ceil(seconds / 60))
+
+
+# -- files ---------------------------------------------------------------------------------
+class SlurmPaths:
+    """The Slurm batch system's files in a job store (see the module docstring)."""
+
+    def __init__(self, store_root: Path, token: str) -> None:
+        self.base = store_root / "batch" / "slurm"
+        self.jobs = self.base / "jobs"
+        self.dir = self.base / token
+
+    def packet(self, number: int) -> Path:
+        return self.dir / f"{number}.in"
+
+    def output(self, number: int) -> Path:
+        return self.dir / f"{number}.log"
+
+    def started(self, number: int) -> Path:
+        return self.started_of(self.packet(number))
+
+    @staticmethod
+    def started_of(packet: Path) -> Path:
+        return packet.with_name(f"{packet.stem}.run")
+
+    def result(self, number: int, chunk: int) -> Path:
+        return self.result_of(self.packet(number), chunk)
+
+    @staticmethod
+    def result_of(packet: Path, chunk: int) -> Path:
+        return packet.with_name(f"{packet.stem}.out.{chunk}")
+
+
+class _Packet:
+    def __init__(self, number: int, slurm_id: str, tasks: list[Task], memory: int,
+                 minutes: int) -> None:
+        self.number = number
+        self.slurm_id = slurm_id
+        self.tasks = tasks
+        self.memory = memory
+        self.minutes = minutes
+        self.reported: set[int] = set()
+        self.chunk = 0
+        self.gone = 0
+        self.started = False
+
+
+# -- the leader's side -------------------------------------------------------------------------
+class SlurmBatchSystem:
+    """Runs packets as Slurm batch jobs; see the module docstring."""
+
+    name = "slurm"
+    packet_time = PACKET_TIME
+
+    def __init__(self, setup: WorkerSetup, *, max_jobs: int | None = None,
+                 partition: str | None = None, extra_args: str | None = None,
+                 max_memory: int | None = None, commands: Commands | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.setup = setup
+        self.commands = commands or DEFAULT_COMMANDS
+        self.max_jobs = max_jobs or MAX_JOBS
+        self.extra_args = shlex.split(extra_args or "")
+        self._clock, self._sleep = clock, sleep
+        self.cluster = parse_sinfo(self._check(
+            ["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%l",
+             *(["-p", partition] if partition else [])], "read the cluster"), partition)
+        self.partition = partition
+        self.max_memory = min(self.cluster.node_memory, max_memory or self.cluster.node_memory)
+        self.parallelism = max(1, min(self.max_jobs, self.cluster.total_cpus))
+        self.paths = SlurmPaths(setup.store_root, uuid.uuid4().hex[:12])
+        self._prefix = f"fntree-{setup.store_id}-"
+        self._cancel_earlier()
+        self.paths.dir.mkdir(mode=0o700, parents=True)
+        self._jobs_fd = os.open(self.paths.jobs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._env = {k: v for k, v in setup.worker_env().items()
+                     if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+        self._live: dict[int, _Packet] = {}
+        self._numbers = iter(range(1, 1 << 62))
+        self._interval = QUERY_MIN
+        self._next_query = clock() + QUERY_MIN
+
+    # -- the protocol ---------------------------------------------------------------------
+    def limits(self) -> tuple[float, int]:
+        return float(self.cluster.node_cpus), self.max_memory
+
+    def can_take(self, res: Res) -> bool:
+        queued = sum(not p.started for p in self._live.values())
+        return (len(self._live) < self.max_jobs and queued < self.parallelism
+                and res.cpu <= self.cluster.node_cpus and (res.memory or 0) <= self.max_memory)
+
+    def submit(self, tasks: list[Task], fns: dict[bytes, bytes]) -> int:
+        number = next(self._numbers)
+        packet = self.paths.packet(number)
+        packet.write_bytes(pickle.dumps((tasks, fns), pickle.HIGHEST_PROTOCOL))
+        cpus, memory, minutes = packet_request(tasks, self.cluster.time_limit)
+        command = self.setup.command("file", str(packet), str(self.setup.store_root),
+                                     self.setup.store_id, str(self.setup.log_limit))
+        argv = ["sbatch", "--parsable", "--job-name", job_name(self.setup.store_id, tasks),
+                "--output", str(self.paths.output(number)), "--chdir", self.setup.cwd,
+                "--cpus-per-task", str(cpus), "--mem", f"{memory}M", "--time", str(minutes),
+                "--no-requeue", *(["--partition", self.partition] if self.partition else []),
+                *self.extra_args, "--wrap", f"exec {shlex.join(command)}"]
+        slurm_id = self._sbatch(argv, tasks[0].name)
+        os.write(self._jobs_fd, f"{self.paths.dir.name} {number} {slurm_id}\n".encode())
+        os.fdatasync(self._jobs_fd)
+        self._live[number] = _Packet(number, slurm_id, tasks, memory, minutes)
+        return number
+
+    def poll(self, timeout: float) -> list[Update]:
+        deadline = self._clock() + timeout
+        while True:
+            updates = self._collect()
+            if self._live and self._clock() >= self._next_query:
+                updates.extend(self._query())
+            left = deadline - self._clock()
+            if updates or not self._live or left <= 0:
+                return updates
+            self._sleep(min(SCAN_EVERY, left))
+
+    def cancel(self) -> None:
+        if self._live:
+            ids = [p.slurm_id for p in self._live.values()]
+            done = self.commands.run(["scancel", *ids])
+            if done.returncode != 0:
+                log.warning("scancel failed (%s); cancel Slurm jobs %s by hand",
+                            done.stderr.strip(), " ".join(ids))
+            self._live.clear()
+
+    def close(self) -> None:
+        self.cancel()
+        if self._jobs_fd >= 0:
+            os.close(self._jobs_fd)
+            self._jobs_fd = -1
+        shutil.rmtree(self.paths.dir, ignore_errors=True)
+
+    # -- Slurm commands -------------------------------------------------------------------
+    def _check(self, argv: list[str], purpose: str) -> str:
+        done = self.commands.run(argv)
+        if done.returncode != 0:
+            raise SlurmError(
+                f"`{argv[0]}` failed to {purpose} (exit {done.returncode}): "
+                f"{done.stderr.strip() or done.stdout.strip()}; check that Slurm is reachable "
+                "from this machine (`sinfo`), or choose another --batch-system",
+                argv[0], done.returncode, done.stderr)
+        return done.stdout
+
+    def _sbatch(self, argv: list[str], name: str) -> str:
+        for wait in (1.0, 2.0, 4.0, 8.0, 0.0):
+            done = self.commands.run(argv, env=self._env)
+            if done.returncode == 0:
+                return done.stdout.strip().split(";")[0]
+            transient = re.search(r"timed out|temporarily|try again|Socket", done.stderr, re.I)
+            if not transient or not wait:
+                break
+            log.warning("sbatch failed (%s); trying again in %gs", done.stderr.strip(), wait)
+            self._sleep(wait)
+        raise SlurmError(
+            f"sbatch refused the job of target `{name}` (exit {done.returncode}): "
+            f"{done.stderr.strip()}; check --slurm-partition and --slurm-args, then continue "
+            f"with `fntree restart {self.setup.store_root}`",
+            "sbatch", done.returncode, done.stderr)
+
+    def _squeue(self, argv: list[str]) -> dict[str, tuple[str, str]] | None:
+        done = self.commands.run(["squeue", "-h", *argv])
+        if done.returncode != 0 and "Invalid job id" not in done.stderr:
+            log.warning("squeue failed (%s); asking again later", done.stderr.strip())
+            return None
+        return parse_squeue(done.stdout) if done.returncode == 0 else {}
+
+    def _sacct(self, ids: list[str]) -> dict[str, tuple[str, str]]:
+        done = self.commands.run(["sacct", "-X", "-n", "-P", "-j", ",".join(ids),
+                                  "-o", "JobID,State,ExitCode"])
+        return parse_sacct(done.stdout) if done.returncode == 0 else {}
+
+    # -- results and ends -----------------------------------------------------------------
+    def _collect(self) -> list[Update]:
+        """Updates from the result files the workers wrote."""
+        try:
+            names = set(os.listdir(self.paths.dir))
+        except FileNotFoundError:
+            return []
+        updates = []
+        for packet in list(self._live.values()):
+            packet.started = packet.started or self.paths.started(packet.number).name in names
+            while (path := self.paths.result(packet.number, packet.chunk)).name in names:
+                results: list[Result]
+                results, last = pickle.loads(path.read_bytes())
+                path.unlink()
+                packet.chunk += 1
+                packet.reported.update(r.job_id for r in results)
+                updates.append(Update(packet.number, results, last))
+                if last:
+                    self._forget(packet)
+                    break
+        return updates
+
+    def _query(self) -> list[Update]:
+        """One squeue for every live job; one sacct for those that ended without results."""
+        by_id = {p.slurm_id: p for p in self._live.values()}
+        seen = self._squeue(["--states=all", "-j", ",".join(by_id), "-o", "%i|%T|%r"])
+        updates: list[Update] = []
+        ended = []
+        for slurm_id, packet in by_id.items():
+            if seen is not None:
+                state = native_state(seen.get(slurm_id, ("", ""))[0])
+                packet.started = packet.started or state is not SlurmState.QUEUED
+                if state is None or not state.live:
+                    ended.append(packet)
+        if ended:
+            updates = self._collect()
+            ended = [p for p in ended if p.number in self._live]
+        if ended:
+            final = self._sacct([p.slurm_id for p in ended])
+            for packet in ended:
+                native, code = final.get(packet.slurm_id) or ((seen or {}).get(
+                    packet.slurm_id, ("", ""))[0], "")
+                update = self._ended(packet, native, code)
+                if update is not None:
+                    updates.append(update)
+        self._interval = next_interval(self._interval, any(u.reason for u in updates))
+        self._next_query = self._clock() + self._interval
+        return updates
+
+    def _ended(self, packet: _Packet, native: str, code: str) -> Update | None:
+        """The Update of a packet whose job left the queue without (all) its results."""
+        state = native_state(native)
+        if state is None or state.live or state is SlurmState.COMPLETED:
+            packet.gone += 1  # accounting not caught up, or its last results not yet seen
+            if packet.gone <= ENDED_GRACE:
+                return None
+        slurm_id = packet.slurm_id
+        if state is SlurmState.OUT_OF_MEMORY:
+            reason = f"Slurm job {slurm_id} went over its --mem={packet.memory}M (OUT_OF_MEMORY)"
+        elif state is SlurmState.TIMEOUT:
+            reason = f"Slurm job {slurm_id} ran past its --time of {packet.minutes} min (TIMEOUT)"
+        elif state is None or state.live:
+            reason = f"Slurm job {slurm_id} is no longer known to squeue or sacct"
+        else:
+            reason = f"Slurm job {slurm_id} ended {native}" + (f", exit code {code}"
+                                                                if code else "")
+            if state is SlurmState.COMPLETED:
+                reason += ", without writing all its results"
+        output = _tail(self.paths.output(packet.number), self.setup.log_limit)
+        self._forget(packet)
+        lost = tuple(t.job_id for t in packet.tasks if t.job_id not in packet.reported)
+        return Update(packet.number, [], True, lost, reason, output,
+                      CAUSES.get(state, "") if state else "")
+
+    def _forget(self, packet: _Packet) -> None:
+        self._live.pop(packet.number, None)
+        self.paths.packet(packet.number).unlink(missing_ok=True)
+        self.paths.output(packet.number).unlink(missing_ok=True)
+        self.paths.started(packet.number).unlink(missing_ok=True)
+
+    # -- restart --------------------------------------------------------------------------
+    def _cancel_earlier(self) -> None:
+        """Cancel the jobs earlier leaders of this store left queued or running; wait for them."""
+        base = self.paths.base
+        earlier = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
+        recorded = set()
+        if self.paths.jobs.exists():
+            recorded = {line.split()[2] for line in self.paths.jobs.read_text().splitlines()
+                        if len(line.split()) == 3}
+        if not earlier and not recorded:
+            return
+        ours = self._earlier_live(recorded)
+        if ours:
+            log.info("cancelling %d Slurm job(s) left by an earlier leader of this job store",
+                     len(ours))
+            self.commands.run(["scancel", *sorted(ours)])
+        deadline, wait = self._clock() + CANCEL_WAIT, 0.5
+        while ours:
+            if self._clock() > deadline:
+                raise SlurmError(
+                    f"Slurm jobs {', '.join(sorted(ours))} of an earlier leader of this job "
+                    f"store are still running {CANCEL_WAIT:g}s after scancel; wait until "
+                    f"`squeue -j {','.join(sorted(ours))}` shows none, then restart")
+            self._sleep(wait)
+            wait = min(2 * wait, 5.0)
+            ours = self._earlier_live(recorded | ours)
+        for directory in earlier:
+            shutil.rmtree(directory, ignore_errors=True)
+        with open(self.paths.jobs, "wb") as f:
+            os.fsync(f.fileno())
+
+    def _earlier_live(self, recorded: set[str]) -> set[str]:
+        """Ids of this store's jobs still queued or running: recorded, or by their names."""
+        listing = self._squeue(["--me", "-o", "%i|%T|%j"])
+        if listing is None:
+            raise SlurmError("squeue failed, so the Slurm jobs of an earlier leader of this "
+                             "job store cannot be checked; restart when Slurm answers again")
+        return {job for job, (native, name) in listing.items()
+                if (job in recorded or name.startswith(self._prefix))
+                and (state := native_state(native)) is not None and state.live}
+
+
+# -- the worker's side ------------------------------------------------------------------------
+def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
+               clock: Callable[[], float] = time.monotonic) -> None:
+    """Run the packet in file `packet`; write its results in chunks with `write` (atomic).
+
+    A packet whose file is gone belongs to a leader that has moved on: nothing runs.
+    """
+    try:
+        tasks, fns = pickle.loads(packet.read_bytes())
+    except FileNotFoundError:
+        print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
+        return
+    SlurmPaths.started_of(packet).touch()
+    runner.learn(fns)
+    pending: list[Result] = []
+    chunk, flushed = 0, clock()
+    for results in runner.run_packet(tasks):
+        pending.extend(results)
+        if clock() - flushed > FLUSH_EVERY:
+            write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, False)))
+            chunk, pending, flushed = chunk + 1, [], clock()
+    write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, True)))
+
+
+def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
+    """Do `work` in a child process; if it dies, show what its last task printed, and clean up.
+
+    The parent stays small, so the kernel's out-of-memory killer picks the child, and
+    passes SIGTERM (scancel, --time) on to the child, so that it outlives it: either way it
+    copies `output` (the dying task's prints) to its own stdout (the Slurm job's output,
+    which the leader reads) and removes `local_dir`. Returns the exit status to exit with.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, previous)
+        code = 1
+        try:
+            work()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
+    _, status = os.waitpid(pid, 0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the child's pid may now be reused
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        sys.stdout.write(f"fntree worker: the process running the packet {how}\n")
+        sys.stdout.flush()
+        os.write(1, _tail(output, 1 << 20))
+    shutil.rmtree(local_dir, ignore_errors=True)
+    return 128 - code if code < 0 else code
+
+
+def _tail(path: Path, limit: int) -> bytes:
+    """The last `limit` bytes of `path` (what a job printed before it died)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - limit))
+            return f.read()
+    except OSError:
+        return b""
