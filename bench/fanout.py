@@ -6,9 +6,11 @@ process); then the same N no-op calls through
 `multiprocessing.Pool(os.cpu_count()).apply_async`, timed from the pool's
 creation to the last result, and fntree's fraction of its rate.
 The job store is durable (a directory in a temp dir), so every completion is
-fsynced. `--repeat K` prints the median of K runs.
+fsynced. `--repeat K` prints the median of K runs; `--progress` draws the live
+display (as on a terminal, to stderr) to measure what it costs.
 
     python bench/fanout.py 10000 --repeat 3
+    python bench/fanout.py 10000 --repeat 3 --progress 2>/dev/null
 """
 
 from __future__ import annotations
@@ -41,10 +43,20 @@ def root(n: int) -> fntree.Call:
     return total([noop(i) for i in range(n)], time.time())
 
 
-def run_fntree(n: int, jobstore: Path) -> tuple[float, float]:
-    """Seconds from the root's start to its value, and for all of `fntree.run`."""
+def run_fntree(n: int, jobstore: Path, progress: bool = False) -> tuple[float, float]:
+    """Seconds from the root's start to its value, and for all of `fntree.run`.
+
+    With `progress`, the live display draws to stderr as on a terminal.
+    """
+    observers = []
+    if progress:
+        from rich.console import Console
+
+        from fntree.progress import LiveProgress
+
+        observers.append(LiveProgress(Console(stderr=True, force_terminal=True, width=120)))
     called = time.time()
-    value, started = fntree.run(root(n), jobstore=jobstore)
+    value, started = fntree.run(root(n), jobstore=jobstore, observers=observers)
     now = time.time()
     assert value == n * (n - 1) // 2, value
     return now - started, now - called
@@ -68,18 +80,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", nargs="?", type=int, default=10_000, help="children (10000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs; the median is printed")
+    parser.add_argument("--progress", action="store_true",
+                        help="draw the live progress display (to stderr) during the runs")
     args = parser.parse_args()
     if args.n < 1 or args.repeat < 1:
         parser.error("N and --repeat must be at least 1")
     jobs = args.n + 2  # the root, its children and its follow-on
     with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
-        runs = [run_fntree(args.n, Path(scratch) / f"jobstore-{k}") for k in range(args.repeat)]
+        runs = [run_fntree(args.n, Path(scratch) / f"jobstore-{k}", args.progress)
+                for k in range(args.repeat)]
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     pools = [run_pool(args.n) for _ in range(args.repeat)]
     wall = statistics.median(w for w, _ in runs)
     whole = statistics.median(t for _, t in runs)
     pool = statistics.median(pools)
-    print(f"fanout N={args.n:,} ({jobs:,} jobs), median of {args.repeat}")
+    shown = " with the live progress display" if args.progress else ""
+    print(f"fanout N={args.n:,} ({jobs:,} jobs){shown}, median of {args.repeat}")
     print(f"fntree: {wall:.2f} s root start to value, {jobs / wall:,.0f} jobs/s, "
           f"leader peak RSS {rss_mib:,.0f} MiB ({whole:.2f} s for all of fntree.run)")
     print(f"Pool({os.cpu_count()}).apply_async: {pool:.2f} s, {args.n / pool:,.0f} calls/s")

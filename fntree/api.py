@@ -29,8 +29,8 @@ from fntree.dsl import Call, Target
 from fntree.errors import FntreeError, ResourceError
 from fntree.resources import parse_cpu, parse_memory
 from fntree.runtime import codec, faults
-from fntree.runtime.events import Events, LogObserver, Observer
 from fntree.runtime.eventlog import EventLog
+from fntree.runtime.events import Events, LogObserver, Observer
 from fntree.runtime.leader import Leader
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore

@@ -18,7 +18,7 @@ from rich.console import Console
 from fntree.errors import FntreeError, WorkflowFailed
 
 # The modules of the subcommands, in the order `fntree --help` lists them.
-COMMANDS = ("running", "status", "check")
+COMMANDS = ("running", "status", "check", "stats", "logs", "debug_job", "kill", "clean")
 
 
 def main(argv: list[str] | None = None) -> int:

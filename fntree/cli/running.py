@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 import fntree
+from fntree.debug import debug_command
 from fntree.dsl import Target
 from fntree.errors import FntreeError, WorkflowFailed
 from fntree.runtime.events import Observer
@@ -51,11 +52,12 @@ def options_without_jobstore(parser: argparse.ArgumentParser) -> None:
 
 
 def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
-    if args.no_progress or not console.is_terminal:
+    """The live display on a terminal, progress lines otherwise; none with --no-progress."""
+    if args.no_progress:
         return []
-    from fntree.progress import LiveProgress
+    from fntree.progress import LiveProgress, PlainProgress
 
-    return [LiveProgress(console)]
+    return [LiveProgress(console) if console.is_terminal else PlainProgress(console)]
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -148,4 +150,5 @@ def report_failure(console: Console, exc: WorkflowFailed) -> None:
         console.print(job.message, markup=False)
         if job.log_path:
             console.print(f"log: {job.log_path}", markup=False)
+        console.print(f"debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
     console.print(f"Fix the cause, then continue with: [bold]fntree restart {exc.jobstore}[/]")

@@ -19,6 +19,8 @@ Every line also has `t`, the leader's clock when it learned the fact.
 It is a record for people, not the crash-safety journal: hooks only append to a
 deque (O(1), no I/O on the leader's thread); a daemon thread formats and writes
 what has queued at most every `FLUSH_EVERY` seconds, and `finished` drains it.
+The writer yields the GIL every few hundred events, so that a leader coming
+back from a system call does not wait out the interpreter's switch interval.
 Nothing is fsynced, so a leader killed outright loses at most the last moments;
 the next leader starts on a fresh line, and `read_events` skips a torn one.
 """
@@ -44,6 +46,7 @@ log = logging.getLogger("fntree")
 
 FORMAT = 1
 FLUSH_EVERY = 0.5  # seconds between writes of the queued events
+YIELD_EVERY = 256  # events the writer formats before it lets other threads run
 
 
 class EventLog(Observer):
@@ -103,13 +106,16 @@ class EventLog(Observer):
 
     def flush(self) -> None:
         """Write every queued event to the log now."""
-        if not self._queue:
+        queue = self._queue
+        if self._broken:
+            queue.clear()
             return
         lines = []
-        queue = self._queue
-        while queue:
+        for k in range(1, len(queue) + 1):  # what is queued now; later events wait their turn
             lines.append(self._format(queue.popleft()))
-        if self._broken:
+            if not k % YIELD_EVERY:
+                time.sleep(0)  # let the leader have the GIL back soon, not after 5 ms
+        if not lines:
             return
         try:
             if self._file is None:
@@ -150,9 +156,9 @@ class EventLog(Observer):
             tasks: list[Task] = event[3]
             jobs = ",".join(f'["{task.job_id:016x}",{self._name(task.name)},{task.attempt}]'
                             for task in tasks)
-            cpu = max(task.res.cpu for task in tasks)
-            memory = max(task.res.memory or 0 for task in tasks) or "null"
-            return (f'{{"t":{t:.3f},"ev":"issued","packet":{event[2]},"cpu":{cpu:g},'
+            res = tasks[0].res  # a packet's tasks share their resources
+            memory = res.memory or "null"
+            return (f'{{"t":{t:.3f},"ev":"issued","packet":{event[2]},"cpu":{res.cpu:g},'
                     f'"memory":{memory},"jobs":[{jobs}]}}\n')
         if kind == "failed":
             f: Failure = event[2]

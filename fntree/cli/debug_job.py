@@ -1,0 +1,47 @@
+"""`fntree debug-job DIR JOB [--pdb]`: run one job of a stopped run again, here.
+
+The job runs in this process with its recorded arguments, environment, import
+path and working directory, a fresh local temp dir and a copy of its chain's
+global temp dir; nothing is written to the job store (fntree/debug.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import traceback
+from typing import Any
+
+from rich.console import Console
+
+from fntree.debug import load, replay, user_frames
+from fntree.runtime.store import JobStore
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("debug-job", help="run one job of a stopped run again, here, "
+                            "recording nothing")
+    parser.add_argument("jobstore", metavar="DIR")
+    parser.add_argument("job", metavar="JOB",
+                        help="a job id (or a unique prefix of one), or a target's name")
+    parser.add_argument("--pdb", action="store_true",
+                        help="enter the debugger at the exception the job raises")
+    parser.add_argument("--attempt", type=int, default=None,
+                        help="the attempt number the job sees (default: its last attempt)")
+    parser.set_defaults(command=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    store = JobStore.open(args.jobstore)
+    job = load(store, args.job)
+    console.print(f"[dim]fntree: replaying {job.describe()} of {store.paths.root} in this "
+                  "process; nothing is written to the job store[/]")
+    replayed = replay(job, attempt=args.attempt, post_mortem=args.pdb)
+    if replayed.error is not None:
+        error = replayed.error
+        console.print("".join(traceback.format_exception(
+            type(error), error, user_frames(error.__traceback__) or error.__traceback__)),
+            markup=False, end="")
+        console.print(f"[bold red]fntree: {replayed.describe()}[/]")
+        return 1
+    console.print(f"[green]fntree: {replayed.describe()}[/]", markup=True)
+    return 0

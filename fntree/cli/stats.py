@@ -1,0 +1,184 @@
+"""`fntree stats DIR`: where a run's time went, per target, from its event log.
+
+Per target: jobs completed, total / mean / max wall time, cpu time, the peak
+memory of the worker process, attempts and failed attempts. For the run: the
+time its leaders ran, jobs per second, and how busy the cores were (job wall
+time times the cores each job was given, and cpu time, over the cores the run
+had for that long). `--json` prints the same as a stable object; `--html FILE`
+writes a timeline of the run (fntree/cli/timeline.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from rich.console import Console
+from rich.table import Table
+
+from fntree.resources import format_memory
+from fntree.runtime.eventlog import read_events
+from fntree.runtime.store import JobStore
+
+FORMAT = 1
+
+
+class Span(NamedTuple):
+    """One completed job, as the timeline draws it."""
+
+    start: float
+    wall: float
+    name: str
+    job: str
+    attempt: int
+    cpu_time: float
+    rss: int
+    cores: float
+
+
+class _Target:
+    __slots__ = ("attempts", "count", "cpu", "failures", "rss", "wall", "wall_max")
+
+    def __init__(self) -> None:
+        self.count = self.attempts = self.failures = self.rss = 0
+        self.wall = self.wall_max = self.cpu = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "wall_total": round(self.wall, 6),
+                "wall_mean": round(self.wall / self.count, 6) if self.count else 0.0,
+                "wall_max": round(self.wall_max, 6), "cpu_total": round(self.cpu, 6),
+                "rss_max_kib": self.rss, "attempts": self.attempts, "failures": self.failures}
+
+
+class RunStats:
+    """The figures of a run, gathered from its events in one pass."""
+
+    def __init__(self, cores: float | None = None) -> None:
+        self.targets: dict[str, _Target] = {}
+        self.spans: list[Span] = []
+        self.failures: list[dict[str, Any]] = []
+        self.leaders: list[tuple[float, float]] = []  # (start, end) of each leader
+        self.cores = cores
+        self._cores_seen = 1.0
+        self._issued_cores: dict[str, float] = {}
+
+    def _target(self, name: str) -> _Target:
+        target = self.targets.get(name)
+        if target is None:
+            target = self.targets[name] = _Target()
+        return target
+
+    def add(self, events: Iterable[dict[str, Any]]) -> RunStats:
+        for event in events:
+            kind, t = event.get("ev"), float(event.get("t", 0.0))
+            if kind == "leader":
+                self.leaders.append((t, t))
+                self._cores_seen = float(event.get("cores") or 1)
+            elif self.leaders:
+                start, end = self.leaders[-1]
+                self.leaders[-1] = (start, max(end, t))
+            if kind == "issued":
+                self._issued_cores[event["job"]] = float(event.get("cpu") or 1)
+            elif kind == "done":
+                self._done(event)
+            elif kind == "failed":
+                target = self._target(event["name"])
+                target.attempts += 1
+                target.failures += 1
+                self.failures.append(event)
+        return self
+
+    def _done(self, event: dict[str, Any]) -> None:
+        target = self._target(event["name"])
+        wall, cpu, rss = float(event["wall"]), float(event["cpu"]), int(event["rss"])
+        target.count += 1
+        target.attempts += 1
+        target.wall += wall
+        target.wall_max = max(target.wall_max, wall)
+        target.cpu += cpu
+        target.rss = max(target.rss, rss)
+        cores = self._issued_cores.pop(event["job"], 1.0)
+        self.spans.append(Span(float(event["start"]), wall, event["name"], event["job"],
+                               int(event["attempt"]), cpu, rss, cores))
+
+    # -- the run's figures -------------------------------------------------------------
+    def run_figures(self) -> dict[str, Any]:
+        wall = sum(end - start for start, end in self.leaders)
+        jobs = sum(t.count for t in self.targets.values())
+        cores = self.cores or self._cores_seen
+        capacity = wall * cores
+        busy = sum(s.wall * s.cores for s in self.spans)
+        cpu = sum(s.cpu_time for s in self.spans)
+        return {"leaders": len(self.leaders), "wall": round(wall, 6), "jobs": jobs,
+                "failures": len(self.failures),
+                "jobs_per_second": round(jobs / wall, 3) if wall > 0 else 0.0,
+                "cores": cores,
+                "core_busy": round(busy / capacity, 4) if capacity > 0 else 0.0,
+                "cpu_busy": round(cpu / capacity, 4) if capacity > 0 else 0.0,
+                "first": self.leaders[0][0] if self.leaders else None,
+                "last": self.leaders[-1][1] if self.leaders else None}
+
+    def as_dict(self, jobstore: str) -> dict[str, Any]:
+        return {"format": FORMAT, "jobstore": jobstore, "run": self.run_figures(),
+                "targets": {name: t.as_dict() for name, t in self.targets.items()}}
+
+
+def gather(store: JobStore) -> RunStats:
+    """The run's figures from its event log, with the cores it was given."""
+    options = store.config().get("options", {})
+    cores = options.get("max_cpus")
+    return RunStats(float(cores) if cores else None).add(read_events(store.paths))
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("stats", help="where a run's time went, per target")
+    parser.add_argument("jobstore", metavar="DIR")
+    parser.add_argument("--json", action="store_true", help="print a machine-readable object")
+    parser.add_argument("--html", metavar="FILE", help="write a timeline of the run to FILE")
+    parser.set_defaults(command=run)
+
+
+def run(args: argparse.Namespace, console: Console) -> int:
+    store = JobStore.open(args.jobstore)
+    stats = gather(store)
+    root = str(store.paths.root)
+    if args.html:
+        from fntree.cli.timeline import write_timeline
+
+        write_timeline(Path(args.html), stats, root)
+        console.print(f"timeline written to {args.html}", markup=False)
+    if args.json:
+        print(json.dumps(stats.as_dict(root), indent=1))
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    if not stats.leaders:
+        out.print(f"{root} has no events yet: no leader has run on it")
+        return 0
+    figures = stats.run_figures()
+    out.print(f"job store  {root}")
+    out.print(f"run        {figures['jobs']:,} jobs in {figures['wall']:.2f}s of leader time "
+              f"({figures['leaders']} leader(s)), {figures['jobs_per_second']:,.0f} jobs/s, "
+              f"{figures['failures']} failed attempt(s)")
+    out.print(f"cores      {figures['cores']:g}: busy {100 * figures['core_busy']:.0f}% "
+              f"(job wall time), {100 * figures['cpu_busy']:.0f}% (cpu time)")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("target", "jobs", "wall total", "mean", "max", "cpu", "peak memory",
+                   "attempts", "failed"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for name, t in sorted(stats.targets.items(), key=lambda item: -item[1].wall):
+        d = t.as_dict()
+        table.add_row(name, f"{t.count:,}", _secs(t.wall), _secs(d["wall_mean"]),
+                      _secs(t.wall_max), _secs(t.cpu),
+                      format_memory(t.rss * 1024) if t.rss else "-", f"{t.attempts:,}",
+                      f"{t.failures:,}")
+    out.print(table)
+    return 0
+
+
+def _secs(value: float) -> str:
+    if value < 1:
+        return f"{value * 1000:.1f}ms"
+    return f"{value:,.2f}s"
