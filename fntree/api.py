@@ -42,7 +42,8 @@ HOST_VARIABLES = frozenset({"HOSTNAME", "HOSTTYPE", "TMPDIR", "TMP", "TEMP", "PW
 DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memory": None,
                             "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
                             "slurm_partition": None, "slurm_args": None,
-                            "fault_kill": None, "fault_raise": None, "fault_seed": None}
+                            "fault_kill": None, "fault_raise": None, "fault_seed": None,
+                            "max_log_mb": None}
 OPTION_NAMES = tuple(DEFAULTS)
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
              "fault_seed": faults.ENV_SEED}
@@ -78,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Slurm partition to submit to (default: the cluster's default)")
     group.add_argument("--slurm-args", dest="slurm_args", default=None,
                        help='more sbatch options for every job, e.g. "--qos=long --account=lab"')
+    group.add_argument("--max-log-mb", dest="max_log_mb", type=float, default=None,
+                       help="most of each attempt's output kept in its log, in MB; past it "
+                       f"the head and the tail are kept (default: {LOG_LIMIT / 2**20:g})")
     group.add_argument("--fault-kill", dest="fault_kill", type=float, default=None,
                        help="fault injection: fraction of jobs whose worker is SIGKILLed "
                        f"mid-run (or ${faults.ENV_KILL})")
@@ -191,7 +195,8 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     env.update(faults.environment(options["fault_kill"], options["fault_raise"],
                                   options["fault_seed"]))
     setup = WorkerSetup(store.paths.root, store.store_id, config["python"], env,
-                        tuple(config["sys_path"]), config["cwd"], LOG_LIMIT, local_base)
+                        tuple(config["sys_path"]), config["cwd"], _log_limit(options),
+                        local_base)
     events = Events([LogObserver(), EventLog(store.paths), *(observers or []),
                      *_notebook_display(observers)])
     store.lock()
@@ -213,6 +218,15 @@ def _notebook_display(observers: list[Observer] | None) -> list[Observer]:
     from fntree.progress import notebook_display
 
     return notebook_display(observers or [])
+
+
+def _log_limit(options: dict[str, Any]) -> int:
+    megabytes = options["max_log_mb"]
+    if megabytes is None:
+        return LOG_LIMIT
+    if not isinstance(megabytes, (int, float)) or megabytes <= 0:
+        raise FntreeError(f"max_log_mb={megabytes!r} must be a positive number of megabytes")
+    return max(1024, int(megabytes * 2**20))
 
 
 def _main_targets() -> dict[str, tuple[bytes, bytes]]:

@@ -171,21 +171,24 @@ class Leader:
                 continue
             if res.cpu > max_cpus or (res.memory or 0) > max_memory:
                 self._refuse(state.chains[next(iter(queue))], max_cpus, max_memory)
+            # Share this round's ready jobs evenly among the slots: sized from the queue
+            # as it stands now, not as it shrinks packet by packet.
+            slots = max(1, int(self.batch.parallelism / max(res.cpu, 1e-3)))
+            fair = math.ceil(len(queue) / slots)
             while queue and self.batch.can_take(res):
+                size = self._packet_size(queue, fair)
                 tasks = [self._issue(state.chains[cid])
-                         for cid in list(itertools.islice(queue, self._packet_size(queue)))]
+                         for cid in list(itertools.islice(queue, size))]
                 packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
                 self._packets[packet] = tasks
                 self.events.issued(tasks)
 
-    def _packet_size(self, queue: dict[int, None]) -> int:
+    def _packet_size(self, queue: dict[int, None], fair: int) -> int:
         first = self.state.chains[next(iter(queue))]
         assert first.job is not None
         if first.job.job_id in self._solo:
             self._solo.discard(first.job.job_id)
             return 1
-        slots = max(1, int(self.batch.parallelism / max(first.job.res.cpu, 1e-3)))
-        fair = math.ceil(len(queue) / slots)
         estimate = self._estimate.get(first.job.name, first.job.res.time)
         size = 8 if estimate is None else int(self.batch.packet_time / max(estimate, 1e-5))
         return max(1, min(size, fair, MAX_PACKET))
@@ -328,7 +331,9 @@ class Leader:
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         if failed:
             message = (f"{len(failed)} job(s) failed after their retries: {names}{more}. "
-                       f"Fix the cause, then continue with `fntree restart {root}`")
+                       f"Read why with `fntree logs {root}`, run one again here with "
+                       f"`fntree debug-job {root} {failed[0].job_id} --pdb`; fix the cause, "
+                       f"then continue with `fntree restart {root}`")
         else:
             message = (f"the run stopped with no job left to run but the root incomplete; "
                        f"inspect it with `fntree status {root}`")

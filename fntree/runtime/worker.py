@@ -55,6 +55,7 @@ class JobRunner:
         self.execute = execute
         self.log_limit = log_limit
         self.faults = faults.Faults.from_env()
+        self._peak = PeakMemory()
         self._fns: dict[bytes, Any] = {}
         self._fn_bytes: dict[bytes, bytes] = {}
         self.known: set[bytes] = set()
@@ -139,7 +140,7 @@ class JobRunner:
         if ctx.used_local:
             shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
         log = self._keep_log(task, outcome is None)
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss = self._peak.after(wall)
         new_fns = {k: v for k, v in fns.items() if k not in self.known}
         if new_fns:
             self.known.update(new_fns)
@@ -173,6 +174,38 @@ class JobRunner:
     def close(self) -> None:
         os.close(self._scratch)
         shutil.rmtree(self.local_dir, ignore_errors=True)
+
+
+class PeakMemory:
+    """The peak resident memory of a job's run, in KiB.
+
+    On Linux the kernel's high-water mark (VmHWM) is read after a job and reset
+    (`/proc/self/clear_refs`), so each job that runs longer than `MIN_WALL` gets its
+    own peak; shorter ones, whose memory is the worker's own, are given the last
+    peak read, saving them two file operations. Elsewhere: the process's peak so far.
+    """
+
+    MIN_WALL = 0.01
+
+    def __init__(self) -> None:
+        self._linux = os.path.exists("/proc/self/clear_refs")
+        self._last = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def after(self, wall: float) -> int:
+        if not self._linux:
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if wall >= self.MIN_WALL:
+            try:
+                with open("/proc/self/status", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"VmHWM:"):
+                            self._last = int(line.split()[1])
+                            break
+                with open("/proc/self/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                self._linux = False
+        return self._last
 
 
 def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
