@@ -14,19 +14,13 @@ from typing import Any
 
 import pytest
 import ux_workflows as ux
+from processes import wait_for
 from ux_workflows import cli
 
 import fntree
 from fntree.cli.kill import leader_pid
 
 TESTS = Path(__file__).parent
-
-
-def _wait_for(condition: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 def _alive(pid: int) -> bool:
@@ -47,14 +41,14 @@ def test_kill_a_running_leader_then_restart_and_clean(tmp_path: Path,
          "60", str(record), "--jobstore", str(store), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     workers = [Path(f"{record}.{i}") for i in range(2)]
-    _wait_for(lambda: all(p.exists() and p.read_text() for p in workers))
+    wait_for(lambda: all(p.exists() and p.read_text() for p in workers))
     pids = [int(p.read_text()) for p in workers]
 
     def status_now() -> dict[str, Any]:
         status: dict[str, Any] = json.loads(cli("status", str(store), "--json", capsys=capsys)[1])
         return status
 
-    _wait_for(lambda: status_now()["running"], timeout=5)  # the event log is written twice a second
+    wait_for(lambda: status_now()["running"], timeout=5)  # the event log is written twice a second
     status = status_now()
     assert status["state"] == "running" and status["leader"]["alive"]
     assert leader_pid(status["leader"]["holder"])[0] == leader.pid
@@ -70,7 +64,7 @@ def test_kill_a_running_leader_then_restart_and_clean(tmp_path: Path,
     assert code == 0 and f"stopped the leader (pid {leader.pid})" in err
     assert time.monotonic() - started < 30  # not the jobs' 60 seconds
     assert leader.wait(timeout=30) == 130
-    _wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=10)
+    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=10)
     status = status_now()
     assert status["state"] == "stopped" and not status["leader"]["alive"]
     assert status["jobs"]["running"] == 2  # interrupted: they run again at the restart

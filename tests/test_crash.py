@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import workflows as wf
+from processes import processes_mentioning, wait_for
 
 import fntree
 from fntree.runtime.journal import read_records
@@ -39,35 +40,14 @@ def _recorded_done(store: Path) -> set[str]:
     return done
 
 
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if text.encode() in cmdline:
-            found.append(int(entry))
-    return found
-
-
-def _wait_for(condition: object, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
-
-
 def test_leader_killed_mid_run_then_restarted(store: Path, tmp_path: Path) -> None:
     """SIGKILL the leader mid-run: restart gives the same value, recorded jobs never rerun."""
     record = tmp_path / "record"
     leader = _start_leader(store, f"wf.slow_tree(3, 3, 0.05, {str(record)!r})")
-    _wait_for(lambda: len(_lines(record)) >= 8)
+    wait_for(lambda: len(_lines(record)) >= 8)
     leader.send_signal(signal.SIGKILL)
     leader.wait()
-    _wait_for(lambda: not _processes_mentioning(str(store)), timeout=10)
+    wait_for(lambda: not processes_mentioning(str(store)), timeout=10)
     done_before = _recorded_done(store)
     runs_before = Counter(_lines(record))
     assert fntree.restart(store) == 27
@@ -107,21 +87,21 @@ def test_no_worker_outlives_a_killed_leader(store: Path, tmp_path: Path) -> None
     """Workers die with their leader, so none can report into a later run."""
     record = tmp_path / "record"
     leader = _start_leader(store, f"wf.slow_fan(4, 30.0, {str(record)!r})")
-    _wait_for(lambda: len(_lines(record)) >= 2)
-    assert _processes_mentioning(str(store))
+    wait_for(lambda: len(_lines(record)) >= 2)
+    assert processes_mentioning(str(store))
     leader.send_signal(signal.SIGKILL)
     leader.wait()
-    _wait_for(lambda: not _processes_mentioning(str(store)), timeout=10)
+    wait_for(lambda: not processes_mentioning(str(store)), timeout=10)
 
 
 def test_sigterm_stops_leader_and_workers_cleanly(store: Path, tmp_path: Path) -> None:
     """SIGTERM stops the leader and its workers; the store restarts to the right value."""
     record = tmp_path / "record"
     leader = _start_leader(store, f"wf.slow_fan(6, 0.5, {str(record)!r})")
-    _wait_for(lambda: len(_lines(record)) >= 2)
+    wait_for(lambda: len(_lines(record)) >= 2)
     leader.send_signal(signal.SIGTERM)
     assert leader.wait(timeout=30) != 0
-    _wait_for(lambda: not _processes_mentioning(str(store)), timeout=10)
+    wait_for(lambda: not processes_mentioning(str(store)), timeout=10)
     assert fntree.restart(store) == sum(range(6))
 
 
@@ -129,7 +109,7 @@ def test_restart_with_pending_work_after_kill_reports_status(store: Path, tmp_pa
     """`fntree status` on a killed run shows no leader and the restart command."""
     record = tmp_path / "record"
     leader = _start_leader(store, f"wf.slow_fan(4, 30.0, {str(record)!r})")
-    _wait_for(lambda: len(_lines(record)) >= 2)
+    wait_for(lambda: len(_lines(record)) >= 2)
     leader.send_signal(signal.SIGKILL)
     leader.wait()
     out = subprocess.run([sys.executable, "-m", "fntree", "status", str(store),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import workflows as wf
+from processes import wait_for
 
 import fntree
 
@@ -197,22 +198,12 @@ def test_second_leader_refused(store: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     leader = subprocess.Popen([sys.executable, "-c", code], env=env)
     try:
-        _wait_for(record.exists)
+        wait_for(record.exists)
         with pytest.raises(fntree.LeaderRunningError, match="in use by a leader"):
             fntree.restart(store)
     finally:
         leader.kill()
         leader.wait()
-
-
-def _wait_for(condition: object, timeout: float = 60.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
 
 
 def test_restart_runs_fixed_main_targets(tmp_path: Path) -> None:

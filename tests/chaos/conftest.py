@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Any
 
 TALLY = {"leader kills": 0, "commit-window kills": 0, "worker kills injected": 0,
@@ -12,3 +14,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if any(TALLY.values()):
         parts = ", ".join(f"{value} {name}" for name, value in TALLY.items())
         terminalreporter.write_line(f"chaos: {parts}; no work lost or done twice")
+
+
+# The chaos tests share tests/processes.py with the other end-to-end tests.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

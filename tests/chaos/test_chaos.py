@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import tree
 from conftest import TALLY
+from processes import processes_mentioning
 
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.crashpoints import POINTS
@@ -36,18 +37,6 @@ def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.
                             stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
 
 
-def processes_of(store: Path) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                if str(store).encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    found.append(int(entry))
-            except OSError:
-                pass
-    return found
-
-
 def assert_sound(store: Path) -> None:
     errors = [f.text for f in check(store) if f.level == ERROR]
     assert not errors, errors
@@ -55,7 +44,7 @@ def assert_sound(store: Path) -> None:
 
 def wait_until_gone(store: Path) -> None:
     deadline = time.monotonic() + 10
-    while processes_of(store):
+    while processes_mentioning(store):
         assert time.monotonic() < deadline, f"processes of {store} outlived their leader"
         time.sleep(0.02)
 
@@ -90,7 +79,7 @@ def assert_clean_after_success(store: Path) -> None:
     assert not gtd.exists() or not list(gtd.iterdir()), "a global temp dir outlived its chain"
     store_id = json.loads((store / "fntree.json").read_text())["store_id"]
     assert not StorePaths.local_base(store_id).exists(), "local temp dirs were left behind"
-    assert not processes_of(store)
+    assert not processes_mentioning(store)
 
 
 def count_in_logs(store: Path, text: str) -> int:
@@ -186,13 +175,13 @@ def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
     time.sleep(0.8)
     leader.kill()
     leader.wait()
-    orphans = processes_of(store)
+    orphans = processes_mentioning(store)
     assert orphans, "the worker should still be running, orphaned"
     again = fntree_command("restart", str(store), "--no-progress")
     out, _ = again.communicate(timeout=60)
     assert again.returncode == 0 and out.strip() == "'done'"
     deadline = time.monotonic() + 10
-    while processes_of(store) and time.monotonic() < deadline:
+    while processes_mentioning(store) and time.monotonic() < deadline:
         time.sleep(0.05)
     runs = marker.read_text().split("\n")
     assert len([r for r in runs if r]) == 2, "the orphan and the new attempt each ran once"
