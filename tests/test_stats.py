@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_event_log_of_a_run_and_its_restart(tmp_path: Path) -> None:
     assert sum(e["ev"] == "message" for e in events) == 3
     issued = [e for e in events if e["ev"] == "issued"]
     assert {e["job"] for e in issued} >= {e["job"] for e in done if not e["chained"]}
-    text = paths.event_log().read_text()
+    text = gzip.decompress(paths.event_archive().read_bytes()).decode()
     assert '"ev": "do\n' in text  # the torn line is kept, alone on its line
 
 
@@ -110,3 +111,13 @@ def test_lanes_are_packed_as_tightly_as_the_overlaps_allow() -> None:
                                                 (5, 7)])]
     assert pack_lanes(spans) == [0, 1, 1, 1, 0, 1]
     assert pack_lanes([]) == []
+
+
+def test_completed_runs_events_are_archived_compressed(tmp_path: Path) -> None:
+    """A completed run's events move to events.log.gz, and are still read from there."""
+    store = tmp_path / "store"
+    fntree.run(ux.spread(3), jobstore=store)
+    assert not (store / "events.log").exists()
+    assert (store / "events.log.gz").stat().st_size > 0
+    kinds = [e["ev"] for e in read_events(StorePaths(store))]
+    assert kinds[0] == "leader" and kinds[-1] == "finished" and "done" in kinds

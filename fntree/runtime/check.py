@@ -28,7 +28,7 @@ from fntree.runtime.store import JobStore
 
 ERROR, NOTE = "error", "note"
 _TOP_LEVEL = {"fntree.json", "config.pkl", "leader.lock", "journal", "logs", "tmp", "events.log",
-              "batch"}
+              "events.log.gz", "batch"}
 
 
 class Finding(NamedTuple):

