@@ -106,8 +106,8 @@ def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...
     key, data = call.target.pickled()
     fns[key] = data
     r = call.resources
-    return Spec(job_id, call.target.name, key, call.args, Res(r.time, r.memory, r.cpu, r.retries),
-                slots, deps)
+    return Spec(job_id, call.target.name, key, call.args,
+                Res(r.time, r.memory, r.cpu, r.retries, r.slurm_args), slots, deps)
 
 
 def execute(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -85,11 +85,12 @@ def _load_target(module: str, qualname: str) -> Target:
 
 
 def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
-           retries: Any = None, name: str | None = None) -> Any:
+           retries: Any = None, name: str | None = None, slurm_args: Any = None) -> Any:
     """Make a function a target: `@target`, or `@target(time, memory, cpu, retries=, name=)`.
 
     `time` is the expected run time (seconds or "90s", "10m", "2h", "1d"),
-    `memory` bytes (or "512M", "2G", "1.5GiB"), `cpu` cores. A bad value raises
+    `memory` bytes (or "512M", "2G", "1.5GiB"), `cpu` cores; `slurm_args` more
+    sbatch options for this target's jobs on Slurm. A bad value raises
     ResourceError here, when the decorator runs.
     """
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Target):
@@ -103,7 +104,7 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
             raise ResourceError(f"@target got {key} both as a positional value and as {key}=; "
                                 "give it once")
     resources = Resources.parse(positional.get("time", time), positional.get("memory", memory),
-                                positional.get("cpu", cpu), retries)
+                                positional.get("cpu", cpu), retries, slurm_args)
     if name is not None and (not isinstance(name, str) or not name):
         raise ResourceError(f"name={name!r} must be a non-empty string")
 

@@ -1,14 +1,16 @@
 """What a target asks of the batch system: `Resources`, one validated frozen record.
 
 `time` is the expected run time in seconds, `memory` bytes, `cpu` cores and
-`retries` how many times a failed attempt is tried again. `None` means "not said":
-the batch system's default, or for `retries` the run's `retry_count`.
+`retries` how many times a failed attempt is tried again, and `slurm_args` more
+`sbatch` options for this target's jobs on the slurm batch system. `None` means
+"not said": the batch system's default, or for `retries` the run's `retry_count`.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import shlex
 from typing import Any
 
 import attrs
@@ -90,6 +92,23 @@ def parse_retries(value: Any, *, what: str = "retries") -> int | None:
     return value
 
 
+def parse_slurm_args(value: Any, *, what: str = "slurm_args") -> str | None:
+    """Extra sbatch options as one string, or None; anything else raises ResourceError."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        value = shlex.join(value)
+    if not isinstance(value, str):
+        raise ResourceError(f"{what}={value!r} must be a string of sbatch options, such as "
+                            '"--qos=long --gres=gpu:1", or a list of them')
+    try:
+        shlex.split(value)
+    except ValueError as exc:
+        raise ResourceError(f"{what}={value!r} cannot be split into options ({exc}); check "
+                            "its quotes") from None
+    return value or None
+
+
 @attrs.frozen
 class Resources:
     """A validated request: build it with `Resources.parse`, change it with `evolve`."""
@@ -98,17 +117,19 @@ class Resources:
     memory: int | None = None
     cpu: float = 1.0
     retries: int | None = None
+    slurm_args: str | None = None
 
     @classmethod
     def parse(cls, time: Any = None, memory: Any = None, cpu: Any = 1,
-              retries: Any = None) -> Resources:
+              retries: Any = None, slurm_args: Any = None) -> Resources:
         return cls(parse_time(time), parse_memory(memory), parse_cpu(cpu),
-                   parse_retries(retries))
+                   parse_retries(retries), parse_slurm_args(slurm_args))
 
     def evolve(self, **changes: Any) -> Resources:
         """A copy with `changes` parsed and applied; unknown names raise ResourceError."""
-        parsers: dict[str, Any] = {"time": parse_time, "memory": parse_memory, "cpu": parse_cpu,
-                   "retries": parse_retries}
+        parsers: dict[str, Any] = {"time": parse_time, "memory": parse_memory,
+                                   "cpu": parse_cpu, "retries": parse_retries,
+                                   "slurm_args": parse_slurm_args}
         unknown = sorted(set(changes) - set(parsers))
         if unknown:
             raise ResourceError(f"unknown resource {unknown[0]!r}; "

@@ -329,3 +329,22 @@ def test_context_outside_a_target_raises():
     """`fntree.context()` outside a running target raises FntreeError saying where to call it."""
     with pytest.raises(fntree.FntreeError, match="only available inside a running target"):
         fntree.context()
+
+
+def test_slurm_args_per_target_and_per_call():
+    """slurm_args is kept per target, overridden per call, and carried into the job's spec."""
+    from fntree.compiler import root_spec
+
+    @fntree.target(slurm_args="--qos=long")
+    def heavy():
+        return 1
+
+    assert heavy().resources.slurm_args == "--qos=long"
+    call = heavy.options(slurm_args=["--gres=gpu:1", "--comment=a b"])()
+    assert call.resources.slurm_args == "--gres=gpu:1 '--comment=a b'"
+    spec, _ = root_spec(call)
+    assert spec.res.slurm_args == "--gres=gpu:1 '--comment=a b'"
+    with pytest.raises(fntree.ResourceError, match=r"slurm_args.*quotes"):
+        fntree.target(slurm_args='--comment="unclosed')
+    with pytest.raises(fntree.ResourceError, match="slurm_args"):
+        fntree.target(slurm_args=3)

@@ -33,6 +33,7 @@ class Res(NamedTuple):
     memory: int | None
     cpu: float
     retries: int | None
+    slurm_args: str | None = None  # a target's own sbatch options; packets share them
 
 
 class Task(NamedTuple):
