@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
             runner.close()
         return 0
     if mode == "file":
-        from fntree.batch.slurm import serve_file, supervise
+        from fntree.batch.slurm_worker import serve_file, supervise
 
         packet, store, store_id, limit = rest
         job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"

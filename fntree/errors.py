@@ -26,6 +26,17 @@ class JobStoreError(FntreeError, OSError):
     """A job store is missing, foreign, damaged, or in use."""
 
 
+class SlurmError(FntreeError, RuntimeError):
+    """A Slurm command failed; `command`, `returncode` and `stderr` say how."""
+
+    def __init__(self, message: str, command: str = "", returncode: int = 0,
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+
+
 class LeaderRunningError(JobStoreError):
     """Another leader holds the job store."""
 

@@ -23,7 +23,7 @@ import slurm_workflows as sw
 import workflows as wf
 
 import fntree
-from fntree.batch import slurm
+from fntree.batch import slurm, slurm_commands
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.journal import read_records
 from fntree.runtime.paths import StorePaths
@@ -50,7 +50,7 @@ def _slurm_missing() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> slurm.Cluster:
+def cluster() -> slurm_commands.Cluster:
     """The default partition of the reachable Slurm; skips (or fails in CI) without one."""
     reason = _slurm_missing()
     if reason is not None:
@@ -63,7 +63,7 @@ def cluster() -> slurm.Cluster:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def overtime_run(cluster: slurm.Cluster, tmp_path_factory: pytest.TempPathFactory
+def overtime_run(cluster: slurm_commands.Cluster, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """A leader running `sw.overtime()`, started first: Slurm needs a minute or more to kill
     a job at its --time, so that run overlaps the other tests; the last test checks it."""
@@ -148,7 +148,8 @@ def _start_leader(store: Path, call_source: str) -> subprocess.Popen[bytes]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def test_sort_example_on_slurm(cluster: slurm.Cluster, store: Path, tmp_path: Path) -> None:
+def test_sort_example_on_slurm(cluster: slurm_commands.Cluster, store: Path,
+                               tmp_path: Path) -> None:
     """jobTree's file sort runs as Slurm jobs, its files in global temp dirs, and is exact."""
     from examples.sort import sort
 
@@ -161,7 +162,7 @@ def test_sort_example_on_slurm(cluster: slurm.Cluster, store: Path, tmp_path: Pa
     assert not list((store / "tmp" / "g").glob("*"))
 
 
-def test_promises_on_slurm(cluster: slurm.Cluster) -> None:
+def test_promises_on_slurm(cluster: slurm_commands.Cluster) -> None:
     """Promises, nested promises and values holding calls resolve across Slurm jobs."""
     xs = [(i * 7919) % 101 for i in range(12)]
     assert fntree.run(wf.msort(xs), batch_system="slurm") == sorted(xs)
@@ -169,7 +170,7 @@ def test_promises_on_slurm(cluster: slurm.Cluster) -> None:
     assert fntree.run(wf.calls_in_value(), batch_system="slurm") == {"a": 1, "b": [2, 3]}
 
 
-def test_temp_dirs_on_slurm(cluster: slurm.Cluster, store: Path, tmp_path: Path) -> None:
+def test_temp_dirs_on_slurm(cluster: slurm_commands.Cluster, store: Path, tmp_path: Path) -> None:
     """A job's local temp dir is on the node, named after its Slurm job, and removed after;
     a chain's global temp dir is shared by its follow-on and removed when the chain closes."""
     child, follow = fntree.run(wf.gtd_founder(), jobstore=store, batch_system="slurm")
@@ -192,7 +193,7 @@ def test_temp_dirs_on_slurm(cluster: slurm.Cluster, store: Path, tmp_path: Path)
     assert not Path(marker.read_text()).exists()
 
 
-def test_failure_then_restart_on_slurm(cluster: slurm.Cluster, store: Path,
+def test_failure_then_restart_on_slurm(cluster: slurm_commands.Cluster, store: Path,
                                        tmp_path: Path) -> None:
     """A job that fails on Slurm keeps the store and its log; after the fix, restart ends it."""
     needed = tmp_path / "needed.txt"
@@ -206,7 +207,7 @@ def test_failure_then_restart_on_slurm(cluster: slurm.Cluster, store: Path,
     assert fntree.restart(store) == [1, "here", 2]
 
 
-def test_out_of_memory_killed_by_slurm_and_retried_with_more(cluster: slurm.Cluster,
+def test_out_of_memory_killed_by_slurm_and_retried_with_more(cluster: slurm_commands.Cluster,
                                                              store: Path) -> None:
     """A job over its --mem ends OUT_OF_MEMORY in Slurm, and its retry gets twice the memory."""
     failures = Failures()
@@ -226,7 +227,7 @@ def _job_ids(store: Path) -> list[str]:
     return [line[2] for line in _lines(store / "batch" / "slurm" / "jobs")]
 
 
-def test_tiny_jobs_packed_into_few_slurm_jobs(cluster: slurm.Cluster, store: Path) -> None:
+def test_tiny_jobs_packed_into_few_slurm_jobs(cluster: slurm_commands.Cluster, store: Path) -> None:
     """400 tiny targets become a few Slurm jobs, and status takes a few batched queries."""
     calls = slurm.DEFAULT_COMMANDS.calls
     before = calls.copy()
@@ -237,7 +238,7 @@ def test_tiny_jobs_packed_into_few_slurm_jobs(cluster: slurm.Cluster, store: Pat
     assert made["squeue"] + made["sacct"] <= 10, made
 
 
-def test_leader_killed_with_jobs_queued_then_restarted(cluster: slurm.Cluster, store: Path,
+def test_leader_killed_with_jobs_queued_then_restarted(cluster: slurm_commands.Cluster, store: Path,
                                                        tmp_path: Path) -> None:
     """SIGKILL the leader while its jobs run and wait in Slurm's queue: the restart cancels
     them, no job ever runs twice at once, recorded jobs never run again, and the value is right."""
@@ -271,7 +272,7 @@ def test_leader_killed_with_jobs_queued_then_restarted(cluster: slurm.Cluster, s
     assert [p.name for p in (store / "batch" / "slurm").iterdir()] == ["jobs"]
 
 
-def test_sigterm_cancels_every_slurm_job(cluster: slurm.Cluster, store: Path,
+def test_sigterm_cancels_every_slurm_job(cluster: slurm_commands.Cluster, store: Path,
                                          tmp_path: Path) -> None:
     """SIGTERM (as `fntree kill` sends) stops the leader, and its Slurm jobs are cancelled."""
     record, locks = tmp_path / "record", tmp_path / "locks"

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from fntree.batch import slurm
+from fntree.batch import slurm, slurm_commands, slurm_worker
 from fntree.batch.base import DEFAULT_MEMORY, Res, Result, Task, WorkerSetup
-from fntree.batch.slurm import SlurmState
+from fntree.batch.slurm_commands import SlurmState
+from fntree.errors import SlurmError
 
 SINFO = """\
 vm|main*|2|24105|infinite
@@ -30,16 +31,16 @@ vm|long|2|24105|7-00:00:00
 class FakeCommands:
     """Answers each command with the next canned reply for it; records every call."""
 
-    def __init__(self, replies: Mapping[str, list[slurm.Completed]]) -> None:
+    def __init__(self, replies: Mapping[str, list[slurm_commands.Completed]]) -> None:
         self.replies = {name: list(answers) for name, answers in replies.items()}
         self.argv: list[list[str]] = []
         self.calls: Counter[str] = Counter()
 
     def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None
-            ) -> slurm.Completed:
+            ) -> slurm_commands.Completed:
         self.argv.append(list(argv))
         self.calls[argv[0]] += 1
-        answers = self.replies.get(argv[0]) or [slurm.Completed(0, "", "")]
+        answers = self.replies.get(argv[0]) or [slurm_commands.Completed(0, "", "")]
         return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
@@ -54,8 +55,8 @@ class FakeClock:
         self.now += seconds
 
 
-def ok(text: str) -> slurm.Completed:
-    return slurm.Completed(0, text, "")
+def ok(text: str) -> slurm_commands.Completed:
+    return slurm_commands.Completed(0, text, "")
 
 
 def task(job_id: int, time: float | None = None, memory: int | None = None,
@@ -97,30 +98,30 @@ def test_sacct_lines_parse_with_cancelled_by() -> None:
 ])
 def test_time_limits_parse_to_seconds(text: str, seconds: float | None) -> None:
     """Every form Slurm prints a time limit in reads as seconds (None when unlimited)."""
-    assert slurm.parse_time_limit(text) == seconds
+    assert slurm_commands.parse_time_limit(text) == seconds
 
 
 def test_sinfo_gives_the_default_partition_largest_node_and_cores() -> None:
     """Without a partition, the default one (starred) is read: its largest node and cores."""
-    assert slurm.parse_sinfo(SINFO, None) == slurm.Cluster("main", 2, 24105 << 20, 2, None)
+    assert slurm.parse_sinfo(SINFO, None) == slurm_commands.Cluster("main", 2, 24105 << 20, 2, None)
     long = slurm.parse_sinfo(SINFO, "long")
-    assert long == slurm.Cluster("long", 64, 512000 << 20, 98, 7 * 86400.0)
+    assert long == slurm_commands.Cluster("long", 64, 512000 << 20, 98, 7 * 86400.0)
 
 
 def test_sinfo_without_the_partition_is_an_error() -> None:
     """Asking for a partition Slurm does not have names it in a SlurmError."""
-    with pytest.raises(slurm.SlurmError, match="no partition 'gpu'"):
+    with pytest.raises(SlurmError, match="no partition 'gpu'"):
         slurm.parse_sinfo(SINFO, "gpu")
 
 
 # -- the state table -------------------------------------------------------------------------------
 def test_state_table_covers_every_terminal_state_and_causes() -> None:
     """Each native state maps to one SlurmState; only memory and time kills carry a cause."""
-    assert {s for s, v in slurm.STATES.items() if v.live} == {
+    assert {s for s, v in slurm_commands.STATES.items() if v.live} == {
         "PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD",
         "RUNNING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "SUSPENDED", "STOPPED"}
-    assert slurm.STATES["NODE_FAIL"] is SlurmState.LOST
-    assert slurm.STATES["PREEMPTED"] is SlurmState.LOST
+    assert slurm_commands.STATES["NODE_FAIL"] is SlurmState.LOST
+    assert slurm_commands.STATES["PREEMPTED"] is SlurmState.LOST
     assert slurm.CAUSES == {SlurmState.OUT_OF_MEMORY: "memory", SlurmState.TIMEOUT: "time"}
     assert slurm.native_state("WHATEVER") is None and slurm.native_state("") is None
     assert all(member.__doc__ for member in SlurmState)
@@ -180,6 +181,16 @@ def test_sbatch_gets_resources_name_output_and_the_worker_command(tmp_path: Path
     assert jobs[1:] == ["1", "77"]
 
 
+def test_a_targets_own_slurm_args_follow_the_runs(tmp_path: Path) -> None:
+    """A target's slurm_args come after the run's --slurm-args, so that they win."""
+    commands = FakeCommands({"sinfo": [ok(SINFO)], "sbatch": [ok("78")]})
+    batch = make(tmp_path, commands, extra_args="--qos=normal")
+    gpu = task(6)._replace(res=Res(None, None, 1.0, None, "--qos=long --gres=gpu:1"))
+    batch.submit([gpu], {b"k": b"fn"})
+    argv = commands.argv[-1]
+    assert argv.index("--qos=normal") < argv.index("--qos=long") < argv.index("--gres=gpu:1")
+
+
 def test_results_are_read_from_files_without_asking_slurm(tmp_path: Path) -> None:
     """A finished packet shows through its result files: no squeue, no sacct."""
     commands = FakeCommands({"sinfo": [ok(SINFO)], "sbatch": [ok("77")]})
@@ -187,7 +198,7 @@ def test_results_are_read_from_files_without_asking_slurm(tmp_path: Path) -> Non
     batch = make(tmp_path, commands, clock)
     number = batch.submit([task(5), task(6)], {b"k": b"fn"})
     packet = batch.paths.packet(number)
-    slurm.serve_file(TwoResults(), packet, lambda path, data: path.write_bytes(data))
+    slurm_worker.serve_file(TwoResults(), packet, lambda path, data: path.write_bytes(data))
     [update] = batch.poll(1.0)
     assert update.finished and [r.job_id for r in update.results] == [5, 6]
     assert commands.calls["squeue"] == commands.calls["sacct"] == 0

@@ -28,17 +28,12 @@ Not flooding the cluster: at most `max_jobs` jobs queued or running, and no more
 jobs waiting to start than `parallelism`, so that work stays with the leader,
 which packs it better once it has measured how long its targets take.
 
-The worker's side (`serve_file`, `supervise`) runs the packet in a forked child,
-so that when the child dies (out of memory, scancel) the parent still removes the
-local temp dir and prints what the dying task had printed into the job's output.
-
-Every Slurm command goes through one `Commands` object (the seam tests swap);
-the default one counts its calls by command.
+The worker's side is `slurm_worker`; the command seam, the state table and the
+parsers of Slurm's output are `slurm_commands`.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 import os
@@ -46,16 +41,10 @@ import pickle
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import traceback
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
 
 from fntree.batch.base import (
     DEFAULT_MEMORY,
@@ -66,8 +55,17 @@ from fntree.batch.base import (
     Update,
     WorkerSetup,
 )
-from fntree.batch.local import Runner
-from fntree.errors import FntreeError
+from fntree.batch.slurm_commands import (
+    CAUSES,
+    DEFAULT_COMMANDS,
+    Commands,
+    SlurmState,
+    native_state,
+    parse_sacct,
+    parse_sinfo,
+    parse_squeue,
+)
+from fntree.errors import SlurmError
 
 log = logging.getLogger("fntree")
 
@@ -78,177 +76,6 @@ SCAN_EVERY = 0.1      # seconds between looks at the result files
 ENDED_GRACE = 2       # queries a job may be gone with no state or results before it is lost
 CANCEL_WAIT = 120.0   # seconds a restarted leader waits for an earlier leader's jobs to end
 FLUSH_EVERY = 5.0     # seconds a worker may hold results before writing them
-
-
-class SlurmError(FntreeError, RuntimeError):
-    """A Slurm command failed; `command`, `returncode` and `stderr` say how."""
-
-    def __init__(self, message: str, command: str = "", returncode: int = 0,
-                 stderr: str = "") -> None:
-        super().__init__(message)
-        self.command = command
-        self.returncode = returncode
-        self.stderr = stderr
-
-
-# -- the seam: every Slurm command runs through one of these ---------------------------------
-class Completed(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class Commands(Protocol):
-    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Completed: ...
-
-
-class SubprocessCommands:
-    """Runs Slurm's commands as subprocesses; `calls` counts them by command name."""
-
-    def __init__(self, timeout: float = 120.0) -> None:
-        self.timeout = timeout
-        self.calls: Counter[str] = Counter()
-
-    def run(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Completed:
-        self.calls[argv[0]] += 1
-        executable = shutil.which(argv[0]) or argv[0]  # found on this process's PATH
-        try:
-            proc = subprocess.run([executable, *argv[1:]], capture_output=True, text=True, env=env,
-                                  timeout=self.timeout, stdin=subprocess.DEVNULL, check=False)
-        except FileNotFoundError:
-            return Completed(127, "", f"{argv[0]}: command not found")
-        except subprocess.TimeoutExpired:
-            return Completed(124, "", f"{argv[0]} did not answer in {self.timeout:g}s")
-        return Completed(proc.returncode, proc.stdout, proc.stderr)
-
-
-DEFAULT_COMMANDS = SubprocessCommands()
-
-
-# -- native states -------------------------------------------------------------------------------
-class SlurmState(enum.Enum):
-    """What fntree makes of a Slurm job's state."""
-
-    QUEUED = "queued"
-    """Waiting to start (or to start again); it may still run."""
-    RUNNING = "running"
-    """On a node, or finishing there: its results, or its end, will show."""
-    COMPLETED = "completed"
-    """Ended with exit code 0: its result files say what became of its tasks."""
-    FAILED = "failed"
-    """Ended with a non-zero exit code, or Slurm could not run it."""
-    OUT_OF_MEMORY = "out_of_memory"
-    """Killed for using more than its --mem: its job is retried with more memory."""
-    TIMEOUT = "timeout"
-    """Killed at its --time: its job is retried with more time."""
-    CANCELLED = "cancelled"
-    """Cancelled by scancel: fntree's own, or an administrator's."""
-    LOST = "lost"
-    """Its node failed or it was preempted: it did not fail by itself."""
-
-    @property
-    def live(self) -> bool:
-        return self in (SlurmState.QUEUED, SlurmState.RUNNING)
-
-
-STATES: dict[str, SlurmState] = {
-    "PENDING": SlurmState.QUEUED,
-    "CONFIGURING": SlurmState.QUEUED,
-    "REQUEUED": SlurmState.QUEUED,
-    "REQUEUE_FED": SlurmState.QUEUED,
-    "REQUEUE_HOLD": SlurmState.QUEUED,
-    "RESV_DEL_HOLD": SlurmState.QUEUED,
-    "RUNNING": SlurmState.RUNNING,
-    "COMPLETING": SlurmState.RUNNING,
-    "RESIZING": SlurmState.RUNNING,
-    "SIGNALING": SlurmState.RUNNING,
-    "STAGE_OUT": SlurmState.RUNNING,
-    "SUSPENDED": SlurmState.RUNNING,
-    "STOPPED": SlurmState.RUNNING,
-    "COMPLETED": SlurmState.COMPLETED,
-    "FAILED": SlurmState.FAILED,
-    "SPECIAL_EXIT": SlurmState.FAILED,
-    "DEADLINE": SlurmState.FAILED,
-    "OUT_OF_MEMORY": SlurmState.OUT_OF_MEMORY,
-    "TIMEOUT": SlurmState.TIMEOUT,
-    "CANCELLED": SlurmState.CANCELLED,
-    "REVOKED": SlurmState.CANCELLED,
-    "NODE_FAIL": SlurmState.LOST,
-    "BOOT_FAIL": SlurmState.LOST,
-    "PREEMPTED": SlurmState.LOST,
-}
-
-CAUSES = {SlurmState.OUT_OF_MEMORY: "memory", SlurmState.TIMEOUT: "time"}
-
-
-def native_state(text: str) -> SlurmState | None:
-    """The state of squeue's %T or sacct's State ("CANCELLED by 0"); None if unknown."""
-    words = text.split()
-    return STATES.get(words[0].rstrip("+")) if words else None
-
-
-# -- parsing ---------------------------------------------------------------------------------------
-class Cluster(NamedTuple):
-    """What `sinfo` says of the partition: its largest node, its cores, its time limit."""
-
-    partition: str
-    node_cpus: int
-    node_memory: int          # bytes
-    total_cpus: int
-    time_limit: float | None  # seconds; None when unlimited
-
-
-def parse_table(text: str, columns: int) -> Iterator[list[str]]:
-    """The rows of `|`-separated output with at least `columns` fields."""
-    for line in text.splitlines():
-        fields = line.strip().split("|")
-        if len(fields) >= columns and fields[0]:
-            yield fields
-
-
-def parse_squeue(text: str) -> dict[str, tuple[str, str]]:
-    """Job id -> (native state, third column), from `squeue -h -o %i|%T|%r` (or `|%j`)."""
-    return {f[0]: (f[1], f[2] if len(f) > 2 else "") for f in parse_table(text, 2)}
-
-
-def parse_sacct(text: str) -> dict[str, tuple[str, str]]:
-    """Job id -> (native state, exit code), from `sacct -X -n -P -o JobID,State,ExitCode`."""
-    return {f[0]: (f[1], f[2] if len(f) > 2 else "") for f in parse_table(text, 2)}
-
-
-def parse_time_limit(text: str) -> float | None:
-    """Seconds from a Slurm time ("infinite", "45", "30:00", "2:00:00", "1-12", "1-12:00:00")."""
-    text = text.strip()
-    if text.lower() in ("infinite", "unlimited", "n/a", ""):
-        return None
-    days, dash, rest = text.partition("-") if "-" in text else ("0", "", text)
-    parts = [int(p) for p in rest.split(":")]
-    if dash:                                  # days-hours[:minutes[:seconds]]
-        hours, minutes, seconds = [*parts, 0, 0][:3]
-    elif len(parts) == 1:                     # minutes
-        hours, minutes, seconds = 0, parts[0], 0
-    elif len(parts) == 2:                     # minutes:seconds
-        hours, minutes, seconds = 0, parts[0], parts[1]
-    else:                                     # hours:minutes:seconds
-        hours, minutes, seconds = parts[:3]
-    return float(int(days) * 86400 + hours * 3600 + minutes * 60 + seconds)
-
-
-def parse_sinfo(text: str, partition: str | None) -> Cluster:
-    """The partition (given, or else the default one) from `sinfo -h -N -o %N|%P|%c|%m|%l`."""
-    rows = list(parse_table(text, 5))
-    if partition is None:
-        defaults = [r for r in rows if r[1].endswith("*")]
-        rows = defaults or rows
-    else:
-        rows = [r for r in rows if r[1].rstrip("*") == partition]
-    if not rows:
-        raise SlurmError(f"Slurm has no partition {partition!r}" if partition else
-                         "sinfo lists no nodes; check that Slurm is up (`sinfo`)")
-    nodes = {r[0]: (int(r[2].rstrip("+")), int(r[3].rstrip("+"))) for r in rows}
-    return Cluster(rows[0][1].rstrip("*"), max(c for c, _ in nodes.values()),
-                   max(m for _, m in nodes.values()) << 20,
-                   sum(c for c, _ in nodes.values()), parse_time_limit(rows[0][4]))
 
 
 def next_interval(interval: float, news: bool) -> float:
@@ -370,7 +197,8 @@ class SlurmBatchSystem:
                 "--output", str(self.paths.output(number)), "--chdir", self.setup.cwd,
                 "--cpus-per-task", str(cpus), "--mem", f"{memory}M", "--time", str(minutes),
                 "--no-requeue", *(["--partition", self.partition] if self.partition else []),
-                *self.extra_args, "--wrap", f"exec {shlex.join(command)}"]
+                *self.extra_args, *shlex.split(tasks[0].res.slurm_args or ""),
+                "--wrap", f"exec {shlex.join(command)}"]
         slurm_id = self._sbatch(argv, tasks[0].name)
         os.write(self._jobs_fd, f"{self.paths.dir.name} {number} {slurm_id}\n".encode())
         os.fdatasync(self._jobs_fd)
@@ -511,7 +339,7 @@ class SlurmBatchSystem:
                                                                 if code else "")
             if state is SlurmState.COMPLETED:
                 reason += ", without writing all its results"
-        output = _tail(self.paths.output(packet.number), self.setup.log_limit)
+        output = read_tail(self.paths.output(packet.number), self.setup.log_limit)
         self._forget(packet)
         lost = tuple(t.job_id for t in packet.tasks if t.job_id not in packet.reported)
         return Update(packet.number, [], True, lost, reason, output,
@@ -565,66 +393,7 @@ class SlurmBatchSystem:
                 and (state := native_state(native)) is not None and state.live}
 
 
-# -- the worker's side ------------------------------------------------------------------------
-def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
-               clock: Callable[[], float] = time.monotonic) -> None:
-    """Run the packet in file `packet`; write its results in chunks with `write` (atomic).
-
-    A packet whose file is gone belongs to a leader that has moved on: nothing runs.
-    """
-    try:
-        tasks, fns = pickle.loads(packet.read_bytes())
-    except FileNotFoundError:
-        print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
-        return
-    SlurmPaths.started_of(packet).touch()
-    runner.learn(fns)
-    pending: list[Result] = []
-    chunk, flushed = 0, clock()
-    for results in runner.run_packet(tasks):
-        pending.extend(results)
-        if clock() - flushed > FLUSH_EVERY:
-            write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, False)))
-            chunk, pending, flushed = chunk + 1, [], clock()
-    write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, True)))
-
-
-def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
-    """Do `work` in a child process; if it dies, show what its last task printed, and clean up.
-
-    The parent stays small, so the kernel's out-of-memory killer picks the child, and
-    passes SIGTERM (scancel, --time) on to the child, so that it outlives it: either way it
-    copies `output` (the dying task's prints) to its own stdout (the Slurm job's output,
-    which the leader reads) and removes `local_dir`. Returns the exit status to exit with.
-    """
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    pid = os.fork()
-    if pid == 0:
-        signal.signal(signal.SIGTERM, previous)
-        code = 1
-        try:
-            work()
-            code = 0
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
-    _, status = os.waitpid(pid, 0)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the child's pid may now be reused
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        sys.stdout.write(f"fntree worker: the process running the packet {how}\n")
-        sys.stdout.flush()
-        os.write(1, _tail(output, 1 << 20))
-    shutil.rmtree(local_dir, ignore_errors=True)
-    return 128 - code if code < 0 else code
-
-
-def _tail(path: Path, limit: int) -> bytes:
+def read_tail(path: Path, limit: int) -> bytes:
     """The last `limit` bytes of `path` (what a job printed before it died)."""
     try:
         with open(path, "rb") as f:

@@ -1,0 +1,81 @@
+"""The worker's side of the Slurm batch system: run one packet from the job store.
+
+`supervise` runs the packet in a forked child, so that when the child dies (out of
+memory, scancel, --time) the small parent still removes the local temp dir and
+copies what the dying task had printed into the Slurm job's output, which the
+leader reads. `serve_file` reads the packet and writes its results in chunks.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from fntree.batch.base import Result
+from fntree.batch.local import Runner
+from fntree.batch.slurm import FLUSH_EVERY, SlurmPaths, read_tail
+
+
+def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
+               clock: Callable[[], float] = time.monotonic) -> None:
+    """Run the packet in file `packet`; write its results in chunks with `write` (atomic).
+
+    A packet whose file is gone belongs to a leader that has moved on: nothing runs.
+    """
+    try:
+        tasks, fns = pickle.loads(packet.read_bytes())
+    except FileNotFoundError:
+        print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
+        return
+    SlurmPaths.started_of(packet).touch()
+    runner.learn(fns)
+    pending: list[Result] = []
+    chunk, flushed = 0, clock()
+    for results in runner.run_packet(tasks):
+        pending.extend(results)
+        if clock() - flushed > FLUSH_EVERY:
+            write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, False)))
+            chunk, pending, flushed = chunk + 1, [], clock()
+    write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, True)))
+
+
+def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
+    """Do `work` in a child process; if it dies, show what its last task printed, and clean up.
+
+    The parent stays small, so the kernel's out-of-memory killer picks the child, and
+    passes SIGTERM (scancel, --time) on to the child, so that it outlives it: either way it
+    copies `output` (the dying task's prints) to its own stdout (the Slurm job's output,
+    which the leader reads) and removes `local_dir`. Returns the exit status to exit with.
+    """
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, previous)
+        code = 1
+        try:
+            work()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
+    _, status = os.waitpid(pid, 0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the child's pid may now be reused
+    code = os.waitstatus_to_exitcode(status)
+    if code:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        sys.stdout.write(f"fntree worker: the process running the packet {how}\n")
+        sys.stdout.flush()
+        os.write(1, read_tail(output, 1 << 20))
+    shutil.rmtree(local_dir, ignore_errors=True)
+    return 128 - code if code < 0 else code
