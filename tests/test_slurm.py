@@ -301,3 +301,28 @@ def test_time_limit_killed_by_slurm_and_retried_with_more(
     assert "DUE TO TIME LIMIT" in log and "sleeping past my time" in log
     states = _sacct(_job_ids(where / "jobstore"))
     assert sorted(states.values()) == ["COMPLETED", "TIMEOUT"]
+
+
+def test_restart_on_local_cancels_the_earlier_slurm_jobs(cluster: slurm_commands.Cluster,
+                                                          store: Path, tmp_path: Path) -> None:
+    """A run started on Slurm and restarted on the local batch system cancels its Slurm jobs
+    first, so no job runs twice at once."""
+    record, locks = tmp_path / "record", tmp_path / "locks"
+    locks.mkdir()
+    memory = cluster.node_memory * 2 // 7
+    leader = _start_leader(store, f"sw.guarded_fan(6, 4.0, {str(record)!r}, {str(locks)!r}, "
+                                  f"{memory})")
+    try:
+        _wait_for(lambda: (store / "fntree.json").exists()
+                  and "RUNNING" in _our_jobs(store).values())
+    finally:
+        leader.send_signal(signal.SIGKILL)
+        leader.wait()
+    live = set(_our_jobs(store))
+    assert live
+
+    assert fntree.restart(store, batch_system="local") == sum(range(6))
+
+    assert not [line for line in _lines(record) if line[0] == "overlap"]
+    assert not _our_jobs(store, "PENDING,RUNNING,COMPLETING")
+    assert set(_sacct(sorted(live)).values()) <= {"CANCELLED by 0", "COMPLETED"}

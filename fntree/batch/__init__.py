@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fntree.batch.base import BatchSystem, WorkerSetup
-from fntree.errors import FntreeError
+from fntree.errors import FntreeError, SlurmError
 
 NAMES = ("local", "slurm")
 
@@ -18,6 +18,7 @@ def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
     if name == "local":
         from fntree.batch.local import LocalBatchSystem
 
+        _cancel_slurm_leftovers(setup)
         return LocalBatchSystem(setup, max_cpus=options["max_cpus"],
                                 max_memory=options["max_memory"])
     if name == "slurm":
@@ -28,3 +29,24 @@ def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
                                 extra_args=options.get("slurm_args"),
                                 max_memory=options.get("max_memory"))
     raise FntreeError(f"unknown batch system {name!r}; choose one of: {', '.join(NAMES)}")
+
+
+def _cancel_slurm_leftovers(setup: WorkerSetup) -> None:
+    """A store whose earlier leader ran on Slurm may still have jobs there: cancel them first.
+
+    Otherwise a restart on another batch system could run a job that an earlier
+    leader's Slurm job is still running.
+    """
+    jobs = setup.store_root / "batch" / "slurm" / "jobs"
+    if not jobs.is_file() or not jobs.stat().st_size:
+        return
+    from fntree.batch.slurm import SlurmBatchSystem
+
+    try:
+        SlurmBatchSystem(setup).close()  # which cancels them, and waits until they are gone
+    except SlurmError as exc:
+        raise SlurmError(
+            f"an earlier leader of job store {setup.store_root} ran its jobs on Slurm, and "
+            f"whether they still run cannot be checked ({exc}); cancel them "
+            f"(`scancel --name fntree-{setup.store_id}-...`), or restart with "
+            "--batch-system slurm") from exc
