@@ -76,6 +76,10 @@ class LocalBatchSystem:
         self._numbers = itertools.count(1)
         self._packets = itertools.count(1)
         self._env = setup.worker_env()
+        # Start the workers the first jobs will need now: they boot (about 0.1 s each)
+        # while the leader recovers and runs the first job, instead of after it.
+        for _ in range(self.parallelism):
+            self._idle.append(self._start())
 
     # -- the protocol ---------------------------------------------------------------
     def limits(self) -> tuple[float, int]:

@@ -18,6 +18,7 @@ How tasks arrive and results leave (pipes, files) is the batch system's affair.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import resource
@@ -33,6 +34,8 @@ from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
+
+log = logging.getLogger("fntree")
 
 Execute = Callable[[Any, tuple[Any, ...], dict[str, Any], int],
                    tuple[tuple[Any, ...], dict[bytes, bytes]]]
@@ -167,8 +170,7 @@ class JobRunner:
             return append_log(self.paths, task.job_id, task.name, task.attempt,
                               self._scratch, size, self.log_limit)
         except OSError as exc:
-            print(f"fntree worker: cannot keep the log of {task.name} "
-                  f"{job_hex(task.job_id)}: {exc}", file=sys.stderr)
+            log.warning("cannot keep the log of %s %s: %s", task.name, job_hex(task.job_id), exc)
             return None
 
     def close(self) -> None:
