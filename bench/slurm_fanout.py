@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import fntree
-from fntree.batch import slurm
+from fntree.batch import slurm, slurm_commands
 
 
 @fntree.target
@@ -48,7 +48,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.n < 1:
         parser.error("N must be at least 1")
-    calls = slurm.DEFAULT_COMMANDS.calls
+    calls = slurm_commands.DEFAULT_COMMANDS.calls
     with tempfile.TemporaryDirectory(prefix="fntree-slurm-bench-", dir=args.dir) as scratch:
         before = calls.copy()
         started = time.perf_counter()

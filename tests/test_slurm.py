@@ -23,7 +23,7 @@ import slurm_workflows as sw
 import workflows as wf
 
 import fntree
-from fntree.batch import slurm, slurm_commands
+from fntree.batch import slurm_commands
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.journal import read_records
 from fntree.runtime.paths import StorePaths
@@ -59,7 +59,7 @@ def cluster() -> slurm_commands.Cluster:
         pytest.skip(f"no Slurm reachable: {reason}")
     out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%l"], capture_output=True,
                          text=True, check=True)
-    return slurm.parse_sinfo(out.stdout, None)
+    return slurm_commands.parse_sinfo(out.stdout, None)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -229,7 +229,7 @@ def _job_ids(store: Path) -> list[str]:
 
 def test_tiny_jobs_packed_into_few_slurm_jobs(cluster: slurm_commands.Cluster, store: Path) -> None:
     """400 tiny targets become a few Slurm jobs, and status takes a few batched queries."""
-    calls = slurm.DEFAULT_COMMANDS.calls
+    calls = slurm_commands.DEFAULT_COMMANDS.calls
     before = calls.copy()
     assert fntree.run(wf.fan(400), jobstore=store, batch_system="slurm") == sum(range(400))
     made = calls - before

@@ -77,18 +77,18 @@ def make(tmp_path: Path, commands: FakeCommands, clock: FakeClock | None = None,
 def test_squeue_lines_parse_to_states_and_reasons() -> None:
     """`squeue -h -o %i|%T|%r` lines become id -> (state, reason); blank lines are skipped."""
     text = "12|PENDING|Resources\n13|RUNNING|None\n\n14_2|OUT_OF_MEMORY|OutOfMemory\n"
-    assert slurm.parse_squeue(text) == {"12": ("PENDING", "Resources"),
-                                        "13": ("RUNNING", "None"),
-                                        "14_2": ("OUT_OF_MEMORY", "OutOfMemory")}
+    assert slurm_commands.parse_squeue(text) == {"12": ("PENDING", "Resources"),
+                                                 "13": ("RUNNING", "None"),
+                                                 "14_2": ("OUT_OF_MEMORY", "OutOfMemory")}
 
 
 def test_sacct_lines_parse_with_cancelled_by() -> None:
     """`sacct -X -n -P` lines give state and exit code; "CANCELLED by 0" reads as CANCELLED."""
     text = "2|COMPLETED|0:0\n3|FAILED|3:0\n4|OUT_OF_MEMORY|0:125\n5|CANCELLED by 0|0:0"
-    parsed = slurm.parse_sacct(text)
+    parsed = slurm_commands.parse_sacct(text)
     assert parsed["3"] == ("FAILED", "3:0")
-    assert slurm.native_state(parsed["5"][0]) is SlurmState.CANCELLED
-    assert slurm.native_state(parsed["4"][0]) is SlurmState.OUT_OF_MEMORY
+    assert slurm_commands.native_state(parsed["5"][0]) is SlurmState.CANCELLED
+    assert slurm_commands.native_state(parsed["4"][0]) is SlurmState.OUT_OF_MEMORY
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -103,15 +103,16 @@ def test_time_limits_parse_to_seconds(text: str, seconds: float | None) -> None:
 
 def test_sinfo_gives_the_default_partition_largest_node_and_cores() -> None:
     """Without a partition, the default one (starred) is read: its largest node and cores."""
-    assert slurm.parse_sinfo(SINFO, None) == slurm_commands.Cluster("main", 2, 24105 << 20, 2, None)
-    long = slurm.parse_sinfo(SINFO, "long")
+    default = slurm_commands.parse_sinfo(SINFO, None)
+    assert default == slurm_commands.Cluster("main", 2, 24105 << 20, 2, None)
+    long = slurm_commands.parse_sinfo(SINFO, "long")
     assert long == slurm_commands.Cluster("long", 64, 512000 << 20, 98, 7 * 86400.0)
 
 
 def test_sinfo_without_the_partition_is_an_error() -> None:
     """Asking for a partition Slurm does not have names it in a SlurmError."""
     with pytest.raises(SlurmError, match="no partition 'gpu'"):
-        slurm.parse_sinfo(SINFO, "gpu")
+        slurm_commands.parse_sinfo(SINFO, "gpu")
 
 
 # -- the state table -------------------------------------------------------------------------------
@@ -122,8 +123,9 @@ def test_state_table_covers_every_terminal_state_and_causes() -> None:
         "RUNNING", "COMPLETING", "RESIZING", "SIGNALING", "STAGE_OUT", "SUSPENDED", "STOPPED"}
     assert slurm_commands.STATES["NODE_FAIL"] is SlurmState.LOST
     assert slurm_commands.STATES["PREEMPTED"] is SlurmState.LOST
-    assert slurm.CAUSES == {SlurmState.OUT_OF_MEMORY: "memory", SlurmState.TIMEOUT: "time"}
-    assert slurm.native_state("WHATEVER") is None and slurm.native_state("") is None
+    assert slurm_commands.CAUSES == {SlurmState.OUT_OF_MEMORY: "memory", SlurmState.TIMEOUT: "time"}
+    assert slurm_commands.native_state("WHATEVER") is None
+    assert slurm_commands.native_state("") is None
     assert all(member.__doc__ for member in SlurmState)
 
 
