@@ -1,4 +1,4 @@
-"""Helpers the end-to-end tests share: waiting for a condition, finding a run's processes."""
+"""Helpers the end-to-end tests share: waiting, finding a run's processes and its completions."""
 
 from __future__ import annotations
 
@@ -30,3 +30,15 @@ def processes_mentioning(text: str | Path) -> list[int]:
         if needle in cmdline:
             found.append(int(entry))
     return found
+
+
+def recorded_done(store: Path) -> set[str]:
+    """Ids of the jobs whose completion the job store's journal records."""
+    from fntree.runtime.journal import read_records
+    from fntree.runtime.records import R_DONE, job_hex
+
+    done = set()
+    for segment in sorted((store / "journal").glob("*.log")):
+        records, _, _ = read_records(segment)
+        done.update(job_hex(r[1]) for r in records if r[0] == R_DONE)
+    return done

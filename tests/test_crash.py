@@ -12,11 +12,9 @@ from collections import Counter
 from pathlib import Path
 
 import workflows as wf
-from processes import processes_mentioning, wait_for
+from processes import processes_mentioning, recorded_done, wait_for
 
 import fntree
-from fntree.runtime.journal import read_records
-from fntree.runtime.records import R_DONE, job_hex
 
 TESTS = str(Path(__file__).parent)
 
@@ -32,14 +30,6 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def _recorded_done(store: Path) -> set[str]:
-    done = set()
-    for segment in sorted((store / "journal").glob("*.log")):
-        records, _, _ = read_records(segment)
-        done.update(job_hex(r[1]) for r in records if r[0] == R_DONE)
-    return done
-
-
 def test_leader_killed_mid_run_then_restarted(store: Path, tmp_path: Path) -> None:
     """SIGKILL the leader mid-run: restart gives the same value, recorded jobs never rerun."""
     record = tmp_path / "record"
@@ -48,7 +38,7 @@ def test_leader_killed_mid_run_then_restarted(store: Path, tmp_path: Path) -> No
     leader.send_signal(signal.SIGKILL)
     leader.wait()
     wait_for(lambda: not processes_mentioning(str(store)), timeout=10)
-    done_before = _recorded_done(store)
+    done_before = recorded_done(store)
     runs_before = Counter(_lines(record))
     assert fntree.restart(store) == 27
     runs_after = Counter(_lines(record))

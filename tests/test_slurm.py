@@ -21,13 +21,12 @@ from pathlib import Path
 import pytest
 import slurm_workflows as sw
 import workflows as wf
+from processes import recorded_done
 
 import fntree
 from fntree.batch import slurm_commands
 from fntree.runtime.events import Failure, Observer
-from fntree.runtime.journal import read_records
 from fntree.runtime.paths import StorePaths
-from fntree.runtime.records import R_DONE, job_hex
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -109,14 +108,6 @@ def _sacct(ids: list[str]) -> dict[str, str]:
 
 
 LIVE = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING"}
-
-
-def _recorded_done(store: Path) -> set[str]:
-    done = set()
-    for segment in sorted((store / "journal").glob("*.log")):
-        records, _, _ = read_records(segment)
-        done.update(job_hex(r[1]) for r in records if r[0] == R_DONE)
-    return done
 
 
 class Failures(Observer):
@@ -248,12 +239,12 @@ def test_leader_killed_with_jobs_queued_then_restarted(cluster: slurm_commands.C
     leader = _start_leader(store, f"sw.guarded_fan(9, 4.0, {str(record)!r}, {str(locks)!r}, "
                                   f"{memory})")
     try:
-        _wait_for(lambda: (_recorded_done(store) & {j for _, j, _ in _lines(record)}
+        _wait_for(lambda: (recorded_done(store) & {j for _, j, _ in _lines(record)}
                            and "PENDING" in _our_jobs(store).values()))
     finally:
         leader.send_signal(signal.SIGKILL)
         leader.wait()
-    done_before = _recorded_done(store)
+    done_before = recorded_done(store)
     starts_before = [job for kind, job, _ in _lines(record) if kind == "start"]
     waiting = {i for i, s in _our_jobs(store).items() if s == "PENDING"}
     assert waiting, "some jobs should still be queued when the leader is killed"
