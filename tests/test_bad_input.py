@@ -17,6 +17,7 @@ import workflows as wf
 
 import fntree
 from fntree.runtime.journal import encode
+from fntree.runtime.store import meta_bytes
 
 
 def test_directory_that_is_not_a_job_store(tmp_path: Path) -> None:
@@ -40,7 +41,7 @@ def test_job_store_from_a_newer_fntree(store: Path) -> None:
     fntree.run(wf.leaf(1), jobstore=store)
     meta = json.loads((store / "fntree.json").read_text())
     meta["format"] = 99
-    (store / "fntree.json").write_text(json.dumps(meta))
+    (store / "fntree.json").write_bytes(meta_bytes(meta))
     with pytest.raises(fntree.JobStoreError, match=r"newer fntree \(store format 99"):
         fntree.restart(store)
 

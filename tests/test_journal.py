@@ -10,8 +10,14 @@ import zlib
 
 import pytest
 
-from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
-from fntree.runtime.journal import DamagedJournal, Journal, encode, read_records
+from fntree.runtime.durable import (
+    atomic_write,
+    frame_header,
+    fsync_dir,
+    make_private_dir,
+    parse_header,
+)
+from fntree.runtime.journal import MAGIC, DamagedJournal, Journal, encode, read_records
 from fntree.runtime.records import O_VALUE, R_DONE, R_EPOCH, R_ISSUE
 
 RECORDS = [
@@ -35,14 +41,28 @@ def write_journal(path, records):
 # -- frames --------------------------------------------------------------------------
 
 
-def test_a_frame_is_length_crc_and_pickle():
-    """A frame is a little-endian u32 length and u32 crc32 of the pickled records, then them."""
+def test_a_frame_is_a_self_checking_header_then_the_pickle():
+    """A frame is magic, u64 length, crc32 of the payload, crc32 of those fields, then pickle."""
     frame = encode([RECORDS[2]])
-    length, crc = struct.unpack_from("<II", frame)
-    payload = frame[8:]
+    magic, length, crc, check = struct.unpack_from("<4sQII", frame)
+    payload = frame[20:]
+    assert magic == MAGIC
     assert length == len(payload)
     assert crc == zlib.crc32(payload)
+    assert check == zlib.crc32(frame[:16])
     assert pickle.loads(payload) == [RECORDS[2]]
+
+
+def test_a_length_above_4_gib_is_read_from_the_header(tmp_path):
+    """A frame header holds a u64 length: a 5 GiB frame cut short is a torn tail, not damage."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS[:1])
+    good = path.stat().st_size
+    fields = struct.pack("<4sQI", MAGIC, 5 << 30, 12345)
+    with path.open("ab") as f:
+        f.write(fields + struct.pack("<I", zlib.crc32(fields)) + b"\x80\x05" * 1000)
+    assert parse_header(path.read_bytes(), good, MAGIC) == (5 << 30, 12345)
+    assert read_records(path) == (RECORDS[:1], good, True)
 
 
 def test_frames_round_trip(tmp_path):
@@ -146,19 +166,22 @@ def test_a_truncated_last_frame_is_a_torn_tail(tmp_path, kept):
 
 
 @pytest.mark.parametrize("position", range(len(encode([RECORDS[-1]]))))
-def test_a_flipped_byte_in_the_last_frame_is_a_torn_tail(tmp_path, position):
-    """A byte changed anywhere in the last frame (header or payload) makes it a torn tail."""
+def test_a_flipped_bit_in_a_complete_last_frame_is_damage(tmp_path, position):
+    """A bit flipped anywhere in a complete last frame is damage, never cut as a torn tail."""
     path = tmp_path / "1.log"
     frames = write_journal(path, RECORDS)
     good_size = sum(map(len, frames[:-1]))
     data = bytearray(path.read_bytes())
-    data[good_size + position] ^= 0xFF
+    data[good_size + position] ^= 1 << (position % 8)
     path.write_bytes(bytes(data))
-    assert read_records(path) == (RECORDS[:-1], good_size, True)
+    with pytest.raises(DamagedJournal) as info:
+        read_records(path)
+    assert info.value.offset == good_size
+    assert info.value.path == path
 
 
 def test_a_zero_filled_tail_is_a_torn_tail(tmp_path):
-    """Zeros after the last good frame (a length-0 frame whose crc checks) are a torn tail."""
+    """Zeros after the last good frame (a power cut's unwritten blocks) are a torn tail."""
     path = tmp_path / "1.log"
     write_journal(path, RECORDS)
     size = path.stat().st_size
@@ -167,15 +190,49 @@ def test_a_zero_filled_tail_is_a_torn_tail(tmp_path):
     assert read_records(path) == (RECORDS, size, True)
 
 
-def test_a_frame_with_a_good_crc_but_no_pickle_is_a_torn_tail(tmp_path):
-    """A frame whose crc checks but whose payload does not unpickle ends the good records."""
+def test_a_last_frame_whose_payload_ends_in_zeros_is_a_torn_tail(tmp_path):
+    """A complete last frame whose payload ends in zero bytes (never a pickle's end) is torn."""
+    path = tmp_path / "1.log"
+    frames = write_journal(path, RECORDS)
+    good_size = sum(map(len, frames[:-1]))
+    data = bytearray(path.read_bytes())
+    data[-10:] = bytes(10)
+    path.write_bytes(bytes(data))
+    assert read_records(path) == (RECORDS[:-1], good_size, True)
+
+
+def test_a_partial_header_that_starts_unlike_a_frame_is_damage(tmp_path):
+    """A few bytes after the last frame that are neither a magic prefix nor zeros are damage."""
     path = tmp_path / "1.log"
     write_journal(path, RECORDS[:1])
     size = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(b"XY")
+    with pytest.raises(DamagedJournal) as info:
+        read_records(path)
+    assert info.value.offset == size
+
+
+@pytest.mark.parametrize("kept", range(1, len(MAGIC) + 1))
+def test_a_partial_magic_is_a_torn_tail(tmp_path, kept):
+    """A file ending in the first bytes of a frame's magic is a torn tail."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS[:1])
+    size = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(MAGIC[:kept])
+    assert read_records(path) == (RECORDS[:1], size, True)
+
+
+def test_a_checked_frame_that_does_not_load_is_damage(tmp_path):
+    """A frame whose checksums match but whose payload is no pickle is damage, not a tail."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS[:1])
     payload = b"not a pickle"
     with path.open("ab") as f:
-        f.write(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
-    assert read_records(path) == (RECORDS[:1], size, True)
+        f.write(frame_header(MAGIC, payload) + payload)
+    with pytest.raises(DamagedJournal, match="do not load"):
+        read_records(path)
 
 
 def test_good_frames_after_a_damaged_one_are_damage_not_a_torn_tail(tmp_path):
@@ -188,6 +245,21 @@ def test_good_frames_after_a_damaged_one_are_damage_not_a_torn_tail(tmp_path):
     with pytest.raises(DamagedJournal) as info:
         read_records(path)
     assert info.value.offset == len(frames[0])
+
+
+def test_a_large_torn_value_is_read_in_one_pass(tmp_path):
+    """A 64 MiB value cut mid-write, holding frames of its own, reads as a torn tail at once."""
+    path = tmp_path / "1.log"
+    write_journal(path, RECORDS[:1])
+    good = path.stat().st_size
+    inner = b"".join(encode([("inner", i)]) for i in range(1000))
+    value = (inner + os.urandom(1 << 16)) * ((64 << 20) // (len(inner) + (1 << 16)))
+    journal = Journal.open(path)
+    journal.append((R_DONE, 7, (O_VALUE, value), {}, (0.0, 1.0, 1.0, 0)))
+    journal.commit()
+    journal.close()
+    os.truncate(path, good + (path.stat().st_size - good) // 2)
+    assert read_records(path) == (RECORDS[:1], good, True)
 
 
 def test_one_commit_is_one_frame(tmp_path):

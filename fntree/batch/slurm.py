@@ -4,9 +4,10 @@ The job store must be on a filesystem that the leader and every compute node see
 This module owns one directory in it (`SlurmPaths`):
 
     <store>/batch/slurm/jobs              one line "<token> <packet> <slurm id>" per job
-    <store>/batch/slurm/<token>/<n>.in    packet n: (tasks, fns), pickled, written before sbatch
+    <store>/batch/slurm/<token>/<n>.in    packet n: (tasks, fns), pickled and sealed
+                                          (durable.seal: checksummed), written before sbatch
     <store>/batch/slurm/<token>/<n>.run   made by the worker when it starts
-    <store>/batch/slurm/<token>/<n>.out.<k>  the worker's k-th batch of results (atomic)
+    <store>/batch/slurm/<token>/<n>.out.<k>  the worker's k-th batch of results (atomic, sealed)
     <store>/batch/slurm/<token>/<n>.log   Slurm's --output for the job
 
 `<token>` is new for every leader, so results that a job of an earlier leader
@@ -65,6 +66,7 @@ from fntree.batch.slurm_commands import (
     parse_sinfo,
     parse_squeue,
 )
+from fntree.checksum import read_sealed, seal
 from fntree.errors import SlurmError
 
 log = logging.getLogger("fntree")
@@ -128,6 +130,33 @@ class SlurmPaths:
         return packet.with_name(f"{packet.stem}.out.{chunk}")
 
 
+def write_packet(path: Path, tasks: list[Task], fns: dict[bytes, bytes]) -> None:
+    """Packet file `path` holding `tasks` and `fns`, sealed with a checksum."""
+    path.write_bytes(seal(pickle.dumps((tasks, fns), pickle.HIGHEST_PROTOCOL)))
+
+
+def read_packet(path: Path) -> tuple[list[Task], dict[bytes, bytes]]:
+    """The verified tasks and functions of packet file `path` (FileNotFoundError if gone)."""
+    body = read_sealed(path, "this Slurm job runs none of its tasks; the leader sees it end "
+                             "without results and runs them again")
+    tasks, fns = pickle.loads(body)
+    return tasks, fns
+
+
+def result_bytes(results: list[Result], last: bool) -> bytes:
+    """The contents of a result file: a batch of results, sealed, and whether it is the last."""
+    return seal(pickle.dumps((results, last), pickle.HIGHEST_PROTOCOL))
+
+
+def read_result(path: Path, store_root: Path) -> tuple[list[Result], bool]:
+    """The verified results in result file `path`; DamagedFile rather than a wrong value."""
+    body = read_sealed(path, "the run stops rather than use a wrong value: continue it with "
+                             f"`fntree restart {store_root}`, which runs the packet's "
+                             "unfinished jobs again")
+    results, last = pickle.loads(body)
+    return results, last
+
+
 class _Packet:
     def __init__(self, number: int, slurm_id: str, tasks: list[Task], memory: int,
                  minutes: int) -> None:
@@ -189,7 +218,7 @@ class SlurmBatchSystem:
     def submit(self, tasks: list[Task], fns: dict[bytes, bytes]) -> int:
         number = next(self._numbers)
         packet = self.paths.packet(number)
-        packet.write_bytes(pickle.dumps((tasks, fns), pickle.HIGHEST_PROTOCOL))
+        write_packet(packet, tasks, fns)
         cpus, memory, minutes = packet_request(tasks, self.cluster.time_limit)
         command = self.setup.command("file", str(packet), str(self.setup.store_root),
                                      self.setup.store_id, str(self.setup.log_limit))
@@ -282,8 +311,7 @@ class SlurmBatchSystem:
         for packet in list(self._live.values()):
             packet.started = packet.started or self.paths.started(packet.number).name in names
             while (path := self.paths.result(packet.number, packet.chunk)).name in names:
-                results: list[Result]
-                results, last = pickle.loads(path.read_bytes())
+                results, last = read_result(path, self.setup.store_root)
                 path.unlink()
                 packet.chunk += 1
                 packet.reported.update(r.job_id for r in results)

@@ -9,7 +9,6 @@ leader reads. `serve_file` reads the packet and writes its results in chunks.
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 import signal
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from fntree.batch.base import Result
 from fntree.batch.local import Runner
-from fntree.batch.slurm import FLUSH_EVERY, SlurmPaths, read_tail
+from fntree.batch.slurm import FLUSH_EVERY, SlurmPaths, read_packet, read_tail, result_bytes
 
 
 def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
@@ -30,7 +29,7 @@ def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None
     A packet whose file is gone belongs to a leader that has moved on: nothing runs.
     """
     try:
-        tasks, fns = pickle.loads(packet.read_bytes())
+        tasks, fns = read_packet(packet)
     except FileNotFoundError:
         print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
         return
@@ -41,9 +40,9 @@ def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None
     for results in runner.run_packet(tasks):
         pending.extend(results)
         if clock() - flushed > FLUSH_EVERY:
-            write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, False)))
+            write(SlurmPaths.result_of(packet, chunk), result_bytes(pending, False))
             chunk, pending, flushed = chunk + 1, [], clock()
-    write(SlurmPaths.result_of(packet, chunk), pickle.dumps((pending, True)))
+    write(SlurmPaths.result_of(packet, chunk), result_bytes(pending, True))
 
 
 def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:

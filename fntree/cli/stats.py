@@ -126,11 +126,11 @@ class RunStats:
                 "targets": {name: t.as_dict() for name, t in self.targets.items()}}
 
 
-def gather(store: JobStore) -> RunStats:
+def gather(store: JobStore, cut: list[str] | None = None) -> RunStats:
     """The run's figures from its event log, with the cores it was given."""
     options = store.config().get("options", {})
     cores = options.get("max_cpus")
-    return RunStats(float(cores) if cores else None).add(read_events(store.paths))
+    return RunStats(float(cores) if cores else None).add(read_events(store.paths, cut))
 
 
 def add_parser(sub: Any) -> None:
@@ -143,7 +143,11 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     store = JobStore.open(args.jobstore)
-    stats = gather(store)
+    cut: list[str] = []
+    stats = gather(store, cut)
+    for note in cut:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"note: {note}",
+                                                                    markup=False)
     root = str(store.paths.root)
     if args.html:
         from fntree.cli.timeline import write_timeline

@@ -1,14 +1,33 @@
-"""The one way fntree makes a file durable: temp file, flush, fsync, rename, fsync dir.
+"""The one way fntree makes a file durable, and the one way it checksums one.
 
-Every whole-file write in the job store goes through `atomic_write`; appends go
-through `fntree.runtime.journal`. A reader sees the old file or the new one,
-never a mix, and once `atomic_write` returns the new one survives a power cut.
+Every whole-file write in the job store goes through `atomic_write` (temp file,
+flush, fsync, rename, fsync of the directory); appends go through
+`fntree.runtime.journal`. A reader sees the old file or the new one, never a
+mix, and once `atomic_write` returns the new one survives a power cut.
+
+Every byte that decides a result is checksummed by `fntree.checksum`
+(re-exported here): journal frames, snapshots, config.pkl and the Slurm batch
+system's packets and results.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from fntree.checksum import (
+    HEADER,
+    SEALED,
+    DamagedFile,
+    frame_header,
+    parse_header,
+    read_sealed,
+    seal,
+    unseal,
+)
+
+__all__ = ["HEADER", "SEALED", "DamagedFile", "atomic_write", "frame_header", "fsync_dir",
+           "make_private_dir", "parse_header", "read_sealed", "seal", "unseal"]
 
 
 def fsync_dir(path: Path) -> None:

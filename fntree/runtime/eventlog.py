@@ -35,8 +35,10 @@ import os
 import socket
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 from fntree.runtime.events import Failure, Observer
@@ -48,6 +50,7 @@ log = logging.getLogger("fntree")
 FORMAT = 1
 FLUSH_EVERY = 0.5  # seconds between writes of the queued events
 YIELD_EVERY = 256  # events the writer formats before it lets other threads run
+ARCHIVE_CHUNK = 1 << 20  # compressed bytes inflated at a time when reading the archive
 
 
 class EventLog(Observer):
@@ -207,21 +210,49 @@ def _count_specs(specs: Any) -> int:
     return sum(1 + _count_specs(spec.deps) for spec in specs)
 
 
-def read_events(paths: StorePaths) -> Iterator[dict[str, Any]]:
+def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """The events of the run in `paths`, in order; `issued` lines become one event per job.
 
-    A line that does not parse (torn by a killed leader) is skipped.
+    A line that does not parse (torn by a killed leader) is skipped. An archive
+    cut short (a leader killed while compressing into it) is read up to the cut,
+    and a sentence saying so is appended to `cut`.
     """
-    for path, opener in ((paths.event_archive(), gzip.open), (paths.event_log(), open)):
-        try:
-            f = opener(path, "rt", encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            continue
-        with f:
+    yield from _parse(_archive_lines(paths.event_archive(), [] if cut is None else cut))
+    try:
+        with open(paths.event_log(), encoding="utf-8", errors="replace") as f:
             yield from _parse(f)
+    except FileNotFoundError:
+        return
 
 
-def _parse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+def _archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
+    """The lines of every gzip member of `path`, up to the first one that is cut or damaged."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    pos = 0
+    while pos < len(data):
+        inflater = zlib.decompressobj(wbits=31)
+        tail, fed = b"", pos
+        try:
+            while fed < len(data) and not inflater.eof:
+                lines = (tail + inflater.decompress(data[fed:fed + ARCHIVE_CHUNK])).split(b"\n")
+                fed = min(fed + ARCHIVE_CHUNK, len(data))
+                tail = lines.pop()
+                yield from lines
+        except zlib.error:
+            pass
+        if not inflater.eof:
+            cut.append(f"{path} is cut short: its part from byte {pos} on does not decompress "
+                       "to the end (a leader stopped while writing it), so the events after "
+                       "the cut are not shown")
+            return
+        yield tail
+        pos = fed - len(inflater.unused_data)
+
+
+def _parse(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
     for line in lines:
         try:
             event = json.loads(line)

@@ -1,16 +1,26 @@
 """The journal: an append-only file of records, many records per fsync.
 
-Each commit is one frame: `u32 length | u32 crc32 | payload`, little-endian,
-whose payload is the pickled list of the records appended since the last
-commit. `Journal.append` only buffers; `Journal.commit` writes one frame and
+Each commit is one frame: a self-checking header (`durable.frame_header`:
+magic `FNj\\x02` | u64 payload length | u32 crc32(payload) | u32 crc32 of those
+16 bytes) and the payload, the pickled list of the records appended since the
+last commit. `Journal.append` only buffers; `Journal.commit` writes one frame and
 fdatasyncs once (group commit), so N completions cost one sync, and a commit is
 all there or not there at all.
 
-A crash mid-write leaves a torn last frame: `read_records` stops before it and
-`Journal.open` cuts it away before appending. A bad frame followed by a good one
-cannot come from a crash (the later frame was written after the earlier was
-synced): that is damage, and `read_records` raises `DamagedJournal` rather
-than silently dropping acknowledged records.
+`read_records` reads the frames in order, in time linear in the file's size,
+and decides at the first frame that does not check, from that frame alone:
+
+- A torn tail, which a process killed mid-write leaves (an exact prefix of what
+  it wrote): the file ends inside the header, and the bytes there are a prefix
+  of the magic; or the header checks and the payload runs past the end of the
+  file; or everything from there on is zero bytes, or the last frame's payload
+  ends in a zero byte where every pickle ends in `.` (a power cut that
+  extended the file without its data, on some filesystems). It is reported, and
+  `Journal.open` cuts it away before appending.
+- Damage, which no kill can make: a complete header that does not check, a
+  complete frame whose payload does not match its crc, or a checked payload that
+  does not load. `read_records` raises `DamagedJournal` with the file and the
+  offset; nothing is cut, since the frame may hold acknowledged records.
 """
 
 from __future__ import annotations
@@ -18,16 +28,15 @@ from __future__ import annotations
 import errno
 import os
 import pickle
-import struct
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fntree.errors import JobStoreError
 from fntree.runtime import crashpoints
+from fntree.runtime.durable import HEADER, frame_header, parse_header
 
-_HEADER = struct.Struct("<II")
+MAGIC = b"FNj\x02"
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
 
@@ -42,61 +51,78 @@ def write_error(path: Path, exc: OSError) -> JobStoreError:
                          f"`fntree restart {root}`")
 
 
-class DamagedJournal(ValueError):
-    """A journal segment holds a bad frame followed by good ones."""
+class DamagedJournal(JobStoreError):
+    """A journal segment holds a frame that no crash mid-write can leave."""
 
-    def __init__(self, path: Path, offset: int) -> None:
-        super().__init__(f"{path} is damaged at byte {offset}, before records that were "
-                         "written after it")
+    def __init__(self, path: Path, offset: int, reason: str) -> None:
+        super().__init__(f"{path} is damaged at byte {offset}: {reason}")
         self.path = path
         self.offset = offset
+        self.reason = reason
 
 
 def encode(records: list[Any]) -> bytes:
     """One commit's records as a frame."""
     payload = pickle.dumps(records, PROTOCOL)
-    return _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+    return frame_header(MAGIC, payload) + payload
 
 
 def read_records(path: Path) -> tuple[list[Any], int, bool]:
     """(records, bytes of good frames, whether a torn tail follows them).
 
-    Raises DamagedJournal when a good frame follows a bad one.
+    Raises DamagedJournal at a frame that a crash mid-write cannot leave.
     """
     data = path.read_bytes()
     records: list[Any] = []
     offset = 0
-    for batch, end in _frames(data, 0):
+    while offset < len(data):
+        frame = _frame_at(path, data, offset)
+        if frame is None:
+            return records, offset, True
+        batch, offset = frame
         records.extend(batch)
-        offset = end
-    if offset != len(data) and _good_frame_after(data, offset):
-        raise DamagedJournal(path, offset)
-    return records, offset, offset != len(data)
+    return records, offset, False
 
 
-def _frame_at(data: bytes, offset: int) -> tuple[Any, int] | None:
-    if offset + _HEADER.size > len(data):
-        return None
-    length, crc = _HEADER.unpack_from(data, offset)
-    start = offset + _HEADER.size
+def _frame_at(path: Path, data: bytes, offset: int) -> tuple[list[Any], int] | None:
+    """The records of the frame at `offset` and its end; None for a torn tail."""
+    rest = len(data) - offset
+    if rest < HEADER.size:
+        head = data[offset:offset + len(MAGIC)]
+        if MAGIC.startswith(head) or _zeros(data, offset):
+            return None
+        raise DamagedJournal(path, offset, "the file ends in a partial frame header that does "
+                                           "not start as frames do")
+    header = parse_header(data, offset, MAGIC)
+    if header is None:
+        if _zeros(data, offset):
+            return None
+        raise DamagedJournal(path, offset, "the frame header does not match its checksum")
+    length, crc = header
+    start = offset + HEADER.size
     end = start + length
-    if end > len(data) or zlib.crc32(data[start:end]) != crc:
+    if end > len(data):
         return None
+    payload = memoryview(data)[start:end]
+    if zlib.crc32(payload) != crc:
+        if end == len(data) and length and payload[-1] == 0:
+            return None
+        raise DamagedJournal(path, offset, "the frame is complete but its records do not "
+                                           "match their checksum (a crash mid-write cannot "
+                                           "do this)")
     try:
-        batch = pickle.loads(data[start:end])
-    except Exception:
-        return None
-    return (batch, end) if isinstance(batch, list) else None
+        batch = pickle.loads(payload)
+    except Exception as exc:
+        raise DamagedJournal(path, offset, f"the frame checks but its records do not load "
+                                           f"({type(exc).__name__}: {exc})") from exc
+    if not isinstance(batch, list):
+        raise DamagedJournal(path, offset, "the frame checks but holds no list of records")
+    return batch, end
 
 
-def _frames(data: bytes, offset: int) -> Iterator[tuple[list[Any], int]]:
-    while (frame := _frame_at(data, offset)) is not None:
-        yield frame
-        offset = frame[1]
-
-
-def _good_frame_after(data: bytes, offset: int) -> bool:
-    return any(_frame_at(data, pos) is not None for pos in range(offset + 1, len(data)))
+def _zeros(data: bytes, offset: int) -> bool:
+    """Whether every byte from `offset` on is zero (a power cut's unwritten tail)."""
+    return data.count(0, offset) == len(data) - offset
 
 
 class Journal:

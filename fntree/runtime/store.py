@@ -16,19 +16,45 @@ import shutil
 import socket
 import time
 import uuid
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fntree.errors import JobStoreError, LeaderRunningError
 from fntree.runtime import crashpoints
-from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
+from fntree.runtime.durable import (
+    atomic_write,
+    fsync_dir,
+    make_private_dir,
+    read_sealed,
+    seal,
+)
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, Spec
 from fntree.runtime.state import RunState, apply
 
 PROGRAM = "fntree"
-FORMAT = 1
+FORMAT = 2
+READ_TRIES = 20  # times a reader lists and rereads a store that a compaction is changing
+
+
+class Replay(NamedTuple):
+    """What recovery rebuilt: the state, the last segment, its good length and torn tail."""
+
+    state: RunState
+    segment: int
+    good: int
+    torn: int
+    base: int
+
+
+class _Gap(Exception):
+    """The listed snapshot and segments do not follow on (a compaction moved on, or loss)."""
+
+
+def _as_error(exc: Exception) -> JobStoreError:
+    return exc if isinstance(exc, JobStoreError) else JobStoreError(str(exc))
 
 
 class JobStore:
@@ -61,9 +87,9 @@ class JobStore:
         meta = {"program": PROGRAM, "format": FORMAT, "store_id": uuid.uuid4().hex[:16],
                 "created": time.time()}
         try:
-            atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
+            atomic_write(paths.meta, meta_bytes(meta))
             crashpoints.point("store.create")
-            atomic_write(paths.config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
+            atomic_write(paths.config, seal(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)))
             make_private_dir(paths.journal_dir)
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
@@ -86,32 +112,28 @@ class JobStore:
         if not paths.meta.is_file():
             raise JobStoreError(f"{paths.root} is not an fntree job store (it has no "
                                 f"{paths.meta.name}); check the path")
-        try:
-            meta = json.loads(paths.meta.read_text())
-        except (OSError, ValueError) as exc:
-            raise JobStoreError(f"{paths.meta} is damaged ({exc}); the job store cannot be "
-                                "used") from exc
-        if not isinstance(meta, dict) or meta.get("program") != PROGRAM:
-            raise JobStoreError(f"{paths.root} belongs to another program, not fntree; "
-                                "check the path")
-        if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT:
-            raise JobStoreError(
-                f"{paths.root} was written by a newer fntree (store format "
-                f"{meta.get('format')}, this fntree reads up to {FORMAT}); upgrade fntree")
+        meta = read_meta(paths)
         _check_safe(paths.root)
         return cls(paths, meta)
 
     def config(self) -> dict[str, Any]:
-        if not self.paths.config.exists():
-            raise JobStoreError(f"{self.paths.root} has no {self.paths.config.name}: its "
-                                "creation was interrupted before anything ran; remove it and "
-                                "run again")
+        """The run's options and recorded environment, verified against their checksum."""
+        path = self.paths.config
+        remedy = "it holds the run's options and environment: restore it from a backup"
+        if not path.exists():
+            if self._segments() != (0, []):
+                raise JobStoreError(f"{path} is missing although the journal holds the run's "
+                                    f"records: the run's record is incomplete. The store is "
+                                    f"kept as it is; {remedy}")
+            raise JobStoreError(f"{self.paths.root} has no {path.name}: its creation was "
+                                "interrupted before anything ran; remove it and run again")
         try:
-            with open(self.paths.config, "rb") as f:
-                config: dict[str, Any] = pickle.load(f)
-        except (OSError, pickle.UnpicklingError, EOFError) as exc:
-            raise JobStoreError(f"{self.paths.config} cannot be read ({exc}); the job store "
-                                "is damaged") from exc
+            config: dict[str, Any] = pickle.loads(read_sealed(path, remedy))
+        except JobStoreError:
+            raise
+        except Exception as exc:
+            raise JobStoreError(f"{path} checks but does not load ({type(exc).__name__}: "
+                                f"{exc}); {remedy}") from exc
         return config
 
     # -- the leader's lock ----------------------------------------------------------
@@ -152,7 +174,11 @@ class JobStore:
     # -- recovery and compaction ----------------------------------------------------
     def _segments(self) -> tuple[int, list[int]]:
         snapshots, segments = [], []
-        for entry in os.listdir(self.paths.journal_dir):
+        try:
+            entries = os.listdir(self.paths.journal_dir)
+        except FileNotFoundError:
+            entries = []
+        for entry in entries:
             stem, _, ext = entry.partition(".")
             if stem == "snapshot" and ext.isdigit():
                 snapshots.append(int(ext))
@@ -167,47 +193,115 @@ class JobStore:
         With `repair` (the leader, holding the lock) stale snapshots and segments
         are deleted; without it (status readers) nothing is changed.
         """
-        base, segments = self._segments()
-        state = RunState()
-        if base:
+        replay = self.replay(repair=repair)
+        return replay.state, replay.segment, replay.good
+
+    def replay(self, *, repair: bool) -> Replay:
+        """The state rebuilt from the newest snapshot and the segments after it.
+
+        A reader (`repair=False`) holds no lock, so a compaction may replace the
+        snapshot and remove segments while it reads: when a file it listed has
+        vanished, or the files do not follow on, it lists again and rereads, a
+        bounded number of times. A damaged frame is reread once as well: a
+        leader cutting a torn tail can make a reader see a mix of two writes.
+        """
+        if repair:
             try:
-                state = pickle.loads(self.paths.snapshot(base).read_bytes())
-            except Exception as exc:
-                raise JobStoreError(f"{self.paths.snapshot(base)} is damaged ({exc}); the "
-                                    "job store cannot be recovered") from exc
+                replay = self._replay_once(self._segments())
+            except _Gap as exc:
+                raise JobStoreError(str(exc)) from None
+            self._remove_stale(replay.base)
+            return replay
+        failure: Exception | None = None
+        for attempt in range(READ_TRIES):
+            listing = self._segments()
+            try:
+                return self._replay_once(listing)
+            except (FileNotFoundError, _Gap, JobStoreError) as exc:
+                if failure is not None and self._segments() == listing \
+                        and not isinstance(exc, FileNotFoundError):
+                    raise _as_error(exc) from exc
+                failure = exc
+            time.sleep(0.005 * attempt)
+        raise JobStoreError(f"job store {self.paths.root} kept changing while it was read "
+                            f"({failure}); a leader is compacting it: try again") from failure
+
+    def _replay_once(self, listing: tuple[int, list[int]]) -> Replay:
+        base, segments = listing
+        first = max(base, 1)
+        if segments != list(range(first, first + len(segments))):
+            raise _Gap(self._missing(base, segments))
+        state = self._load_snapshot(base) if base else RunState()
         if not segments:
-            segments = [max(base, 1)]
             if not base:
                 raise JobStoreError(f"{self.paths.root} has no journal: its creation was "
                                     "interrupted before anything ran; remove it and run again")
-        good = 0
+            segments = [base]
+        good, torn = 0, 0
         for number in segments:
             path = self.paths.segment(number)
-            if not path.exists():
-                good = 0
-                continue
+            if number == base and not path.exists():
+                continue  # a crash between writing snapshot.K and making K.log
             try:
-                records, good, torn = read_records(path)
+                records, good, cut = read_records(path)
             except DamagedJournal as exc:
-                raise JobStoreError(f"journal segment {exc}; the job store cannot be "
-                                    "recovered exactly (`fntree check` says more)") from exc
-            if torn and number != segments[-1]:
-                raise JobStoreError(f"journal segment {path} is damaged in the middle; "
-                                    "the job store cannot be recovered exactly")
-            try:
-                for record in records:
-                    apply(state, record)
-            except (KeyError, IndexError, ValueError, TypeError) as exc:
-                raise JobStoreError(f"journal segment {path} holds a record that does not "
-                                    f"fit the run ({type(exc).__name__}: {exc}); the job "
-                                    "store is damaged") from exc
+                raise JobStoreError(self._damaged(exc, last=number == segments[-1])) from exc
+            torn = path.stat().st_size - good if cut else 0
+            if cut and number != segments[-1]:
+                raise JobStoreError(f"journal segment {path} ends in a torn frame at byte "
+                                    f"{good} although later segments follow; the job store "
+                                    "cannot be recovered exactly: restore the journal from a "
+                                    "backup")
+            self._apply(state, records, path)
         if state.root is None:
             raise JobStoreError(f"{self.paths.root} has no root job: its creation was "
                                 "interrupted before anything ran; remove it and run again")
         state.to_clean.clear()
-        if repair:
-            self._remove_stale(base)
-        return state, segments[-1], good
+        return Replay(state, segments[-1], good, torn, base)
+
+    def _damaged(self, exc: DamagedJournal, *, last: bool) -> str:
+        text = (f"journal segment {exc}. fntree does not cut it: it may hold records that were "
+                f"acted on. Restore {exc.path.name} from a backup")
+        if last:
+            text += (f"; or, to give up its records from byte {exc.offset} on (the jobs they "
+                     f"record run again), run `truncate -s {exc.offset} {exc.path}` and then "
+                     f"`fntree restart {self.paths.root}`")
+        return text
+
+    def _load_snapshot(self, base: int) -> RunState:
+        path = self.paths.snapshot(base)
+        body = read_sealed(path, f"the run's state cannot be recovered without it: restore "
+                                 f"{path.name} from a backup (fntree never rewrites it)")
+        try:
+            state: RunState = pickle.loads(body)
+        except Exception as exc:
+            raise JobStoreError(f"{path} checks but does not load ({type(exc).__name__}: "
+                                f"{exc}); it was written by another version of fntree: "
+                                "continue the run with that version") from exc
+        return state
+
+    def _missing(self, base: int, segments: list[int]) -> str:
+        first = max(base, 1)
+        if segments and segments[0] > first:
+            what = (f"journal/snapshot.{segments[0]}" if segments[0] > 1 and not base
+                    else f"journal/{first}.log")
+            return (f"{what} is missing from job store {self.paths.root}, yet the journal goes "
+                    f"on in journal/{segments[0]}.log: the run's record is incomplete and "
+                    f"cannot be recovered exactly. The store is kept as it is: restore {what} "
+                    "from a backup")
+        gap = next(n for n in range(first, segments[-1]) if n not in segments)
+        return (f"journal/{gap}.log is missing from job store {self.paths.root} between "
+                "later segments: the run's record is incomplete and cannot be recovered "
+                f"exactly. The store is kept as it is: restore journal/{gap}.log from a backup")
+
+    def _apply(self, state: RunState, records: list[Any], path: Path) -> None:
+        try:
+            for record in records:
+                apply(state, record)
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise JobStoreError(f"journal segment {path} holds a record that does not "
+                                f"fit the run ({type(exc).__name__}: {exc}); the job "
+                                "store is damaged") from exc
 
     def _remove_stale(self, base: int) -> None:
         for entry in os.listdir(self.paths.journal_dir):
@@ -226,7 +320,8 @@ class JobStore:
         nxt = segment + 1
         state.to_clean, pending = [], state.to_clean
         try:
-            atomic_write(self.paths.snapshot(nxt), pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+            atomic_write(self.paths.snapshot(nxt),
+                         seal(pickle.dumps(state, pickle.HIGHEST_PROTOCOL)))
         except OSError as exc:
             raise write_error(self.paths.snapshot(nxt), exc) from exc
         finally:
@@ -251,6 +346,47 @@ class JobStore:
                 alive = False
             if not alive:
                 shutil.rmtree(root / entry, ignore_errors=True)
+
+
+def meta_bytes(meta: dict[str, Any]) -> bytes:
+    """`fntree.json`: the identity fields and a crc32 of them, so that a flipped bit shows."""
+    fields = {k: v for k, v in meta.items() if k != "crc32"}
+    return json.dumps({**fields, "crc32": _meta_crc(fields)}, indent=1).encode()
+
+
+def _meta_crc(fields: dict[str, Any]) -> int:
+    return zlib.crc32(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
+
+
+def read_meta(paths: StorePaths) -> dict[str, Any]:
+    """The identity in `fntree.json`, checked: fntree's, of this format, and undamaged."""
+    try:
+        meta = json.loads(paths.meta.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise JobStoreError(f"{paths.meta} is damaged ({exc}); the job store cannot be "
+                            "used: restore the file from a backup") from exc
+    if not isinstance(meta, dict) or meta.get("program") != PROGRAM:
+        raise JobStoreError(f"{paths.root} belongs to another program, not fntree; "
+                            "check the path")
+    fields = {k: v for k, v in meta.items() if k != "crc32"}
+    if "crc32" not in meta and meta.get("format") == 1:
+        raise JobStoreError(
+            f"{paths.root} was written by an earlier fntree (store format 1, whose files carry "
+            f"no checksums; this fntree reads format {FORMAT}): continue or inspect that run "
+            "with the fntree that started it")
+    if meta.get("crc32") != _meta_crc(fields):
+        raise JobStoreError(f"{paths.meta} is damaged (its fields do not match their "
+                            "checksum); restore the file from a backup")
+    if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT:
+        raise JobStoreError(
+            f"{paths.root} was written by a newer fntree (store format "
+            f"{meta.get('format')}, this fntree reads up to {FORMAT}); upgrade fntree")
+    if meta["format"] < FORMAT:
+        raise JobStoreError(
+            f"{paths.root} was written by an earlier fntree (store format {meta['format']}; "
+            f"this fntree reads format {FORMAT}): continue or inspect that run with the fntree "
+            "that started it")
+    return fields
 
 
 def _check_safe(root: Path) -> None:
