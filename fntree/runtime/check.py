@@ -5,9 +5,12 @@ It reads the store without changing it (a leader may be running) and reports
 crash legitimately leaves behind and the next leader repairs (a torn journal
 tail, a global temp dir whose chain closed, an unfinished compaction).
 
-What it checks: the identity file and permissions; the config; that every
-journal frame parses, a torn frame appearing only at the very end; that the
-records replay; and the state's invariants — every reference resolves (parents,
+What it checks: the identity file (its checksum) and permissions; the config
+(its checksum); the newest snapshot (its checksum); that every journal frame
+checks, a torn frame appearing only at the very end, and that the records
+replay (all through `JobStore.replay`, which rereads when a compaction changes
+the files under it, so a check beside a running leader sees a consistent
+store); and the state's invariants — every reference resolves (parents,
 jobs by id, functions), the pending counts equal the live children, the ready
 and running sets agree with the chains' statuses — and that no file lies outside
 the layout.
@@ -21,8 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
-from fntree.runtime.journal import DamagedJournal, read_records
-from fntree.runtime.records import R_DONE, job_hex
+from fntree.runtime.records import job_hex
 from fntree.runtime.state import FAILED, READY, RUNNING, WAITING, RunState
 from fntree.runtime.store import JobStore
 
@@ -60,51 +62,33 @@ def _layout(store: JobStore) -> list[Finding]:
 
 
 def _replay(store: JobStore, findings: list[Finding]) -> RunState | None:
-    journal = store.paths.journal_dir
-    snapshots = sorted(int(p.suffix[1:]) for p in journal.glob("snapshot.*")
-                       if p.suffix[1:].isdigit())
-    segments = sorted(int(p.stem) for p in journal.glob("*.log") if p.stem.isdigit())
-    base = snapshots[-1] if snapshots else 0
-    for entry in sorted(os.listdir(journal)):
+    try:
+        replay = store.replay(repair=False)
+    except JobStoreError as exc:
+        findings.append(Finding(ERROR, str(exc)))
+        return None
+    for entry in sorted(_entries(store.paths.journal_dir)):
         stem, _, ext = entry.partition(".")
         number = ext if stem == "snapshot" else stem
         if not number.isdigit() or (stem != "snapshot" and ext != "log"):
             findings.append(Finding(NOTE, f"journal/{entry} is a leftover temporary file; "
                                           "the next leader removes it"))
-        elif int(number) < base:
+        elif int(number) < replay.base:
             findings.append(Finding(NOTE, f"journal/{entry} predates the newest snapshot "
                                           "(an unfinished compaction); the next leader "
                                           "removes it"))
-    live = [s for s in segments if s >= base]
-    completions: Counter[int] = Counter()
-    for segment in live:
-        try:
-            records, good, torn = read_records(store.paths.segment(segment))
-        except DamagedJournal as exc:
-            findings.append(Finding(ERROR, f"journal segment {exc}"))
-            continue
-        if torn:
-            size = store.paths.segment(segment).stat().st_size
-            if segment != live[-1]:
-                findings.append(Finding(ERROR, f"journal/{segment}.log is damaged after byte "
-                                               f"{good}, in the middle of the journal"))
-            else:
-                findings.append(Finding(NOTE, f"journal/{segment}.log ends in a torn record "
-                                              f"({size - good} bytes: a crash mid-write); "
-                                              "the next leader cuts it"))
-        completions.update(r[1] for r in records if r[0] == R_DONE)
-    twice = [job_hex(j) for j, n in completions.items() if n > 1]
-    if twice:
-        findings.append(Finding(ERROR, f"the journal records the completion of {len(twice)} "
-                                       f"job(s) more than once, e.g. {twice[0]}"))
-    if any(f.level == ERROR for f in findings):
-        return None
+    if replay.torn:
+        findings.append(Finding(NOTE, f"journal/{replay.segment}.log ends in a torn record "
+                                      f"({replay.torn} bytes after byte {replay.good}: a "
+                                      "crash mid-write); the next leader cuts it"))
+    return replay.state
+
+
+def _entries(directory: Path) -> list[str]:
     try:
-        state, _, _ = store.recover(repair=False)
-    except JobStoreError as exc:
-        findings.append(Finding(ERROR, str(exc)))
-        return None
-    return state
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
 
 
 def _invariants(state: RunState) -> list[Finding]:

@@ -365,18 +365,23 @@ def read_meta(paths: StorePaths) -> dict[str, Any]:
     except (OSError, ValueError) as exc:
         raise JobStoreError(f"{paths.meta} is damaged ({exc}); the job store cannot be "
                             "used: restore the file from a backup") from exc
-    if not isinstance(meta, dict) or meta.get("program") != PROGRAM:
+    damaged = JobStoreError(f"{paths.meta} is damaged (its fields do not match their "
+                            "checksum); restore the file from a backup")
+    if not isinstance(meta, dict):
+        raise damaged
+    fields = {k: v for k, v in meta.items() if k != "crc32"}
+    if "crc32" in meta and meta["crc32"] != _meta_crc(fields):
+        raise damaged
+    if fields.get("program") != PROGRAM:
         raise JobStoreError(f"{paths.root} belongs to another program, not fntree; "
                             "check the path")
-    fields = {k: v for k, v in meta.items() if k != "crc32"}
-    if "crc32" not in meta and meta.get("format") == 1:
-        raise JobStoreError(
-            f"{paths.root} was written by an earlier fntree (store format 1, whose files carry "
-            f"no checksums; this fntree reads format {FORMAT}): continue or inspect that run "
-            "with the fntree that started it")
-    if meta.get("crc32") != _meta_crc(fields):
-        raise JobStoreError(f"{paths.meta} is damaged (its fields do not match their "
-                            "checksum); restore the file from a backup")
+    if "crc32" not in meta:
+        if meta.get("format") == 1:
+            raise JobStoreError(
+                f"{paths.root} was written by an earlier fntree (store format 1, whose files "
+                f"carry no checksums; this fntree reads format {FORMAT}): continue or inspect "
+                "that run with the fntree that started it")
+        raise damaged
     if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT:
         raise JobStoreError(
             f"{paths.root} was written by a newer fntree (store format "
