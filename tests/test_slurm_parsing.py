@@ -18,6 +18,7 @@ import pytest
 from fntree.batch import slurm, slurm_commands, slurm_worker
 from fntree.batch.base import DEFAULT_MEMORY, Res, Result, Task, WorkerSetup
 from fntree.batch.slurm_commands import SlurmState
+from fntree.checksum import DamagedFile
 from fntree.errors import SlurmError
 
 SINFO = """\
@@ -296,3 +297,35 @@ def test_restart_cancels_earlier_jobs_of_this_store_and_waits(tmp_path: Path) ->
     assert commands.calls["squeue"] == 3
     assert not (base / "oldtoken").exists()
     assert (base / "jobs").read_text() == ""
+
+
+def _flip(path: Path, position: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0x08
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("where", [0, 10, 18, -1])
+def test_a_packet_file_with_a_flipped_bit_runs_nothing(tmp_path: Path, where: int) -> None:
+    """A worker refuses a packet file whose checksum does not match, naming the file."""
+    commands = FakeCommands({"sinfo": [ok(SINFO)], "sbatch": [ok("77")]})
+    batch = make(tmp_path, commands)
+    packet = batch.paths.packet(batch.submit([task(5)], {b"k": b"fn"}))
+    assert slurm.read_packet(packet) == ([task(5)], {b"k": b"fn"})
+    _flip(packet, where)
+    with pytest.raises(DamagedFile, match=rf"{packet.name} is damaged .*runs none of its tasks"):
+        slurm_worker.serve_file(TwoResults(), packet, lambda path, data: path.write_bytes(data))
+    assert not slurm.SlurmPaths.result_of(packet, 0).exists()
+
+
+@pytest.mark.parametrize("where", [0, 10, 18, -1])
+def test_a_result_file_with_a_flipped_bit_stops_the_leader(tmp_path: Path, where: int) -> None:
+    """The leader refuses a result file whose checksum does not match: never a wrong value."""
+    commands = FakeCommands({"sinfo": [ok(SINFO)], "sbatch": [ok("77")]})
+    batch = make(tmp_path, commands)
+    packet = batch.paths.packet(batch.submit([task(5), task(6)], {b"k": b"fn"}))
+    slurm_worker.serve_file(TwoResults(), packet, lambda path, data: path.write_bytes(data))
+    result = slurm.SlurmPaths.result_of(packet, 0)
+    _flip(result, where)
+    with pytest.raises(DamagedFile, match=rf"{result.name} is damaged .*fntree restart"):
+        batch.poll(1.0)

@@ -121,3 +121,24 @@ def test_completed_runs_events_are_archived_compressed(tmp_path: Path) -> None:
     assert (store / "events.log.gz").stat().st_size > 0
     kinds = [e["ev"] for e in read_events(StorePaths(store))]
     assert kinds[0] == "leader" and kinds[-1] == "finished" and "done" in kinds
+
+
+@pytest.mark.parametrize("damage", ["cut", "garbage"])
+def test_stats_on_a_cut_archive_reads_what_it_can_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
+    """A torn or damaged events.log.gz is read up to the damage; stats says it is cut."""
+    store = tmp_path / "store"
+    fntree.run(ux.spread(3), jobstore=store)
+    archive = store / "events.log.gz"
+    data = archive.read_bytes()
+    if damage == "cut":
+        archive.write_bytes(data[: len(data) * 2 // 3])
+    else:
+        archive.write_bytes(data[: len(data) // 2] + b"\xff" * 64 + data[len(data) // 2:])
+    cut: list[str] = []
+    events = list(read_events(StorePaths(store), cut))
+    assert events and events[0]["ev"] == "leader"
+    assert len(cut) == 1 and "events.log.gz is cut short" in cut[0]
+    code, out, err = cli("stats", str(store), capsys=capsys)
+    assert code == 0 and "job store" in out
+    assert "is cut short" in err

@@ -50,7 +50,7 @@ log = logging.getLogger("fntree")
 FORMAT = 1
 FLUSH_EVERY = 0.5  # seconds between writes of the queued events
 YIELD_EVERY = 256  # events the writer formats before it lets other threads run
-ARCHIVE_CHUNK = 1 << 20  # compressed bytes inflated at a time when reading the archive
+ARCHIVE_CHUNK = 1 << 16  # compressed bytes inflated at a time when reading the archive
 
 
 class EventLog(Observer):
@@ -235,21 +235,41 @@ def _archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
     while pos < len(data):
         inflater = zlib.decompressobj(wbits=31)
         tail, fed = b"", pos
-        try:
-            while fed < len(data) and not inflater.eof:
-                lines = (tail + inflater.decompress(data[fed:fed + ARCHIVE_CHUNK])).split(b"\n")
-                fed = min(fed + ARCHIVE_CHUNK, len(data))
-                tail = lines.pop()
-                yield from lines
-        except zlib.error:
-            pass
+        while fed < len(data) and not inflater.eof:
+            chunk = data[fed:fed + ARCHIVE_CHUNK]
+            text, inflater = _inflate(inflater, chunk)
+            lines = (tail + text).split(b"\n")
+            tail = lines.pop()
+            yield from lines
+            if inflater is None:
+                cut.append(f"{path} is cut short: its part from byte {pos} on does not "
+                           "decompress to the end (a leader stopped while writing it), so "
+                           "the events after the cut are not shown")
+                return
+            fed += len(chunk)
         if not inflater.eof:
-            cut.append(f"{path} is cut short: its part from byte {pos} on does not decompress "
-                       "to the end (a leader stopped while writing it), so the events after "
-                       "the cut are not shown")
+            cut.append(f"{path} is cut short: its part from byte {pos} on ends before its end "
+                       "marker (a leader stopped while writing it), so the events after the "
+                       "cut are not shown")
             return
         yield tail
         pos = fed - len(inflater.unused_data)
+
+
+def _inflate(inflater: Any, chunk: bytes) -> tuple[bytes, Any]:
+    """(text, inflater) from `chunk`; at damage, the text before it and None."""
+    saved = inflater.copy()
+    try:
+        return inflater.decompress(chunk), inflater
+    except zlib.error:
+        pass
+    text = b""
+    for start in range(0, len(chunk), 64):
+        try:
+            text += saved.decompress(chunk[start:start + 64])
+        except zlib.error:
+            break
+    return text, None
 
 
 def _parse(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
