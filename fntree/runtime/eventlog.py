@@ -23,6 +23,10 @@ The writer yields the GIL every few hundred events, so that a leader coming
 back from a system call does not wait out the interpreter's switch interval.
 Nothing is fsynced, so a leader killed outright loses at most the last moments;
 the next leader starts on a fresh line, and `read_events` skips a torn one.
+The archive (`events.log.gz`, one gzip member per leader that finished) is read
+member by member; a member cut short or damaged (a leader killed while
+compressing into it) is read up to the damage, and `read_events` says the
+archive is cut instead of failing.
 """
 
 from __future__ import annotations

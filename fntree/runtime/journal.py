@@ -30,7 +30,7 @@ import os
 import pickle
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fntree.errors import JobStoreError
 from fntree.runtime import crashpoints
@@ -70,42 +70,44 @@ def encode(records: list[Any]) -> bytes:
 def read_records(path: Path) -> tuple[list[Any], int, bool]:
     """(records, bytes of good frames, whether a torn tail follows them).
 
-    Raises DamagedJournal at a frame that a crash mid-write cannot leave.
+    Raises DamagedJournal at a frame that a crash mid-write cannot leave. Reads
+    each frame's header first: a torn tail's payload is never read.
     """
-    data = path.read_bytes()
     records: list[Any] = []
-    offset = 0
-    while offset < len(data):
-        frame = _frame_at(path, data, offset)
-        if frame is None:
-            return records, offset, True
-        batch, offset = frame
-        records.extend(batch)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        offset = 0
+        while offset < size:
+            frame = _next_frame(path, f, offset, size)
+            if frame is None:
+                return records, offset, True
+            batch, offset = frame
+            records.extend(batch)
     return records, offset, False
 
 
-def _frame_at(path: Path, data: bytes, offset: int) -> tuple[list[Any], int] | None:
+def _next_frame(path: Path, f: BinaryIO, offset: int, size: int) -> tuple[list[Any], int] | None:
     """The records of the frame at `offset` and its end; None for a torn tail."""
-    rest = len(data) - offset
-    if rest < HEADER.size:
-        head = data[offset:offset + len(MAGIC)]
-        if MAGIC.startswith(head) or _zeros(data, offset):
+    head = f.read(min(HEADER.size, size - offset))
+    if len(head) < HEADER.size:
+        if MAGIC.startswith(head[:len(MAGIC)]) or _zeros(head, f):
             return None
         raise DamagedJournal(path, offset, "the file ends in a partial frame header that does "
                                            "not start as frames do")
-    header = parse_header(data, offset, MAGIC)
+    header = parse_header(head, 0, MAGIC)
     if header is None:
-        if _zeros(data, offset):
+        if _zeros(head, f):
             return None
         raise DamagedJournal(path, offset, "the frame header does not match its checksum")
     length, crc = header
-    start = offset + HEADER.size
-    end = start + length
-    if end > len(data):
+    end = offset + HEADER.size + length
+    if end > size:
         return None
-    payload = memoryview(data)[start:end]
+    payload = f.read(length)
+    if len(payload) < length:
+        return None  # the file was cut under a reader by a leader cutting its torn tail
     if zlib.crc32(payload) != crc:
-        if end == len(data) and length and payload[-1] == 0:
+        if end == size and length and payload[-1] == 0:
             return None
         raise DamagedJournal(path, offset, "the frame is complete but its records do not "
                                            "match their checksum (a crash mid-write cannot "
@@ -120,9 +122,14 @@ def _frame_at(path: Path, data: bytes, offset: int) -> tuple[list[Any], int] | N
     return batch, end
 
 
-def _zeros(data: bytes, offset: int) -> bool:
-    """Whether every byte from `offset` on is zero (a power cut's unwritten tail)."""
-    return data.count(0, offset) == len(data) - offset
+def _zeros(head: bytes, f: BinaryIO) -> bool:
+    """Whether `head` and the rest of `f` are zero bytes (a power cut's unwritten tail)."""
+    if head.count(0) != len(head):
+        return False
+    while chunk := f.read(1 << 20):
+        if chunk.count(0) != len(chunk):
+            return False
+    return True
 
 
 class Journal:

@@ -1,9 +1,19 @@
 """`JobStore`: creating, validating, locking and recovering a job store directory.
 
-The layout and the order of writes are in docs/jobstore.md. Recovery is one
-function of the directory, `JobStore.recover`, run by every leader at start: it
-loads the newest snapshot, replays the journal segments after it through
-`state.apply`, cuts a torn tail, and removes what older snapshots left behind.
+The layout, the checksums and the order of writes are in docs/jobstore.md.
+Recovery is one function of the directory, `JobStore.replay`, run by every
+leader at start: it loads the newest snapshot (sealed: verified before it is
+unpickled), replays the journal segments after it through `state.apply`, and
+reports a torn tail, which the leader cuts, and removes what older snapshots
+left behind. Damage (a frame or file that does not check, a missing snapshot or
+segment that later records depend on) is an error naming the file and what to
+do; nothing is cut or removed then.
+
+Readers (`repair=False`) hold no lock: when a compaction changes the files
+under them they list and read again, a bounded number of times.
+
+`fntree.json` carries a crc32 of its fields (`meta_bytes`, `read_meta`);
+`config.pkl` and snapshots are sealed (`fntree.checksum`).
 """
 
 from __future__ import annotations
