@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,35 @@ def _leader(store: Path, call: str, **env: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", code],
                             env={**os.environ, "PYTHONPATH": TESTS, **env},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@fntree.target
+def sized(mib: int) -> bytes:
+    """A value of `mib` MiB that a test can check byte for byte."""
+    return bytes(range(256)) * (mib << 12)
+
+
+def test_a_leader_killed_writing_a_large_value_opens_at_once_and_finishes(
+        store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL mid-write of an 8 MiB value: status opens the store, restart gives the value."""
+    for k in range(2, 10):
+        leader = _leader(store, "__import__('test_store').sized(8)",
+                         FNTREE_CRASH_AT=f"journal.torn:{k}")
+        leader.wait(timeout=300)
+        if JobStore.open(store).replay(repair=False).torn >= 4 << 20:
+            break
+        shutil.rmtree(store)
+    else:
+        pytest.fail("no crash landed in the frame of the value")
+    assert main(["status", str(store)]) == 0
+    assert "torn record" in check_output(store, capsys)
+    assert fntree.restart(store) == bytes(range(256)) * (8 << 12)
+
+
+def check_output(store: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    assert main(["check", str(store)]) == 0
+    return capsys.readouterr().out
 
 
 def test_a_format_1_store_is_refused_naming_both_formats(store: Path) -> None:
