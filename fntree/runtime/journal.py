@@ -1,6 +1,6 @@
 """The journal: an append-only file of records, many records per fsync.
 
-Each commit is one frame: a self-checking header (`durable.frame_header`:
+Each commit is one frame: a self-checking header (`fntree.checksum.frame_header`:
 magic `FNj\\x02` | u64 payload length | u32 crc32(payload) | u32 crc32 of those
 16 bytes) and the payload, the pickled list of the records appended since the
 last commit. `Journal.append` only buffers; `Journal.commit` writes one frame and

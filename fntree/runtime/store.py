@@ -293,8 +293,7 @@ class JobStore:
     def _missing(self, base: int, segments: list[int]) -> str:
         first = max(base, 1)
         if segments and segments[0] > first:
-            what = (f"journal/snapshot.{segments[0]}" if segments[0] > 1 and not base
-                    else f"journal/{first}.log")
+            what = f"journal/snapshot.{segments[0]}"
             return (f"{what} is missing from job store {self.paths.root}, yet the journal goes "
                     f"on in journal/{segments[0]}.log: the run's record is incomplete and "
                     f"cannot be recovered exactly. The store is kept as it is: restore {what} "
