@@ -6,8 +6,8 @@ leader SIGKILLed while it writes the journal frame holding the value
 is raised until the torn frame is the value's), which leaves a torn tail of
 about half the value. It then times, `--repeat` times, recovery in this process
 (`JobStore.open(DIR).recover(repair=False)`, what `fntree status` does) and
-`fntree check DIR` as a command (with Python's start-up), and prints the
-medians.
+`fntree check DIR` as a command (with Python's start-up, also timed alone as
+`fntree --help`), and prints the medians.
 
     python bench/recovery.py --sizes 1 16 64 256 --repeat 3
 """
@@ -65,6 +65,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    startup = statistics.median(timed(lambda: subprocess.run(
+        [sys.executable, "-m", "fntree", "--help"], check=True, stdout=subprocess.DEVNULL))
+        for _ in range(args.repeat))
+    print(f"`fntree --help` (Python's and fntree's start-up alone): {startup:.3f} s")
     print(f"{'value':>8} {'torn tail':>11} {'recover (ms)':>13} {'fntree check (s)':>17}")
     with tempfile.TemporaryDirectory() as tmp:
         for mib in args.sizes:
