@@ -4,6 +4,11 @@ The layout and the order of writes are in docs/jobstore.md. Recovery is one
 function of the directory, `JobStore.recover`, run by every leader at start: it
 loads the newest snapshot, replays the journal segments after it through
 `state.apply`, cuts a torn tail, and removes what older snapshots left behind.
+
+`JobStore.open` refuses a store that is not its owner's alone, all the way
+down (`access.check_store_tree`), before anything in it is unpickled, and gives
+a copied store its own identity (`access.own_identity`) before anything shared
+with the original is touched.
 """
 
 from __future__ import annotations
@@ -15,12 +20,11 @@ import pickle
 import shutil
 import socket
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
 from fntree.errors import JobStoreError, LeaderRunningError
 from fntree.runtime import crashpoints
+from fntree.runtime.access import check_store_tree, identity_of, new_store_id, own_identity
 from fntree.runtime.durable import atomic_write, fsync_dir, make_private_dir
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.paths import StorePaths
@@ -50,7 +54,8 @@ class JobStore:
         """Make a new job store holding the run's first job; an existing path is refused."""
         paths = StorePaths(root)
         try:
-            paths.root.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(paths.root.parent):
+                make_private_dir(paths.root.parent)
             paths.root.mkdir(mode=0o700)
         except FileExistsError:
             raise JobStoreError(
@@ -58,8 +63,8 @@ class JobStore:
                 f"fntree.restart({str(paths.root)!r}) (or `fntree restart {paths.root}`), "
                 "or choose a new path") from None
         os.chmod(paths.root, 0o700)
-        meta = {"program": PROGRAM, "format": FORMAT, "store_id": uuid.uuid4().hex[:16],
-                "created": time.time()}
+        meta = {"program": PROGRAM, "format": FORMAT, "store_id": new_store_id(),
+                "created": time.time(), "root": identity_of(paths.root)}
         try:
             atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
             crashpoints.point("store.create")
@@ -98,8 +103,8 @@ class JobStore:
             raise JobStoreError(
                 f"{paths.root} was written by a newer fntree (store format "
                 f"{meta.get('format')}, this fntree reads up to {FORMAT}); upgrade fntree")
-        _check_safe(paths.root)
-        return cls(paths, meta)
+        check_store_tree(paths.root)  # before anything in it is unpickled
+        return cls(paths, own_identity(paths, meta))  # a copy gets its own, before any use
 
     def config(self) -> dict[str, Any]:
         if not self.paths.config.exists():
@@ -252,14 +257,3 @@ class JobStore:
             if not alive:
                 shutil.rmtree(root / entry, ignore_errors=True)
 
-
-def _check_safe(root: Path) -> None:
-    """Refuse a store that another user owns or others can write: it holds pickles."""
-    st = root.stat()
-    if st.st_uid != os.getuid():
-        raise JobStoreError(f"job store {root} belongs to another user (uid {st.st_uid}); it "
-                            "holds pickled code, so fntree only loads its owner's stores")
-    if st.st_mode & 0o022:
-        raise JobStoreError(f"job store {root} is writable by others (mode "
-                            f"{st.st_mode & 0o777:o}); it holds pickled code: run "
-                            f"`chmod go-w {root}` if you trust its contents")
