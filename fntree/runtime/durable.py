@@ -20,7 +20,6 @@ share (the system temp dir) is one in which they cannot replace our entries.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from pathlib import Path
@@ -63,8 +62,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 def make_private_dir(path: Path, anchor: Path | None = None) -> Path:
     """Create `path`, and every missing directory below `anchor`, owner-only (0700).
 
-    `anchor` is a directory the caller trusts (default: the nearest existing
-    ancestor of `path`). Each level below it is made with `mkdirat` and then
+    `anchor` is a directory the caller trusts; by default, the nearest existing
+    ancestor of `path` (through a symlink only if it is root's or ours), which
+    must pass `check_shared_dir`. Each level below it is made with `mkdirat` and then
     opened relative to its parent with `O_NOFOLLOW`; one made here is
     `fchmod`ed to 0700 whatever the umask, one that was already there must be a
     real directory of ours that no one else can write. Anything else raises
@@ -72,7 +72,8 @@ def make_private_dir(path: Path, anchor: Path | None = None) -> Path:
     """
     path = Path(os.path.abspath(path))
     if anchor is None:
-        anchor = next(p for p in path.parents if os.path.lexists(p))
+        anchor = _nearest_anchor(path)
+        check_shared_dir(anchor)
     anchor = Path(os.path.abspath(anchor))
     parts = path.relative_to(anchor).parts
     fd = os.open(anchor, _OPEN_DIR)
@@ -93,27 +94,41 @@ def make_private_dir(path: Path, anchor: Path | None = None) -> Path:
     return path
 
 
+def _nearest_anchor(path: Path) -> Path:
+    """The nearest existing ancestor of `path`, unless it is a file or another user's symlink:
+    then its parent, so that it is checked (and refused) as a level."""
+    found = next(p for p in path.parents if os.path.lexists(p))
+    st = os.lstat(found)
+    foreign_link = stat.S_ISLNK(st.st_mode) and st.st_uid not in (0, os.getuid())
+    if foreign_link or not os.path.isdir(found):
+        return found.parent
+    return found
+
+
 def _open_level(name: str, parent_fd: int, here: Path) -> int:
-    try:
-        return os.open(name, _OPEN_DIR | os.O_NOFOLLOW, dir_fd=parent_fd)
-    except OSError as exc:
-        if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
+    """An fd on directory `name` in `parent_fd`: a real directory of ours, never via a link."""
+    st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
         raise UnsafePathError(
-            f"{here} is a symbolic link or not a directory, where fntree makes a private "
-            "directory; fntree never follows a link there: remove it (if it is not yours, "
-            "ask its owner or root), or point fntree elsewhere (TMPDIR, --jobstore)",
-            str(here)) from None
-
-
-def _verify_level(fd: int, here: Path, made: bool) -> None:
-    st = os.fstat(fd)
+            f"{here} is {'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'not a directory'}, "
+            "where fntree makes a private directory; fntree never follows a link there: "
+            "remove it (if it is not yours, ask its owner or root), or point fntree "
+            "elsewhere (TMPDIR, --jobstore)", str(here))
     if st.st_uid != os.getuid():
         raise UnsafePathError(
             f"{here} belongs to another user (uid {st.st_uid}), where fntree makes a private "
             "directory of yours; fntree will not use it: ask its owner or root to remove "
             "it, or point fntree elsewhere (TMPDIR, --jobstore)", str(here))
-    mode = stat.S_IMODE(st.st_mode)
+    fd = os.open(name, _OPEN_DIR | os.O_NOFOLLOW, dir_fd=parent_fd)
+    if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise UnsafePathError(f"{here} was replaced while fntree checked it; someone else "
+                              "is changing it: find out who, then run again", str(here))
+    return fd
+
+
+def _verify_level(fd: int, here: Path, made: bool) -> None:
+    mode = stat.S_IMODE(os.fstat(fd).st_mode)
     if made:
         if mode != PRIVATE_DIR:
             os.fchmod(fd, PRIVATE_DIR)
@@ -137,13 +152,14 @@ def check_shared_dir(path: Path) -> None:
     if link.st_uid not in trusted or st.st_uid not in trusted or not stat.S_ISDIR(st.st_mode):
         raise UnsafePathError(
             f"{path} is not a directory owned by root or by you (owner uid {st.st_uid}); "
-            "fntree does not make its temp dirs there: set TMPDIR to a directory of yours",
-            str(path))
+            "fntree makes no private directories there: choose a directory of yours "
+            "(TMPDIR for temp dirs, --jobstore for a job store)", str(path))
     if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
         raise UnsafePathError(
             f"{path} is writable by others and not sticky (mode {stat.S_IMODE(st.st_mode):o}), "
-            "so they could replace what fntree makes there: set TMPDIR to a directory of "
-            f"yours, or make it sticky (`chmod +t {path}`)", str(path))
+            "so they could replace what fntree makes there: choose a directory of yours "
+            f"(TMPDIR for temp dirs, --jobstore for a job store), or `chmod +t {path}`",
+            str(path))
 
 
 def open_private(path: Path, flags: int) -> int:
