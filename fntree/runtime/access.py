@@ -45,8 +45,12 @@ def new_store_id() -> str:
 
 
 def check_store_tree(root: Path) -> None:
-    """Refuse the store at `root` if anything that holds pickles is not ours alone."""
-    _check_entry(root, os.stat(root), root)
+    """Refuse the store at `root` if anything that holds pickles is not ours alone.
+
+    Every such path is looked at; the error names the first in sorted order (a
+    directory before what it holds) and counts the rest.
+    """
+    problems = [p for p in [_problem(root, os.stat(root), root)] if p]
     stack = [root]
     while stack:
         directory = stack.pop()
@@ -56,30 +60,39 @@ def check_store_tree(root: Path) -> None:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # removed meanwhile (compaction, a Slurm token)
                     continue
-                _check_entry(Path(entry.path), st, root)
+                problem = _problem(Path(entry.path), st, root)
+                if problem:
+                    problems.append(problem)
                 if stat.S_ISDIR(st.st_mode) and (directory != root or entry.name in PICKLE_DIRS):
                     stack.append(Path(entry.path))
+    if problems:
+        problems.sort()
+        more = f" ({len(problems) - 1} more paths in it are not safe either)" \
+            if len(problems) > 1 else ""
+        raise JobStoreError(problems[0][1] + more)
 
 
-def _check_entry(path: Path, st: os.stat_result, root: Path) -> None:
+def _problem(path: Path, st: os.stat_result, root: Path) -> tuple[str, str] | None:
+    """(path, what is wrong and what to do), or None when `path` is ours alone."""
     what = f"job store {path}" if path == root else f"job store {root} holds {path}, which"
     if stat.S_ISLNK(st.st_mode):
-        raise JobStoreError(
+        return str(path), (
             f"{what} is a symbolic link, where fntree makes none; a job store holds "
             "pickled code, so fntree loads only stores that are their owner's alone: remove "
             "the link if you trust the rest, else remove the store")
     if st.st_uid != os.getuid():
-        raise JobStoreError(
+        return str(path), (
             f"{what} belongs to another user (uid {st.st_uid}); a job store "
             "holds pickled code, so fntree loads only stores whose every file is its "
             f"user's: if you trust it, have root run `chown -R {os.getuid()} {root}`, else "
             "remove it")
     if st.st_mode & 0o022:
-        raise JobStoreError(
+        return str(path), (
             f"{what} is writable by others (mode "
             f"{stat.S_IMODE(st.st_mode):o}); a job store holds pickled code, which anyone "
             f"who can write there could replace: if you trust its contents, run "
             f"`chmod -R go-w {root}`")
+    return None
 
 
 def identity_of(root: Path) -> dict[str, Any]:
