@@ -15,6 +15,7 @@ system's transport; it lives at the top so that no layer imports upward.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def main(argv: list[str]) -> int:
         packet, store, store_id, limit = rest
         job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
         check_store_tree(Path(store))  # before its packet is unpickled
+        if stat.S_ISREG(os.fstat(1).st_mode):
+            os.fchmod(1, 0o600)  # Slurm made our --output file with the submitter's umask
         local = StorePaths.make_local_base(store_id) / f"slurm-{job}"
 
         def work() -> None:
