@@ -6,7 +6,7 @@
   from a file in the job store, its results written there atomically; the local temp
   dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`,
   made private and verified (`StorePaths.make_local_base`), and the store is checked
-  to be ours alone (`access.check_store_tree`) before the packet is unpickled.
+  to be ours alone (`access.check_store_file`) before the packet is unpickled.
 
 It wires the runtime's `JobRunner` to the DSL's `execute` hook and to a batch
 system's transport; it lives at the top so that no layer imports upward.
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from fntree.compiler import execute
-from fntree.runtime.access import check_store_tree
+from fntree.runtime.access import check_store_file
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
 
         packet, store, store_id, limit = rest
         job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
-        check_store_tree(Path(store))  # before its packet is unpickled
+        check_store_file(Path(store), Path(packet))  # before its packet is unpickled
         if stat.S_ISREG(os.fstat(1).st_mode):
             os.fchmod(1, 0o600)  # Slurm made our --output file with the submitter's umask
         local = StorePaths.make_local_base(store_id) / f"slurm-{job}"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fntree.errors import JobStoreError, UnsafePathError
-from fntree.runtime.access import check_store_tree, is_copy
+from fntree.runtime.access import check_store_file, check_store_tree, is_copy
 from fntree.runtime.durable import check_shared_dir, make_private_dir, open_private
 
 
@@ -165,3 +165,19 @@ def test_copy_is_told_from_a_rename_and_from_another_mount() -> None:
     assert not is_copy(here, {"dev": 1, "ino": 10, "path": "/a/renamed"})
     assert not is_copy(here, {"dev": 7, "ino": 10, "path": "/a/store"})
     assert is_copy(here, {"dev": 7, "ino": 10, "path": "/b/store"})
+
+
+def test_store_file_check_covers_each_level_down_to_the_file(tmp_path: Path) -> None:
+    """A one-file reader (a Slurm worker) refuses a writable level on the way, or the file."""
+    root = _store_tree(tmp_path / "store")
+    packet = root / "batch" / "slurm" / "tok" / "1.in"
+    packet.write_bytes(b"")
+    packet.chmod(0o600)
+    check_store_file(root, packet)
+    os.chmod(root / "batch", 0o777)
+    with pytest.raises(JobStoreError, match=r"store/batch, which is writable"):
+        check_store_file(root, packet)
+    os.chmod(root / "batch", 0o700)
+    packet.chmod(0o666)
+    with pytest.raises(JobStoreError, match=r"1\.in, which is writable"):
+        check_store_file(root, packet)

@@ -2,11 +2,11 @@
 
 A job store holds pickles, and unpickling runs code, so a store must be its
 owner's alone all the way down, not only at the top. `check_store_tree` is the
-one check every loader passes through (`JobStore.open`, the Slurm worker before
-it reads its packet): the root, every entry of the root, and everything under
-the directories that hold pickles (`journal/`, `batch/`) must be ours, not
-symbolic links, and not writable by group or others. `logs/` and `tmp/` hold
-no pickles (and the global temp dirs are the jobs' own), so only their entry
+one check every loader passes through (`JobStore.open`; the Slurm worker checks
+the same way each level down to its packet, `check_store_file`): the root,
+every entry of the root, and everything under the directories that hold
+pickles (`journal/`, `batch/`) must be ours, not symbolic links, and not
+writable by group or others. `logs/` and `tmp/` hold no pickles (and the global temp dirs are the jobs' own), so only their entry
 in the root is checked. Once it passes, no one else can change what it saw:
 only the owner (or root) may chmod, and no one else may create entries in a
 directory they cannot write.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import shutil
@@ -70,6 +71,24 @@ def check_store_tree(root: Path) -> None:
         more = f" ({len(problems) - 1} more paths in it are not safe either)" \
             if len(problems) > 1 else ""
         raise JobStoreError(problems[0][1] + more)
+
+
+def check_store_file(root: Path, path: Path) -> None:
+    """`check_store_tree` for one file to load: the root, each directory down to it, and it.
+
+    For a reader of one file, such as a Slurm worker and its packet, so that a
+    thousand workers do not each walk every packet of the run.
+    """
+    levels = [root, *(root / part for part in itertools.accumulate(
+        path.relative_to(root).parts, lambda a, b: f"{a}/{b}"))]
+    for level in levels:
+        try:
+            st = os.stat(level) if level == root else os.lstat(level)
+        except FileNotFoundError:  # gone: its reader says so
+            return
+        problem = _problem(level, st, root)
+        if problem:
+            raise JobStoreError(problem[1])
 
 
 def _problem(path: Path, st: os.stat_result, root: Path) -> tuple[str, str] | None:
