@@ -6,8 +6,8 @@ one check every loader passes through (`JobStore.open`; the Slurm worker checks
 the same way each level down to its packet, `check_store_file`): the root,
 every entry of the root, and everything under the directories that hold
 pickles (`journal/`, `batch/`) must be ours, not symbolic links, and not
-writable by group or others. `logs/` and `tmp/` hold no pickles (and the global temp dirs are the jobs' own), so only their entry
-in the root is checked. Once it passes, no one else can change what it saw:
+writable by group or others. `logs/` and `tmp/` hold no pickles (and the
+global temp dirs are the jobs' own), so only their entry in the root is checked. Once it passes, no one else can change what it saw:
 only the owner (or root) may chmod, and no one else may create entries in a
 directory they cannot write.
 
