@@ -47,10 +47,11 @@ def test_private_dir_made_0700_under_a_umask_that_hides_owner_bits(tmp_path: Pat
     assert _mode(tmp_path / "x") == _mode(tmp_path / "x" / "y") == 0o700
 
 
-def test_existing_private_dir_is_accepted(tmp_path: Path) -> None:
-    """A directory of ours that others cannot write is used as it is (0755 stays 0755)."""
-    (tmp_path / "d").mkdir(mode=0o755)
-    os.chmod(tmp_path / "d", 0o755)
+def test_existing_dir_others_cannot_write_is_made_0700(tmp_path: Path) -> None:
+    """A level of ours that others can only read is tightened to 0700; the anchor is left."""
+    for name in ("d", "d/e"):
+        (tmp_path / name).mkdir()
+        os.chmod(tmp_path / name, 0o755)
     make_private_dir(tmp_path / "d" / "e")
     assert _mode(tmp_path / "d") == 0o755 and _mode(tmp_path / "d" / "e") == 0o700
 

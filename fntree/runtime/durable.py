@@ -12,9 +12,9 @@ removes bits, so explicit modes cannot be widened by it; `make_private_dir`
 also `fchmod`s what it creates to exactly 0700, since `mkdir -p`-style parents
 would otherwise take the umask's default (0777 under umask 000).
 `make_private_dir` walks down from a directory the caller trusts with `openat`
-and `O_NOFOLLOW`, so it never follows a symlink planted on the way, and refuses
-a level that exists but is another user's or writable by others: something may
-have been planted in it. `check_shared_dir` tells whether a directory others
+and `O_NOFOLLOW`, so it never follows a symlink planted on the way, refuses
+a level that exists but is another user's or writable by others (something may
+have been planted in it), and tightens one of ours that others can only read. `check_shared_dir` tells whether a directory others
 share (the system temp dir) is one in which they cannot replace our entries.
 """
 
@@ -65,9 +65,9 @@ def make_private_dir(path: Path, anchor: Path | None = None) -> Path:
     `anchor` is a directory the caller trusts; by default, the nearest existing
     ancestor of `path` (through a symlink only if it is root's or ours), which
     must pass `check_shared_dir`. Each level below it is made with `mkdirat` and then
-    opened relative to its parent with `O_NOFOLLOW`; one made here is
-    `fchmod`ed to 0700 whatever the umask, one that was already there must be a
-    real directory of ours that no one else can write. Anything else raises
+    opened relative to its parent with `O_NOFOLLOW`; one that was already there
+    must be a real directory of ours that no one else can write; each is then
+    `fchmod`ed to 0700 if it is not, whatever the umask. Anything else raises
     `UnsafePathError` naming the level. Returns `path`.
     """
     path = Path(os.path.abspath(path))
@@ -129,14 +129,13 @@ def _open_level(name: str, parent_fd: int, here: Path) -> int:
 
 def _verify_level(fd: int, here: Path, made: bool) -> None:
     mode = stat.S_IMODE(os.fstat(fd).st_mode)
-    if made:
-        if mode != PRIVATE_DIR:
-            os.fchmod(fd, PRIVATE_DIR)
-    elif mode & 0o022:
+    if mode & 0o022 and not made:
         raise UnsafePathError(
             f"{here} is writable by others (mode {mode:o}), so they may have put files in "
             "it; fntree will not use it: remove it, or if you trust what is inside, run "
             f"`chmod -R go-w {here}`", str(here))
+    if mode != PRIVATE_DIR:
+        os.fchmod(fd, PRIVATE_DIR)  # made here, or ours and only readable by others
 
 
 def check_shared_dir(path: Path) -> None:
