@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from fntree.compiler import execute
+from fntree.errors import FntreeError
 from fntree.runtime.access import check_store_file
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
@@ -43,10 +44,14 @@ def main(argv: list[str]) -> int:
 
         packet, store, store_id, limit = rest
         job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
-        check_store_file(Path(store), Path(packet))  # before its packet is unpickled
         if stat.S_ISREG(os.fstat(1).st_mode):
             os.fchmod(1, 0o600)  # Slurm made our --output file with the submitter's umask
-        local = StorePaths.make_local_base(store_id) / f"slurm-{job}"
+        try:
+            check_store_file(Path(store), Path(packet))  # before its packet is unpickled
+            local = StorePaths.make_local_base(store_id) / f"slurm-{job}"
+        except FntreeError as exc:
+            print(f"fntree worker: {exc}", flush=True)  # the leader shows the job's output
+            return 2
 
         def work() -> None:
             runner = JobRunner(Path(store), local, execute, int(limit))

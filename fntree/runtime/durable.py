@@ -14,8 +14,9 @@ would otherwise take the umask's default (0777 under umask 000).
 `make_private_dir` walks down from a directory the caller trusts with `openat`
 and `O_NOFOLLOW`, so it never follows a symlink planted on the way, refuses
 a level that exists but is another user's or writable by others (something may
-have been planted in it), and tightens one of ours that others can only read. `check_shared_dir` tells whether a directory others
-share (the system temp dir) is one in which they cannot replace our entries.
+have been planted in it), and tightens one of ours that others can only read.
+`check_shared_dir` tells whether a directory others share (the system temp
+dir) is one in which they cannot replace our entries.
 """
 
 from __future__ import annotations
