@@ -52,7 +52,8 @@ def check_store_tree(root: Path) -> None:
     Every such path is looked at; the error names the first in sorted order (a
     directory before what it holds) and counts the rest.
     """
-    problems = [p for p in [_problem(root, os.stat(root), root)] if p]
+    st = os.stat(root)
+    problems = [_problem(root, st, root)] if _suspect(st) else []
     stack = [root]
     while stack:
         directory = stack.pop()
@@ -62,9 +63,8 @@ def check_store_tree(root: Path) -> None:
                     st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:  # removed meanwhile (compaction, a Slurm token)
                     continue
-                problem = _problem(Path(entry.path), st, root)
-                if problem:
-                    problems.append(problem)
+                if _suspect(st):
+                    problems.append(_problem(Path(entry.path), st, root))
                 if stat.S_ISDIR(st.st_mode) and (directory != root or entry.name in PICKLE_DIRS):
                     stack.append(Path(entry.path))
     if problems:
@@ -87,13 +87,16 @@ def check_store_file(root: Path, path: Path) -> None:
             st = os.stat(level) if level == root else os.lstat(level)
         except FileNotFoundError:  # gone: its reader says so
             return
-        problem = _problem(level, st, root)
-        if problem:
-            raise JobStoreError(problem[1])
+        if _suspect(st):
+            raise JobStoreError(_problem(level, st, root)[1])
 
 
-def _problem(path: Path, st: os.stat_result, root: Path) -> tuple[str, str] | None:
-    """(path, what is wrong and what to do), or None when `path` is ours alone."""
+def _suspect(st: os.stat_result) -> bool:
+    return bool(stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022)
+
+
+def _problem(path: Path, st: os.stat_result, root: Path) -> tuple[str, str]:
+    """(path, what is wrong and what to do) for a `_suspect` path."""
     what = f"job store {path}" if path == root else f"job store {root} holds {path}, which"
     if stat.S_ISLNK(st.st_mode):
         return str(path), (
@@ -106,13 +109,11 @@ def _problem(path: Path, st: os.stat_result, root: Path) -> tuple[str, str] | No
             "holds pickled code, so fntree loads only stores whose every file is its "
             f"user's: if you trust it, have root run `chown -R {os.getuid()} {root}`, else "
             "remove it")
-    if st.st_mode & 0o022:
-        return str(path), (
-            f"{what} is writable by others (mode "
-            f"{stat.S_IMODE(st.st_mode):o}); a job store holds pickled code, which anyone "
-            f"who can write there could replace: if you trust its contents, run "
-            f"`chmod -R go-w {root}`")
-    return None
+    return str(path), (
+        f"{what} is writable by others (mode "
+        f"{stat.S_IMODE(st.st_mode):o}); a job store holds pickled code, which anyone "
+        f"who can write there could replace: if you trust its contents, run "
+        f"`chmod -R go-w {root}`")
 
 
 def identity_of(root: Path) -> dict[str, Any]:
