@@ -313,3 +313,23 @@ def test_clean_on_a_symlink_names_the_store_and_removes_nothing(tmp_path: Path) 
     assert clean.returncode == 2
     assert "symbolic link" in clean.stderr and f"fntree clean {store}" in clean.stderr
     assert (store / "fntree.json").exists() and link.is_symlink()
+
+
+def test_a_store_from_before_the_identity_record_gets_one_and_keeps_its_id(
+        tmp_path: Path) -> None:
+    """A store whose fntree.json has no "root" record is given one at its next open, with the
+    same store id (it cannot be told from a copy, and is taken as the original)."""
+    from workflows import leaf
+
+    import fntree
+    from fntree.runtime.store import JobStore
+
+    store = tmp_path / "store"
+    fntree.run(leaf(1), jobstore=store)
+    meta = json.loads((store / "fntree.json").read_text())
+    del meta["root"]
+    (store / "fntree.json").write_text(json.dumps(meta))
+    assert JobStore.open(store).store_id == meta["store_id"]
+    recorded = json.loads((store / "fntree.json").read_text())
+    assert recorded["store_id"] == meta["store_id"]
+    assert recorded["root"]["ino"] == store.stat().st_ino
