@@ -333,3 +333,22 @@ def test_a_store_from_before_the_identity_record_gets_one_and_keeps_its_id(
     recorded = json.loads((store / "fntree.json").read_text())
     assert recorded["store_id"] == meta["store_id"]
     assert recorded["root"]["ino"] == store.stat().st_ino
+
+
+def test_processes_opening_a_copy_at_once_agree_on_its_new_id(tmp_path: Path) -> None:
+    """Several processes that open a fresh copy together all see the one id it was given."""
+    from workflows import leaf
+
+    import fntree
+
+    store, copy = tmp_path / "store", tmp_path / "copy"
+    fntree.run(leaf(1), jobstore=store)
+    subprocess.run(["cp", "-a", str(store), str(copy)], check=True)
+    code = ("import sys; from fntree.runtime.store import JobStore; "
+            "print(JobStore.open(sys.argv[1]).store_id)")
+    openers = [subprocess.Popen([sys.executable, "-c", code, str(copy)], stdout=subprocess.PIPE,
+                                text=True) for _ in range(4)]
+    ids = {opener.communicate(timeout=120)[0].strip() for opener in openers}
+    recorded = json.loads((copy / "fntree.json").read_text())["store_id"]
+    assert ids == {recorded}
+    assert recorded != json.loads((store / "fntree.json").read_text())["store_id"]
