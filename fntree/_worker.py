@@ -4,7 +4,9 @@
   packets arrive on a pipe from the leader, results go back on another;
 - `python -m fntree._worker file PACKET STORE STORE_ID LIMIT` (Slurm): one packet read
   from a file in the job store, its results written there atomically; the local temp
-  dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`.
+  dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`,
+  made private and verified (`StorePaths.make_local_base`), and the store is checked
+  to be ours alone (`access.check_store_file`) before the packet is unpickled.
 
 It wires the runtime's `JobRunner` to the DSL's `execute` hook and to a batch
 system's transport; it lives at the top so that no layer imports upward.
@@ -13,10 +15,13 @@ system's transport; it lives at the top so that no layer imports upward.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
 from fntree.compiler import execute
+from fntree.errors import FntreeError
+from fntree.runtime.access import check_store_file
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
@@ -39,7 +44,14 @@ def main(argv: list[str]) -> int:
 
         packet, store, store_id, limit = rest
         job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
-        local = StorePaths.local_base(store_id) / f"slurm-{job}"
+        if stat.S_ISREG(os.fstat(1).st_mode):
+            os.fchmod(1, 0o600)  # Slurm made our --output file with the submitter's umask
+        try:
+            check_store_file(Path(store), Path(packet))  # before its packet is unpickled
+            local = StorePaths.make_local_base(store_id) / f"slurm-{job}"
+        except FntreeError as exc:
+            print(f"fntree worker: {exc}", flush=True)  # the leader shows the job's output
+            return 2
 
         def work() -> None:
             runner = JobRunner(Path(store), local, execute, int(limit))

@@ -190,7 +190,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
           observers: list[Observer] | None, *, retry_failed: bool,
           rebind: dict[str, tuple[bytes, bytes]] | None = None) -> Any:
     _configure_logging(options["log_level"])
-    local_base = StorePaths.local_base(store.store_id)
+    local_base = StorePaths.make_local_base(store.store_id)
     env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
     env.update(faults.environment(options["fault_kill"], options["fault_raise"],
                                   options["fault_seed"]))

@@ -73,3 +73,12 @@ class WorkflowFailed(FntreeError, RuntimeError):
         super().__init__(message)
         self.failed = failed
         self.jobstore = jobstore
+
+
+class UnsafePathError(FntreeError, PermissionError):
+    """A path fntree would create or load from is not private: a symlink, another
+    user's, or writable by others. `path` names it."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path

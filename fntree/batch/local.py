@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
+from fntree.runtime.durable import make_private_dir, open_private
 
 _LEN = struct.Struct("<I")
 MAX_WORKERS = 64
@@ -136,10 +137,10 @@ class LocalBatchSystem:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         local_dir = self._base / f"w{os.getpid()}-{number}"
-        self._base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self._base)
         # The worker's own stderr (not its jobs': those go to their logs) is kept in a
         # file, so that a worker never holds the leader's stdout or stderr open.
-        with open(_stderr_path(local_dir), "wb") as stderr:
+        with open(open_private(_stderr_path(local_dir), os.O_WRONLY | os.O_TRUNC), "wb") as stderr:
             proc = subprocess.Popen(
                 self.setup.command("pipe", str(to_worker_r), str(from_worker_w),
                                    str(self.setup.store_root), str(local_dir),

@@ -68,6 +68,7 @@ from fntree.batch.slurm_commands import (
 )
 from fntree.checksum import read_sealed, seal
 from fntree.errors import SlurmError
+from fntree.runtime.durable import make_private_dir, open_private
 
 log = logging.getLogger("fntree")
 
@@ -197,7 +198,7 @@ class SlurmBatchSystem:
         self.paths = SlurmPaths(setup.store_root, uuid.uuid4().hex[:12])
         self._prefix = f"fntree-{setup.store_id}-"
         self._cancel_earlier()
-        self.paths.dir.mkdir(mode=0o700, parents=True)
+        make_private_dir(self.paths.dir)
         self._jobs_fd = os.open(self.paths.jobs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._env = {k: v for k, v in setup.worker_env().items()
                      if not k.startswith("SLURM_") or k == "SLURM_CONF"}
@@ -407,7 +408,7 @@ class SlurmBatchSystem:
             ours = self._earlier_live(recorded | ours)
         for directory in earlier:
             shutil.rmtree(directory, ignore_errors=True)
-        with open(self.paths.jobs, "wb") as f:
+        with open(open_private(self.paths.jobs, os.O_WRONLY | os.O_TRUNC), "wb") as f:
             os.fsync(f.fileno())
 
     def _earlier_live(self, recorded: set[str]) -> set[str]:

@@ -33,7 +33,7 @@ def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None
     except FileNotFoundError:
         print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
         return
-    SlurmPaths.started_of(packet).touch()
+    SlurmPaths.started_of(packet).touch(mode=0o600)
     runner.learn(fns)
     pending: list[Result] = []
     chunk, flushed = 0, clock()

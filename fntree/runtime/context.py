@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from fntree.errors import FntreeError
+from fntree.runtime.durable import make_private_dir
 from fntree.runtime.records import Res, job_hex
 
 
@@ -40,7 +41,7 @@ class Context:
     def local_temp_dir(self) -> Path:
         """A directory that exists for this run of the job only."""
         if not self.used_local:
-            self._local_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self._local_dir)
             self.used_local = True
         return self._local_dir
 
@@ -48,7 +49,7 @@ class Context:
     def global_temp_dir(self) -> Path:
         """The chain's directory, kept from its founder's run until its closer completes."""
         if not self.used_global:
-            self._global_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dir(self._global_dir)
             self.used_global = True
         return self._global_dir
 

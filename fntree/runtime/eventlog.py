@@ -45,6 +45,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from fntree.runtime.durable import open_private
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task
@@ -117,7 +118,8 @@ class EventLog(Observer):
         """
         try:
             data = self.path.read_bytes()
-            with gzip.open(self.archive, "ab", compresslevel=6) as f:
+            with open(open_private(self.archive, os.O_WRONLY | os.O_APPEND), "ab") as raw, \
+                    gzip.GzipFile(fileobj=raw, mode="ab", compresslevel=6) as f:
                 f.write(data)
             self.path.unlink()
         except OSError as exc:
@@ -154,7 +156,8 @@ class EventLog(Observer):
                         "status` and `fntree stats` will miss its events", self.path, exc)
 
     def _open(self) -> TextIO:
-        f = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+        f = open(open_private(self.path, os.O_RDWR | os.O_APPEND),  # noqa: SIM115 (kept open)
+                 "a+", encoding="utf-8")
         end = f.tell()
         if end:
             f.seek(end - 1)

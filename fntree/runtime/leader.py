@@ -32,6 +32,7 @@ from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
 from fntree.errors import FailedJob, ResourceError, WorkflowFailed
 from fntree.resources import format_memory
 from fntree.runtime import crashpoints
+from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.events import Events, Failure
 from fntree.runtime.journal import Journal
 from fntree.runtime.records import (
@@ -308,8 +309,8 @@ class Leader:
                   f"{chain.attempts} ({reason}) ===\n").encode()
         tail = b"\n" if output and not output.endswith(b"\n") else b""
         try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(path, "ab") as f:
+            make_private_dir(path.parent)
+            with open(open_private(path, os.O_WRONLY | os.O_APPEND), "ab") as f:
                 f.write(header + output + tail)
         except OSError as exc:
             log.warning("cannot keep the log of %s: %s", chain.job.name, exc)

@@ -1,4 +1,11 @@
-"""`StorePaths`: the one place that names the files of a job store (docs/jobstore.md)."""
+"""`StorePaths`: the one place that names the files of a job store (docs/jobstore.md).
+
+The machine-local temp base, `<tmp>/fntree-<uid>/<store id>`, has a predictable
+name, so `make_local_base` never takes it as found: the system temp dir must be
+one where others cannot swap our entries (sticky, like /tmp), and each level
+below it must be a real directory of ours that no one else can write
+(`durable.make_private_dir`); otherwise fntree refuses it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from fntree.runtime.durable import check_shared_dir, make_private_dir
 from fntree.runtime.records import job_hex
 
 
@@ -20,6 +28,7 @@ class StorePaths:
         self.journal_dir = self.root / "journal"
         self.logs = self.root / "logs"
         self.global_tmp = self.root / "tmp" / "g"
+        self.batch = self.root / "batch"
 
     def segment(self, number: int) -> Path:
         return self.journal_dir / f"{number}.log"
@@ -46,3 +55,10 @@ class StorePaths:
     def local_base(store_id: str) -> Path:
         """The machine-local directory under which workers of this store make temp dirs."""
         return Path(tempfile.gettempdir()) / f"fntree-{os.getuid()}" / store_id
+
+    @staticmethod
+    def make_local_base(store_id: str) -> Path:
+        """`local_base(store_id)`, created owner-only and verified level by level."""
+        tmp = Path(tempfile.gettempdir())
+        check_shared_dir(tmp)
+        return make_private_dir(StorePaths.local_base(store_id), anchor=tmp)

@@ -14,6 +14,11 @@ under them they list and read again, a bounded number of times.
 
 `fntree.json` carries a crc32 of its fields (`meta_bytes`, `read_meta`);
 `config.pkl` and snapshots are sealed (`fntree.checksum`).
+
+`JobStore.open` refuses a store that is not its owner's alone, all the way
+down (`access.check_store_tree`), before anything in it is unpickled, and gives
+a copied store its own identity (`access.own_identity`) before anything shared
+with the original is touched.
 """
 
 from __future__ import annotations
@@ -25,13 +30,19 @@ import pickle
 import shutil
 import socket
 import time
-import uuid
-import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from fntree.errors import JobStoreError, LeaderRunningError
 from fntree.runtime import crashpoints
+from fntree.runtime.access import (
+    check_store_tree,
+    identity_of,
+    meta_bytes,
+    meta_crc,
+    new_store_id,
+    own_identity,
+)
 from fntree.runtime.durable import (
     atomic_write,
     fsync_dir,
@@ -86,7 +97,8 @@ class JobStore:
         """Make a new job store holding the run's first job; an existing path is refused."""
         paths = StorePaths(root)
         try:
-            paths.root.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(paths.root.parent):
+                make_private_dir(paths.root.parent)
             paths.root.mkdir(mode=0o700)
         except FileExistsError:
             raise JobStoreError(
@@ -94,8 +106,8 @@ class JobStore:
                 f"fntree.restart({str(paths.root)!r}) (or `fntree restart {paths.root}`), "
                 "or choose a new path") from None
         os.chmod(paths.root, 0o700)
-        meta = {"program": PROGRAM, "format": FORMAT, "store_id": uuid.uuid4().hex[:16],
-                "created": time.time()}
+        meta = {"program": PROGRAM, "format": FORMAT, "store_id": new_store_id(),
+                "created": time.time(), "root": identity_of(paths.root)}
         try:
             atomic_write(paths.meta, meta_bytes(meta))
             crashpoints.point("store.create")
@@ -123,8 +135,8 @@ class JobStore:
             raise JobStoreError(f"{paths.root} is not an fntree job store (it has no "
                                 f"{paths.meta.name}); check the path")
         meta = read_meta(paths)
-        _check_safe(paths.root)
-        return cls(paths, meta)
+        check_store_tree(paths.root)  # before anything in it is unpickled
+        return cls(paths, own_identity(paths, meta))  # a copy gets its own, before any use
 
     def config(self) -> dict[str, Any]:
         """The run's options and recorded environment, verified against their checksum."""
@@ -357,16 +369,6 @@ class JobStore:
                 shutil.rmtree(root / entry, ignore_errors=True)
 
 
-def meta_bytes(meta: dict[str, Any]) -> bytes:
-    """`fntree.json`: the identity fields and a crc32 of them, so that a flipped bit shows."""
-    fields = {k: v for k, v in meta.items() if k != "crc32"}
-    return json.dumps({**fields, "crc32": _meta_crc(fields)}, indent=1).encode()
-
-
-def _meta_crc(fields: dict[str, Any]) -> int:
-    return zlib.crc32(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
-
-
 def read_meta(paths: StorePaths) -> dict[str, Any]:
     """The identity in `fntree.json`, checked: fntree's, of this format, and undamaged."""
     try:
@@ -379,7 +381,7 @@ def read_meta(paths: StorePaths) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise damaged
     fields = {k: v for k, v in meta.items() if k != "crc32"}
-    if "crc32" in meta and meta["crc32"] != _meta_crc(fields):
+    if "crc32" in meta and meta["crc32"] != meta_crc(fields):
         raise damaged
     if fields.get("program") != PROGRAM:
         raise JobStoreError(f"{paths.root} belongs to another program, not fntree; "
@@ -402,14 +404,3 @@ def read_meta(paths: StorePaths) -> dict[str, Any]:
             "that started it")
     return fields
 
-
-def _check_safe(root: Path) -> None:
-    """Refuse a store that another user owns or others can write: it holds pickles."""
-    st = root.stat()
-    if st.st_uid != os.getuid():
-        raise JobStoreError(f"job store {root} belongs to another user (uid {st.st_uid}); it "
-                            "holds pickled code, so fntree only loads its owner's stores")
-    if st.st_mode & 0o022:
-        raise JobStoreError(f"job store {root} is writable by others (mode "
-                            f"{st.st_mode & 0o777:o}); it holds pickled code: run "
-                            f"`chmod go-w {root}` if you trust its contents")

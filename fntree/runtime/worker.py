@@ -32,6 +32,7 @@ from typing import Any
 
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
+from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
 
@@ -62,7 +63,7 @@ class JobRunner:
         self._fns: dict[bytes, Any] = {}
         self._fn_bytes: dict[bytes, bytes] = {}
         self.known: set[bytes] = set()
-        local_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(local_dir)
         self._scratch = os.open(local_dir / "output", os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                                 0o600)
 
@@ -214,7 +215,7 @@ def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
                size: int, limit: int, note: str = "") -> str:
     """Append a job's output (from `fd`, `size` bytes) to its log; head and tail if large."""
     path = paths.log(job_id)
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(path.parent)
     header = f"=== {name} {job_hex(job_id)} attempt {max(attempt, 1)} {note}===\n".encode()
     if size <= limit:
         body = os.pread(fd, size, 0)
@@ -224,7 +225,7 @@ def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
         body = (os.pread(fd, half, 0)
                 + f"\n[... {cut} bytes cut by fntree: log limit {limit} bytes ...]\n".encode()
                 + os.pread(fd, half, size - half))
-    with open(path, "ab") as f:
+    with open(open_private(path, os.O_WRONLY | os.O_APPEND), "ab") as f:
         f.write(header + body + (b"" if body.endswith(b"\n") or not body else b"\n"))
     return str(path.relative_to(paths.root))
 
