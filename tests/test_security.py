@@ -322,13 +322,14 @@ def test_a_store_from_before_the_identity_record_gets_one_and_keeps_its_id(
     from workflows import leaf
 
     import fntree
+    from fntree.runtime.access import meta_bytes
     from fntree.runtime.store import JobStore
 
     store = tmp_path / "store"
     fntree.run(leaf(1), jobstore=store)
     meta = json.loads((store / "fntree.json").read_text())
     del meta["root"]
-    (store / "fntree.json").write_text(json.dumps(meta))
+    (store / "fntree.json").write_bytes(meta_bytes(meta))
     assert JobStore.open(store).store_id == meta["store_id"]
     recorded = json.loads((store / "fntree.json").read_text())
     assert recorded["store_id"] == meta["store_id"]
