@@ -53,6 +53,7 @@ __all__ = ["LocalBatchSystem", "Runner", "serve"]
 
 MAX_WORKERS = 64
 WATCH_EVERY = 0.5  # seconds between two looks at the busy workers (fntree.batch.watch)
+AWAY = 5.0  # seconds between two looks past which the leader itself was away (stopped)
 
 
 def machine_memory() -> int:
@@ -270,7 +271,7 @@ class LocalBatchSystem:
         now = self._clock()
         if now - self._looked < WATCH_EVERY:
             return []
-        if now - self._looked > self.silence / 2:
+        if now - self._looked > max(self.silence / 2, AWAY):
             # The leader itself was away (stopped, swapped out): it heard nothing, but
             # that is not the workers' silence.
             for worker in self._busy.values():
