@@ -152,7 +152,7 @@ def sweep(name: str, value: str, rounds: int = 50,
     """SIGKILL every process marked `name=value` until none is left; how many were killed.
 
     Processes forked while the marks were read are found by the next round; the
-    sweep ends after two rounds in a row that find none.
+    sweep ends at once when it finds none, else after two rounds in a row that find none.
     """
     killed: set[int] = set()
     quiet = 0
@@ -160,7 +160,7 @@ def sweep(name: str, value: str, rounds: int = 50,
         pids = [p for p in marked(name, value) if _state(p) != "Z"]
         if not pids:
             quiet += 1
-            if quiet == 2:
+            if quiet == 2 or not killed:
                 break
             sleep(0.005)
             continue
