@@ -67,6 +67,8 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
         args = first if kills == 0 and not store.exists() else ["restart", str(store),
                                                                   "--no-progress"]
         leader = fntree_command(*args, env=env)
+        if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
+            wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
         try:
             out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
                                         else 300)
@@ -79,6 +81,10 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
             continue
         assert leader.returncode == 0, f"leader exited {leader.returncode}"
         return int(out.strip()), kills
+
+
+def _created(store: Path) -> bool:
+    return any(p.stat().st_size for p in (store / "journal").glob("*.log"))
 
 
 def assert_clean_after_success(store: Path) -> None:
