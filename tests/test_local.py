@@ -162,3 +162,24 @@ def test_stopped_worker_is_killed_and_its_job_retried(store: Path, tmp_path: Pat
     thread.join()
     text = "".join(p.read_text() for p in (store / "logs").rglob("*.log"))
     assert "not heard from" in text
+
+
+def test_fntree_kill_sweeps_what_a_dead_leader_and_guard_left(tmp_path: Path) -> None:
+    """With the leader and its guard both SIGKILLed, `fntree kill` kills the jobs' leftovers."""
+    store, out, pidfile = tmp_path / "store", tmp_path / "out", tmp_path / "pids"
+    mark = f"fntree-test-{uuid.uuid4().hex}"
+    leader = fntree_command("run", f"{WORKFLOWS}:orphan_step", str(out), str(pidfile), mark,
+                            "--jobstore", str(store), "--no-progress")
+    first_pid(pidfile)
+    guards = [p for p in processes_mentioning(store)
+              if b"fntree.batch.proctree" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(guards) == 1
+    os.kill(guards[0], signal.SIGKILL)
+    leader.kill()
+    leader.communicate()
+    wait_for(lambda: not worker_pids(store))
+    assert processes_mentioning(mark), "the daemons should have outlived leader and guard"
+    killed = subprocess.run([sys.executable, "-m", "fntree", "kill", str(store)],
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == 0 and "leftover process" in killed.stdout + killed.stderr
+    assert_nothing_left(store, mark)
