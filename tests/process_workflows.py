@@ -68,3 +68,14 @@ def stopped_once(pidfile: str) -> int:
             f.write(str(os.getpid()))
         time.sleep(1000)
     return ctx.attempt
+
+
+@fntree.target
+def hangs_in_c_once() -> int:
+    """On its first attempt, blocks in C code that holds the interpreter (no heartbeat)."""
+    import ctypes
+
+    ctx = fntree.context()
+    if ctx.attempt == 1:
+        ctypes.PyDLL(None).sleep(1000)  # PyDLL keeps the GIL held during the call
+    return ctx.attempt

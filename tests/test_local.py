@@ -183,3 +183,12 @@ def test_fntree_kill_sweeps_what_a_dead_leader_and_guard_left(tmp_path: Path) ->
                             capture_output=True, text=True, timeout=60)
     assert killed.returncode == 0 and "leftover process" in killed.stdout + killed.stderr
     assert_nothing_left(store, mark)
+
+
+def test_worker_hung_in_c_code_is_killed_and_its_job_retried(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job blocked in C code holding the interpreter silences its worker; the job runs again."""
+    monkeypatch.setenv("FNTREE_WORKER_SILENCE", "2")
+    assert fntree.run(pw.hangs_in_c_once(), jobstore=store, retry_count=1) == 2
+    text = "".join(p.read_text() for p in (store / "logs").rglob("*.log"))
+    assert "not heard from" in text
