@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
                             "slurm_partition": None, "slurm_args": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
-                            "max_log_mb": None}
+                            "max_log_mb": None, "max_job_duration": None}
 OPTION_NAMES = tuple(DEFAULTS)
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
              "fault_seed": faults.ENV_SEED}
@@ -82,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-log-mb", dest="max_log_mb", type=float, default=None,
                        help="most of each attempt's output kept in its log, in MB; past it "
                        f"the head and the tail are kept (default: {LOG_LIMIT / 2**20:g})")
+    group.add_argument("--max-job-duration", dest="max_job_duration", type=float, default=None,
+                       help="local batch system: kill any job running longer than this many "
+                       "seconds and retry it (default: only jobs past twice their declared "
+                       "time plus 10 s)")
     group.add_argument("--fault-kill", dest="fault_kill", type=float, default=None,
                        help="fault injection: fraction of jobs whose worker is SIGKILLed "
                        f"mid-run (or ${faults.ENV_KILL})")
@@ -116,6 +120,11 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
                                              or resolved["max_jobs"] < 1):
         raise ResourceError(f"max_jobs={resolved['max_jobs']!r} must be a whole number, 1 or "
                             "more")
+    duration = resolved["max_job_duration"]
+    if duration is not None and (isinstance(duration, bool)
+                                 or not isinstance(duration, (int, float))
+                                 or not 0 < duration < float("inf")):
+        raise ResourceError(f"max_job_duration={duration!r} must be a positive number of seconds")
     if resolved["batch_system"] not in batch_systems.NAMES:
         raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
                           f"{', '.join(batch_systems.NAMES)}")
@@ -137,16 +146,19 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         max_memory: int | str | None = UNSET, retry_count: int = UNSET,
         log_level: str = UNSET, options: argparse.Namespace | None = None,
         observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
-        slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET) -> Any:
+        slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
+        max_job_duration: float | None = UNSET) -> Any:
     """Run the workflow rooted at `call` to its end and return the root's value.
 
     Defaults: a temporary job store removed after success, the local batch
     system, this machine's cores and memory, one retry, WARNING logging.
-    `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system.
+    `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system;
+    `max_job_duration` (seconds) caps every job's run time on the local one.
     """
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
-                "slurm_partition": slurm_partition, "slurm_args": slurm_args}
+                "slurm_partition": slurm_partition, "slurm_args": slurm_args,
+                "max_job_duration": max_job_duration}
     resolved = _resolve(explicit, options, {})
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
@@ -171,7 +183,8 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             retry_count: int = UNSET, log_level: str = UNSET,
             options: argparse.Namespace | None = None,
             observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
-            slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET) -> Any:
+            slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
+            max_job_duration: float | None = UNSET) -> Any:
     """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
 
     Options not given are those the run was started with.
@@ -180,7 +193,8 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     config = store.config()
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
-                "slurm_partition": slurm_partition, "slurm_args": slurm_args}
+                "slurm_partition": slurm_partition, "slurm_args": slurm_args,
+                "max_job_duration": max_job_duration}
     resolved = _resolve(explicit, options, config.get("options", {}))
     return _lead(store, config, resolved, observers, retry_failed=True,
                  rebind=_main_targets())

@@ -20,7 +20,8 @@ def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
 
         _cancel_slurm_leftovers(setup)
         return LocalBatchSystem(setup, max_cpus=options["max_cpus"],
-                                max_memory=options["max_memory"])
+                                max_memory=options["max_memory"],
+                                max_job_duration=options.get("max_job_duration"))
     if name == "slurm":
         from fntree.batch.slurm import SlurmBatchSystem
 

@@ -6,34 +6,55 @@ worker takes one packet at a time; the packet holds cores and memory (the
 largest of its tasks') until it is finished, and no more packets start than fit
 `max_cpus` and `max_memory`.
 
-Messages are frames, `u32 length | pickle`, both ways: `("run", tasks, fns)`
-to a worker, `("results", [Result, ...], last)` back. A worker dies with its
+Messages are frames (fntree.batch.local_worker, the worker's side): `("run",
+tasks, fns)` to a worker, `("results", [Result, ...], last)` back. A worker dies with its
 leader (PR_SET_PDEATHSIG), so a worker of a dead leader can never report into
 a restarted run; a worker that dies on its own shows as end-of-file on its
 pipe, and its packet's unreported tasks come back as `lost`.
+
+A dying worker is a lost packet, never a leader crash, at every moment:
+any OSError writing to or reading from its pipes, end-of-file, or its process
+found exited, counts as its death (`_died`). The leader never blocks on a
+worker: packets go out through a per-worker outbox flushed when the pipe is
+writable, so a stopped worker cannot stall the leader mid-packet.
+
+No process outlives its job (fntree.batch.proctree): each worker is started
+with the run's marks in its environment (`FNTREE_RUN`, `FNTREE_WORKER`), is a
+child subreaper that kills what each job started, and when it dies the leader
+kills what carries its mark; a guard process kills what carries the run's mark
+when the leader dies, and this batch system sweeps the run's mark when it starts.
+
+Time limits and silence (fntree.batch.watch): a busy worker sends
+`("alive", job_id, attempt, elapsed, time)` heartbeats; a job past its time
+limit is killed with its worker and comes back as lost with cause "time"
+(retried with twice the time); a worker silent too long is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import os
-import pickle
 import selectors
 import shutil
 import signal
-import struct
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from fntree.batch import proctree, watch
 from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
+from fntree.batch.local_worker import Runner, frame, read_frames, send_frame, serve
+
+__all__ = ["LocalBatchSystem", "Runner", "serve"]
 from fntree.runtime.durable import make_private_dir, open_private
 
-_LEN = struct.Struct("<I")
 MAX_WORKERS = 64
+WATCH_EVERY = 0.5  # seconds between two looks at the busy workers (fntree.batch.watch)
+AWAY = 5.0  # seconds between two looks past which the leader itself was away (stopped)
 
 
 def machine_memory() -> int:
@@ -54,6 +75,12 @@ class _Worker:
         self.reported: set[int] = set()
         self.held: tuple[float, int] = (0.0, 0)
         self.known: set[bytes] = set()
+        self.token = ""          # its FNTREE_WORKER mark
+        self.outbox = bytearray()  # what the leader has still to write to it
+        self.heard = 0.0         # when the leader last heard from it, or sent it a packet
+        self.elapsed: float | None = None  # how long its task had run, when last heard of
+        self.job: tuple[int, float | None] | None = None  # (job id, declared time) running
+        self.ticks = -1          # its processor ticks at the last look
 
 
 class LocalBatchSystem:
@@ -63,8 +90,15 @@ class LocalBatchSystem:
     packet_time = 0.2
 
     def __init__(self, setup: WorkerSetup, max_cpus: float | None = None,
-                 max_memory: int | None = None) -> None:
+                 max_memory: int | None = None, max_job_duration: float | None = None,
+                 silence: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.setup = setup
+        self.max_job_duration = max_job_duration
+        self.silence = silence or float(os.environ.get("FNTREE_WORKER_SILENCE") or watch.SILENCE)
+        self._clock = clock
+        self._looked = clock()
+        self._broken: list[_Worker] = []
         self.max_cpus = float(max_cpus or os.cpu_count() or 1)
         self.max_memory = int(max_memory or machine_memory())
         self.parallelism = max(1, int(self.max_cpus))
@@ -77,6 +111,11 @@ class LocalBatchSystem:
         self._numbers = itertools.count(1)
         self._packets = itertools.count(1)
         self._env = setup.worker_env()
+        self._env["FNTREE_HEARTBEAT"] = str(watch.heartbeat_every(self.silence))
+        # What an earlier leader of this store left running goes first (its guard may be
+        # dead too); then this leader's guard.
+        proctree.sweep(proctree.RUN_MARK, setup.store_id)
+        self._guard, self._guard_fd = _start_guard(setup, self._env)
         # Start the workers the first jobs will need now: they boot (about 0.1 s each)
         # while the leader recovers and runs the first job, instead of after it.
         for _ in range(self.parallelism):
@@ -103,37 +142,47 @@ class LocalBatchSystem:
         send = {k: v for k, v in fns.items() if k not in worker.known}
         worker.known.update(send)
         self._busy[packet] = worker
-        _send(worker.wfd, ("run", tasks, send))
+        worker.heard, worker.elapsed, worker.job = self._clock(), None, None
+        self._post(worker, ("run", tasks, send))
         return packet
 
     def poll(self, timeout: float) -> list[Update]:
-        updates: list[Update] = []
+        updates = [self._died(w) for w in self._take_broken()]
         if not self._busy:
             return updates
-        for key, _ in self._selector.select(timeout):
+        for key, _events in self._selector.select(0 if updates else timeout):
             worker: _Worker = key.data
-            updates.extend(self._read(worker))
+            if worker.rfd < 0:
+                continue  # died earlier in this round
+            if key.fd == worker.wfd:
+                self._flush(worker)
+            else:
+                updates.extend(self._read(worker))
+        updates.extend(self._died(w) for w in self._take_broken())
+        updates.extend(self._watch())
         return updates
 
     def cancel(self) -> None:
         for worker in list(self._busy.values()) + self._idle:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.proc.pid, signal.SIGKILL)
+            _kill(worker)
 
     def close(self) -> None:
         for worker in self._idle:
             with contextlib.suppress(OSError):
-                _send(worker.wfd, ("stop",))
+                send_frame(worker.wfd, ("stop",))
         self.cancel()
         for worker in list(self._busy.values()) + self._idle:
             self._reap(worker)
         self._idle.clear()
         self._busy.clear()
         self._selector.close()
+        _stop_guard(self._guard, self._guard_fd)
 
     # -- workers --------------------------------------------------------------------
     def _start(self) -> _Worker:
         number = next(self._numbers)
+        token = f"{self.setup.store_id}.{os.getpid()}.{number}"
+        env = {**self._env, proctree.RUN_MARK: self.setup.store_id, proctree.WORKER_MARK: token}
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         local_dir = self._base / f"w{os.getpid()}-{number}"
@@ -145,13 +194,15 @@ class LocalBatchSystem:
                 self.setup.command("pipe", str(to_worker_r), str(from_worker_w),
                                    str(self.setup.store_root), str(local_dir),
                                    str(self.setup.log_limit), str(os.getpid())),
-                pass_fds=(to_worker_r, from_worker_w), env=self._env, cwd=self.setup.cwd,
+                pass_fds=(to_worker_r, from_worker_w), env=env, cwd=self.setup.cwd,
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                 start_new_session=True)
         os.close(to_worker_r)
         os.close(from_worker_w)
         os.set_blocking(from_worker_r, False)
+        os.set_blocking(to_worker_w, False)
         worker = _Worker(number, proc, from_worker_r, to_worker_w, local_dir)
+        worker.token = token
         self._selector.register(from_worker_r, selectors.EVENT_READ, worker)
         return worker
 
@@ -163,13 +214,22 @@ class LocalBatchSystem:
                 chunk = os.read(worker.rfd, 1 << 20)
             except BlockingIOError:
                 break
+            except OSError:  # as good as end-of-file: the worker is lost
+                chunk = b""
             if not chunk:
                 eof = True
                 break
             chunks.append(chunk)
         worker.buffer += b"".join(chunks)
         updates = []
-        for message in _frames(worker.buffer):
+        if chunks:
+            worker.heard = self._clock()
+        for message in read_frames(worker.buffer):
+            if message[0] == "alive":
+                _, job_id, _attempt, elapsed, declared = message
+                worker.job, worker.elapsed = (job_id, declared), elapsed
+                continue
+            worker.job, worker.elapsed = None, None
             results: list[Result] = message[1]
             worker.reported.update(r.job_id for r in results)
             last = bool(message[2])
@@ -181,6 +241,81 @@ class LocalBatchSystem:
             updates.append(self._died(worker))
         return updates
 
+    # -- writing to workers, and watching them ----------------------------------------
+    def _post(self, worker: _Worker, message: Any) -> None:
+        worker.outbox += frame(message)
+        self._flush(worker)
+
+    def _flush(self, worker: _Worker) -> None:
+        """Write what the pipe takes now; the rest when it is writable (never block)."""
+        try:
+            while worker.outbox:
+                del worker.outbox[:os.write(worker.wfd, worker.outbox)]
+        except BlockingIOError:
+            pass
+        except OSError:  # BrokenPipeError and the like: the worker is lost
+            worker.outbox.clear()
+            self._broken.append(worker)
+        waiting = worker.wfd in self._selector.get_map()
+        if worker.outbox and not waiting:
+            self._selector.register(worker.wfd, selectors.EVENT_WRITE, worker)
+        elif waiting and not worker.outbox:
+            self._selector.unregister(worker.wfd)
+
+    def _take_broken(self) -> list[_Worker]:
+        broken = [w for w in dict.fromkeys(self._broken) if w.rfd >= 0]
+        self._broken.clear()
+        return broken
+
+    def _watch(self) -> list[Update]:
+        """Workers found dead, over their job's time limit, or silent (fntree.batch.watch)."""
+        now = self._clock()
+        if now - self._looked < WATCH_EVERY:
+            return []
+        if now - self._looked > max(self.silence / 2, AWAY):
+            # The leader itself was away (stopped, swapped out): it heard nothing, but
+            # that is not the workers' silence.
+            for worker in self._busy.values():
+                worker.heard = max(worker.heard, now)
+        self._looked = now
+        updates: list[Update] = []
+        for worker in list(self._busy.values()):
+            if worker.rfd < 0:
+                continue
+            if worker.proc.poll() is not None:  # dead, though a job's process holds its pipe
+                updates.append(self._died(worker))
+                continue
+            declared = worker.job[1] if worker.job else None
+            limit = watch.time_limit(declared, self.max_job_duration)
+            state, moved = None, False
+            if now - worker.heard > self.silence:
+                ticks = proctree.cpu_ticks(worker.proc.pid)
+                if ticks is not None:
+                    state, moved = ticks[0], ticks[1] > worker.ticks
+                    worker.ticks = ticks[1]
+            verdict = watch.judge(now, worker.heard, worker.elapsed, limit, self.silence,
+                                  state, moved)
+            if verdict is watch.Verdict.OVER_TIME:
+                updates.extend(self._over_time(worker, limit))
+            elif verdict is watch.Verdict.SILENT:
+                updates.append(self._died(
+                    worker, f"its worker was not heard from for {now - worker.heard:.0f}s "
+                    "and was not using the processor (stopped or hung), so it was killed"))
+        return updates
+
+    def _over_time(self, worker: _Worker, limit: float) -> list[Update]:
+        """Kill a worker whose job ran past its limit; that job is lost with cause "time"."""
+        assert worker.job is not None
+        unreported = [t.job_id for t in worker.tasks if t.job_id not in worker.reported]
+        # A chained follow-on is not known to the leader yet: its chain's head is charged.
+        culprit = worker.job[0] if worker.job[0] in unreported else next(iter(unreported), None)
+        update = self._died(worker, f"its job ran past its time limit of {limit:g}s, so it "
+                            "was killed with its worker and every process it started")
+        if culprit is None or culprit not in update.lost:
+            return [update]
+        return [update._replace(finished=False, lost=(culprit,), cause="time"),
+                Update(update.packet, [], True)]
+
     def _release(self, worker: _Worker) -> None:
         self._busy.pop(worker.packet, None)
         cpu, memory = worker.held
@@ -188,12 +323,14 @@ class LocalBatchSystem:
         self.free_memory += memory
         worker.held = (0.0, 0)
 
-    def _died(self, worker: _Worker) -> Update:
+    def _died(self, worker: _Worker, why: str = "") -> Update:
+        _kill(worker)  # a worker whose pipe broke may still be alive
         output = (_read_output(worker.local_dir / "output", self.setup.log_limit)
                   + _read_output(_stderr_path(worker.local_dir), self.setup.log_limit))
         code = self._reap(worker)
-        reason = (f"its worker process was killed by signal {-code}" if code < 0
-                  else f"its worker process exited with code {code}")
+        proctree.sweep(proctree.WORKER_MARK, worker.token)
+        reason = why or (f"its worker process was killed by signal {-code}" if code < 0
+                         else f"its worker process exited with code {code}")
         lost = tuple(t.job_id for t in worker.tasks if t.job_id not in worker.reported)
         if worker.packet in self._busy:
             self._release(worker)
@@ -203,8 +340,9 @@ class LocalBatchSystem:
         return Update(worker.packet, [], True, (), reason)
 
     def _reap(self, worker: _Worker) -> int:
-        with contextlib.suppress(KeyError, ValueError):
-            self._selector.unregister(worker.rfd)
+        for fd in (worker.rfd, worker.wfd):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
         for fd in (worker.rfd, worker.wfd):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -217,6 +355,41 @@ class LocalBatchSystem:
         shutil.rmtree(worker.local_dir, ignore_errors=True)
         _stderr_path(worker.local_dir).unlink(missing_ok=True)
         return code
+
+
+def _kill(worker: _Worker) -> None:
+    """SIGKILL a worker and its process group (its jobs' processes that kept the group)."""
+    if worker.proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+
+
+def _start_guard(setup: WorkerSetup, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """The guard that kills the run's processes when this leader dies (fntree.batch.proctree).
+
+    It reads a pipe whose write end only this process holds (not inherited by
+    anything it starts), so the pipe closes exactly when this process ends.
+    """
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [setup.python or sys.executable, "-m", "fntree.batch.proctree", setup.store_id,
+             str(setup.store_root)],
+            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            cwd=setup.cwd, start_new_session=True)
+    finally:
+        os.close(read)
+    return proc, write
+
+
+def _stop_guard(proc: subprocess.Popen[bytes], fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _stderr_path(local_dir: Path) -> Path:
@@ -235,85 +408,3 @@ def _read_output(path: Path, limit: int) -> bytes:
     return data[:half] + f"\n[... {len(data) - 2 * half} bytes cut ...]\n".encode() + data[-half:]
 
 
-def _send(fd: int, message: Any) -> None:
-    data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
-    view = memoryview(_LEN.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _frames(buffer: bytearray) -> list[Any]:
-    messages = []
-    offset = 0
-    while len(buffer) - offset >= _LEN.size:
-        (length,) = _LEN.unpack_from(buffer, offset)
-        end = offset + _LEN.size + length
-        if end > len(buffer):
-            break
-        messages.append(pickle.loads(bytes(buffer[offset + _LEN.size:end])))
-        offset = end
-    del buffer[:offset]
-    return messages
-
-
-def _read_exact(fd: int, n: int) -> bytes | None:
-    parts = []
-    while n:
-        chunk = os.read(fd, n)
-        if not chunk:
-            return None
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Make the kernel SIGKILL this worker when its leader dies.
-
-    `FNTREE_KEEP_ORPHANS=1` turns this off, for the test that shows an orphaned
-    worker cannot report into a later leader's run.
-    """
-    if os.environ.get("FNTREE_KEEP_ORPHANS") == "1":
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-FLUSH_EVERY = 0.02  # seconds: how long finished results may wait to share a message
-
-
-class Runner(Protocol):
-    def learn(self, fns: dict[bytes, bytes]) -> None: ...
-
-    def run_packet(self, tasks: list[Task]) -> Iterator[list[Result]]: ...
-
-
-def serve(runner: Runner, rfd: int, wfd: int, parent: int) -> None:
-    """The worker's side: take packets from `rfd`, send results to `wfd`, until EOF."""
-    import time
-
-    _die_with_parent(parent)
-    while True:
-        header = _read_exact(rfd, _LEN.size)
-        if header is None:
-            return
-        body = _read_exact(rfd, _LEN.unpack(header)[0])
-        if body is None:
-            return
-        message = pickle.loads(body)
-        if message[0] == "stop":
-            return
-        _, tasks, fns = message
-        runner.learn(fns)
-        pending: list[Result] = []
-        flushed = time.monotonic()
-        for results in runner.run_packet(tasks):
-            pending.extend(results)
-            now = time.monotonic()
-            if now - flushed > FLUSH_EVERY:
-                _send(wfd, ("results", pending, False))
-                pending, flushed = [], now
-        _send(wfd, ("results", pending, True))

@@ -2,7 +2,9 @@
 
 The leader's pid is in `leader.lock`, which it holds locked while it runs. It
 gets SIGTERM, which it takes as Ctrl-C: it stops its workers, commits its
-journal and releases the lock; this command waits for that.
+journal and releases the lock; this command waits for that. Then, and also
+when no leader runs, it kills every process of this machine still carrying the
+run's mark (fntree.batch.proctree): what jobs of a SIGKILLed leader started.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
+from fntree.batch import proctree
 from fntree.errors import FntreeError
 from fntree.runtime.store import JobStore
 
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace, console: Console) -> int:
     store = JobStore.open(args.jobstore)
     holder = store.leader_alive()
     if holder is None:
-        console.print(f"no leader is running on {store.paths.root}", markup=False)
+        console.print(f"no leader is running on {store.paths.root}{_sweep(store)}",
+                      markup=False)
         return 0
     pid, host = leader_pid(holder)
     if host != socket.gethostname():
@@ -57,6 +61,12 @@ def run(args: argparse.Namespace, console: Console) -> int:
                           "die with it, and the job store stays consistent)[/]")
             return 1
         time.sleep(0.05)
-    console.print(f"stopped the leader (pid {pid}) of {store.paths.root}; continue with "
-                  f"`fntree restart {store.paths.root}`", markup=False)
+    console.print(f"stopped the leader (pid {pid}) of {store.paths.root}{_sweep(store)}; "
+                  f"continue with `fntree restart {store.paths.root}`", markup=False)
     return 0
+
+
+def _sweep(store: JobStore) -> str:
+    """Kill the processes left carrying the run's mark; a clause saying so, if there were any."""
+    killed = proctree.sweep(proctree.RUN_MARK, store.store_id)
+    return f"; killed {killed} leftover process(es) of its jobs" if killed else ""

@@ -13,6 +13,11 @@ no values and fits the packet's resources, the runner runs it at once in the
 same process instead of sending it back to the leader to be issued again. The
 leader records both completions, in order, in one group commit.
 
+No process outlives its job: the runner makes its process a child subreaper,
+and after each task kills and reaps every process the task started, before
+its result is reported (fntree.batch.proctree). `running` names the task being
+run, for the local batch system's heartbeat and time limits.
+
 How tasks arrive and results leave (pipes, files) is the batch system's affair.
 """
 
@@ -30,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fntree.batch import proctree
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
 from fntree.runtime.durable import make_private_dir, open_private
@@ -66,6 +72,9 @@ class JobRunner:
         make_private_dir(local_dir)
         self._scratch = os.open(local_dir / "output", os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                                 0o600)
+        # (job id, attempt, monotonic start, declared time) of the task being run.
+        self.running: tuple[int, int, float, float | None] | None = None
+        proctree.become_subreaper()
 
     def learn(self, fns: dict[bytes, bytes]) -> None:
         """Functions the leader sent (so it has them)."""
@@ -100,7 +109,11 @@ class JobRunner:
             chained = False
             results = []
             while current is not None:
+                self.running = (current.job_id, current.attempt, time.monotonic(),
+                                current.res.time)
                 result, follow = self.run_task(current, chained)
+                self.running = None
+                proctree.kill_descendants()  # before the result is reported
                 results.append(result)
                 current, chained = None, True
                 if (follow is not None and follow.res.cpu <= cpu

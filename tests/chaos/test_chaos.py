@@ -4,7 +4,10 @@ Each check is what jobTree's crash test checked, and more: the final value is
 exact (a leaf counted twice or lost changes it), every recorded completion is
 recorded once (`fntree check`, after every kill), no temp dir and no process of
 the run survives it. `FNTREE_CHAOS_KILLS` sets how many leader kills to land
-(default 30); seeds make every run reproducible.
+(default 30); `FNTREE_CHAOS_WORKER_KILLS` how many SIGKILLs of random worker
+processes and of the processes their jobs started, from outside, at random
+instants (default 30), and `FNTREE_CHAOS_WORKER_STOPS` how many SIGSTOPs of
+workers (default 5); seeds make every run reproducible.
 """
 
 from __future__ import annotations
@@ -12,22 +15,27 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import tree
 from conftest import TALLY
-from processes import processes_mentioning
+from processes import processes_mentioning, wait_for
 
+from fntree.batch import proctree
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.crashpoints import POINTS
 from fntree.runtime.paths import StorePaths
 
 TREE = str(Path(__file__).with_name("tree.py"))
 KILLS = int(os.environ.get("FNTREE_CHAOS_KILLS") or 30)
+WORKER_KILLS = int(os.environ.get("FNTREE_CHAOS_WORKER_KILLS") or 30)
+WORKER_STOPS = int(os.environ.get("FNTREE_CHAOS_WORKER_STOPS") or 5)
 SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
 
@@ -50,7 +58,7 @@ def wait_until_gone(store: Path) -> None:
 
 
 def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
-                       kills_left: int) -> tuple[int, int]:
+                       kills_left: int, env: dict[str, str] | None = None) -> tuple[int, int]:
     """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills)."""
     kills = 0
     first = ["run", f"{TREE}:node", str(seed), str(DEPTH), "--jobstore", str(store),
@@ -58,7 +66,9 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
     while True:
         args = first if kills == 0 and not store.exists() else ["restart", str(store),
                                                                   "--no-progress"]
-        leader = fntree_command(*args)
+        leader = fntree_command(*args, env=env)
+        if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
+            wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
         try:
             out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
                                         else 300)
@@ -73,6 +83,10 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
         return int(out.strip()), kills
 
 
+def _created(store: Path) -> bool:
+    return any(p.stat().st_size for p in (store / "journal").glob("*.log"))
+
+
 def assert_clean_after_success(store: Path) -> None:
     assert_sound(store)
     gtd = store / "tmp" / "g"
@@ -80,6 +94,7 @@ def assert_clean_after_success(store: Path) -> None:
     store_id = json.loads((store / "fntree.json").read_text())["store_id"]
     assert not StorePaths.local_base(store_id).exists(), "local temp dirs were left behind"
     assert not processes_mentioning(store)
+    assert not processes_mentioning(store_id), "a process a job started outlived its job"
 
 
 def count_in_logs(store: Path, text: str) -> int:
@@ -165,6 +180,7 @@ def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
         "import time, fntree\n"
         "@fntree.target\n"
         "def slow(marker: str) -> str:\n"
+        "    open(marker + '.started', 'w').close()\n"
         "    time.sleep(1.5)\n"
         "    with open(marker, 'a') as f:\n"
         "        f.write(fntree.context().job_id + ' ' + str(fntree.context().attempt) + '\\n')\n"
@@ -172,7 +188,7 @@ def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
     env = {"FNTREE_KEEP_ORPHANS": "1"}
     leader = fntree_command("run", f"{script}:slow", str(marker), "--jobstore", str(store),
                             "--no-progress", env=env)
-    time.sleep(0.8)
+    wait_for(lambda: Path(f"{marker}.started").exists(), timeout=120)
     leader.kill()
     leader.wait()
     orphans = processes_mentioning(store)
@@ -186,3 +202,82 @@ def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
     runs = marker.read_text().split("\n")
     assert len([r for r in runs if r]) == 2, "the orphan and the new attempt each ran once"
     assert_sound(store)
+
+
+class Harasser(threading.Thread):
+    """SIGKILLs random processes of a run (workers, their jobs' processes) and SIGSTOPs workers.
+
+    At random instants, so workers are hit booting, idle, receiving a packet,
+    running and reporting; it stops once it has landed its quota.
+    """
+
+    def __init__(self, store: Path, rng: random.Random, kills: int, stops: int) -> None:
+        super().__init__(daemon=True)
+        self.store, self.rng, self.kills_left, self.stops_left = store, rng, kills, stops
+        self.kills = self.stops = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        store_id = None
+        while not self.done.wait(self.rng.uniform(0.02, 0.25)):
+            if self.kills >= self.kills_left and self.stops >= self.stops_left:
+                return
+            if store_id is None:
+                try:
+                    store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
+                except (OSError, ValueError):
+                    continue
+            self.strike(store_id)
+
+    def strike(self, store_id: str) -> None:
+        pids = proctree.marked(proctree.RUN_MARK, store_id)
+        workers = [p for p in pids if b"fntree._worker" in _cmdline(p)]
+        stop = self.stops < self.stops_left and workers and self.rng.random() < 0.15
+        victims = workers if stop else pids
+        if not victims or (not stop and self.kills >= self.kills_left):
+            return
+        try:
+            os.kill(self.rng.choice(victims), signal.SIGSTOP if stop else signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if stop:
+            self.stops += 1
+        else:
+            self.kills += 1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_workers_killed_and_stopped_from_outside(tmp_path: Path) -> None:
+    """Workers and their jobs' processes killed, workers stopped, the leader killed: all exact."""
+    rng = random.Random(1917)
+    env = {"FNTREE_WORKER_SILENCE": "2"}
+    kills = stops = leader_kills = 0
+    for seed in SEEDS:
+        if kills >= WORKER_KILLS and stops >= WORKER_STOPS:
+            break
+        store = tmp_path / f"tree-{seed}"
+        harasser = Harasser(store, random.Random(seed), WORKER_KILLS - kills,
+                            WORKER_STOPS - stops)
+        harasser.start()
+        try:
+            value, landed = run_until_complete(store, seed, rng, ["--retry-count", "1000"], 2,
+                                               env)
+        finally:
+            harasser.done.set()
+            harasser.join()
+        kills, stops, leader_kills = (kills + harasser.kills, stops + harasser.stops,
+                                      leader_kills + landed)
+        assert value == tree.expected(seed, DEPTH)
+        assert_clean_after_success(store)
+        TALLY["trees completed"] += 1
+        TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
+    TALLY["leader kills"] += leader_kills
+    TALLY["worker kills from outside"] += kills
+    TALLY["worker stops"] += stops
+    assert kills >= WORKER_KILLS and stops >= WORKER_STOPS

@@ -4,18 +4,23 @@ Every node draws its shape from `random.Random(seed)`: depth 2-6, 1-9 children,
 and how it combines them — through promises (`return combine(kids)`), through an
 explicit follow-on, or through a file its founder writes in the chain's global
 temp dir for its follow-on to read. Leaves sleep a little and return a large
-seeded number, so a leaf counted twice (or lost) changes the sum.
+seeded number, so a leaf counted twice (or lost) changes the sum; one leaf in
+eight also leaves a `setsid` daemon behind, which must not outlive its job.
 `expected(seed)` computes the same tree's value in plain Python.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
 
 import fntree
 
 LEAF_SLEEP = 0.01
+DAEMON = "import time; time.sleep(600)"
 
 
 def _shape(seed: int, depth: int) -> tuple[str, list[int], int]:
@@ -46,6 +51,9 @@ def size(seed: int, depth: int) -> int:
 def node(seed: int, depth: int) -> object:
     mode, kids, own = _shape(seed, depth)
     if mode == "leaf":
+        if own % 8 == 0:  # its worker must kill it when the job ends
+            subprocess.Popen(["setsid", sys.executable, "-c", DAEMON, "fntree-chaos-daemon",
+                              os.environ.get("FNTREE_RUN", "")])
         time.sleep(LEAF_SLEEP)
         return own
     calls = [node(k, depth - 1) for k in kids]

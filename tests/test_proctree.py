@@ -1,0 +1,84 @@
+"""Finding and killing what a job started (fntree.batch.proctree) and the watch's verdicts."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+from processes import processes_mentioning, wait_for
+
+from fntree.batch import proctree, watch
+
+SLEEPER = "import time; time.sleep(1000)"
+
+
+def test_subreaper_kills_setsid_daemons_and_double_forks(tmp_path: Path) -> None:
+    """A subreaper's kill_descendants leaves nothing behind, daemons and double forks included."""
+    mark = f"fntree-test-{uuid.uuid4().hex}"
+    script = textwrap.dedent(f"""
+        import subprocess, sys, time
+        from fntree.batch import proctree
+        assert proctree.become_subreaper()
+        subprocess.Popen(["setsid", sys.executable, "-c", {SLEEPER!r}, {mark!r}])
+        subprocess.run(["sh", "-c", "({sys.executable} -c '{SLEEPER}' {mark} &)"])
+        while not proctree.has_children():
+            time.sleep(0.01)
+        time.sleep(0.5)
+        print(proctree.kill_descendants(), proctree.has_children())
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split()
+    assert int(out[0]) >= 2 and out[1] == "False"
+    assert not processes_mentioning(mark)
+
+
+def test_sweep_kills_every_process_carrying_the_mark(tmp_path: Path) -> None:
+    """Processes exec'd with the run's mark, however detached, are found and killed."""
+    mark = f"fntree-test-{uuid.uuid4().hex}"
+    env = {**os.environ, proctree.RUN_MARK: mark}
+    subprocess.run(["sh", "-c", f"(setsid {sys.executable} -c '{SLEEPER}' {mark} &)"], env=env,
+                   check=True)
+    wait_for(lambda: processes_mentioning(mark))
+    assert proctree.sweep(proctree.RUN_MARK, mark) >= 1
+    wait_for(lambda: not processes_mentioning(mark), timeout=10)
+
+
+def test_sweep_spares_other_runs(tmp_path: Path) -> None:
+    """A process carrying another run's mark is left alone."""
+    mark = f"fntree-test-{uuid.uuid4().hex}"
+    other = subprocess.Popen([sys.executable, "-c", SLEEPER, mark],
+                             env={**os.environ, proctree.RUN_MARK: "another-run"})
+    try:
+        wait_for(lambda: processes_mentioning(mark))
+        assert proctree.sweep(proctree.RUN_MARK, mark) == 0
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_time_limit_is_twice_the_declared_time_plus_grace_capped() -> None:
+    """A job's limit is 2x its time plus the grace; --max-job-duration caps it."""
+    assert watch.time_limit(None, None) == math.inf
+    assert watch.time_limit(5, None) == 2 * 5 + watch.TIME_GRACE
+    assert watch.time_limit(5, 3) == 3
+    assert watch.time_limit(None, 7) == 7
+
+
+def test_verdicts_on_busy_workers() -> None:
+    """Over time wins; silence is forgiven only to a worker using the processor."""
+    silence = 10.0
+    fine = watch.judge(100, 95, 1.0, 30, silence, None, False)
+    over = watch.judge(100, 95, 26.0, 30, silence, None, False)
+    stopped = watch.judge(100, 80, 1.0, math.inf, silence, "T", True)
+    hung = watch.judge(100, 80, 1.0, math.inf, silence, "S", False)
+    computing = watch.judge(100, 80, 1.0, math.inf, silence, "R", True)
+    gone = watch.judge(100, 80, None, math.inf, silence, None, False)
+    assert fine is watch.Verdict.FINE and over is watch.Verdict.OVER_TIME
+    assert stopped is hung is gone is watch.Verdict.SILENT
+    assert computing is watch.Verdict.BUSY_IN_C
