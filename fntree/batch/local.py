@@ -50,7 +50,7 @@ from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
 from fntree.batch.local_worker import Runner, frame, read_frames, send_frame, serve
 
 __all__ = ["LocalBatchSystem", "Runner", "serve"]
-from fntree.runtime.durable import make_private_dir, open_private
+from fntree.private import make_private_dir, open_private
 
 MAX_WORKERS = 64
 WATCH_EVERY = 0.5  # seconds between two looks at the busy workers (fntree.batch.watch)

@@ -68,7 +68,7 @@ from fntree.batch.slurm_commands import (
 )
 from fntree.checksum import read_sealed, seal
 from fntree.errors import SlurmError
-from fntree.runtime.durable import make_private_dir, open_private
+from fntree.private import make_private_dir, open_private
 
 log = logging.getLogger("fntree")
 
