@@ -6,7 +6,7 @@
   from a file in the job store, its results written there atomically; the local temp
   dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`.
 
-It wires the runtime's `JobRunner` to the DSL's `execute` hook and to a batch
+It wires the runtime's `JobRunner` to the DSL's `execute` and `describe` hooks and to a batch
 system's transport; it lives at the top so that no layer imports upward.
 """
 
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from fntree.compiler import execute
+from fntree.identity import describe
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> int:
         from fntree.batch.local import serve
 
         rfd, wfd, store, local_dir, limit, parent = rest
-        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit))
+        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit), describe)
         try:
             serve(runner, int(rfd), int(wfd), int(parent))
         finally:
@@ -42,7 +43,7 @@ def main(argv: list[str]) -> int:
         local = StorePaths.local_base(store_id) / f"slurm-{job}"
 
         def work() -> None:
-            runner = JobRunner(Path(store), local, execute, int(limit))
+            runner = JobRunner(Path(store), local, execute, int(limit), describe)
             try:
                 serve_file(runner, Path(packet), atomic_write)
             finally:

@@ -40,6 +40,9 @@ log = logging.getLogger("fntree")
 Execute = Callable[[Any, tuple[Any, ...], dict[str, Any], int],
                    tuple[tuple[Any, ...], dict[bytes, bytes]]]
 
+# The identities of the functions a job introduced: {fn_key: (module, qualname, hash, origin)}.
+Describe = Callable[[Any], dict[bytes, tuple[str, str, bytes, str]]]
+
 LOG_LIMIT = 2 * 1024 * 1024
 CHAIN_BUDGET = 1.0  # seconds a packet may spend on chained follow-ons
 
@@ -52,7 +55,8 @@ class JobRunner:
     """Runs tasks for one job store in this process."""
 
     def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
-                 log_limit: int = LOG_LIMIT) -> None:
+                 log_limit: int = LOG_LIMIT, describe: Describe | None = None) -> None:
+        self.describe = describe
         self.paths = StorePaths(store_root)
         self.local_dir = local_dir
         self.execute = execute
@@ -150,7 +154,8 @@ class JobRunner:
             self._fn_bytes.update(new_fns)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
-                        tuple(ctx.messages), chained)
+                        tuple(ctx.messages), chained,
+                        self.describe(new_fns) if new_fns and self.describe else {})
         return result, self._follow_on(task, outcome)
 
     def _follow_on(self, task: Task, outcome: tuple[Any, ...] | None) -> Task | None:

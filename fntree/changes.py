@@ -1,0 +1,178 @@
+"""What a restart changes: live jobs of targets whose code changed run the new code, said aloud.
+
+A job store records each function key's identity (module, qualname, code hash,
+origin; `TARGETS` records, fntree/identity.py). At a restart, `plan` looks up
+the current code of every target that still has live jobs:
+
+- a target of an importable module: the module imported here (with the run's
+  recorded `sys.path`); workers load it by reference, so they run it anyway;
+- a `__main__` target: only from the same `__main__` (the same script path, or
+  a notebook); from anywhere else its recorded code runs.
+
+A target is re-bound only to the same module and qualname. When the restarting
+`__main__` defines a target with the same name as one of the run's that is not
+that target (another script, another module), the restart is refused with a
+message naming both (`RebindRefused`), rather than running unrelated code.
+
+Each target whose code hash differs is named in one WARNING: how many of its
+jobs completed with the old code (their values are kept) and how many live jobs
+will run with the new. The plan is a list of records: `TARGETS` for the new
+identities (so the next restart compares with them) and `RECODE` for the live
+jobs whose function key changes (code saved by value). The leader writes them
+before anything runs; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from fntree import identity
+from fntree.dsl import Target
+from fntree.errors import FntreeError
+from fntree.identity import NOTEBOOK, Identity
+from fntree.runtime.records import R_RECODE, R_TARGETS
+from fntree.runtime.state import RunState
+
+log = logging.getLogger("fntree")
+
+
+class RebindRefused(FntreeError, ValueError):
+    """The restarting code defines a target of the run's name that is not the run's target."""
+
+
+class Changed(NamedTuple):
+    """A target whose code changed since its jobs were made."""
+
+    recorded: Identity
+    completed: int
+    live: int
+
+
+def recode_for(config: dict[str, Any]) -> Callable[[RunState], list[tuple[Any, ...]]]:
+    """The leader's `recode` hook for a restart of the run with `config`."""
+    return lambda state: plan(state, config)
+
+
+def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The records that make live jobs run the current code; warns of what changed."""
+    main = _main_targets()
+    here = identity.main_origin()
+    targets: dict[bytes, tuple[str, str, bytes, str]] = {}
+    recode: dict[bytes, tuple[bytes, bytes]] = {}
+    changed: dict[tuple[Identity, bytes], Changed] = {}
+    current: dict[Identity, Target | None] = {}
+    for key, count in sorted(state.live_jobs().items()):
+        recorded_tuple = state.targets.get(key)
+        if recorded_tuple is None:
+            continue
+        recorded = Identity(*recorded_tuple)
+        _refuse_other(recorded, main, here)
+        place = recorded._replace(code_hash=b"")
+        if place not in current:
+            current[place] = _current(recorded, main, here, config)
+        target = current[place]
+        if target is None:
+            continue
+        now = identity.identity(target)
+        if now.code_hash == recorded.code_hash:
+            continue
+        new_key, data = target.pickled()
+        targets[new_key] = (now.module, now.qualname, now.code_hash, now.origin)
+        if new_key != key:
+            recode[key] = (new_key, data)
+        seen = changed.get((place, recorded.code_hash))
+        live = count + (seen.live if seen else 0)
+        changed[(place, recorded.code_hash)] = Changed(
+            recorded, state.done_by_code[recorded.code_hash], live)
+    _warn(list(changed.values()))
+    records: list[tuple[Any, ...]] = []
+    if targets:
+        records.append((R_TARGETS, targets))
+    if recode:
+        records.append((R_RECODE, recode))
+    return records
+
+
+def _warn(changed: list[Changed]) -> None:
+    for change in changed:
+        log.warning("the code of target `%s` (%s) changed since its jobs were made: %d job(s) "
+                    "completed with the old code and their values are kept; %d live job(s) "
+                    "will run with the new code", change.recorded.qualname,
+                    change.recorded.where(), change.completed, change.live)
+
+
+def _main_targets() -> dict[str, Target]:
+    """Targets defined in this process's `__main__` (a script or a notebook), by qualname."""
+    main = sys.modules.get("__main__")
+    return {value.__qualname__: value for value in list(vars(main).values())
+            if isinstance(value, Target) and value.fn.__module__ == "__main__"}
+
+
+def _refuse_other(recorded: Identity, main: dict[str, Target], here: str) -> None:
+    other = main.get(recorded.qualname)
+    if other is None or (recorded.module == "__main__" and recorded.origin == here):
+        return
+    mine = identity.Identity("__main__", recorded.qualname, b"", here or NOTEBOOK)
+    raise RebindRefused(
+        f"the run's target `{recorded.qualname}` is {recorded.where()}, but the code "
+        f"restarting it defines another one, {mine.where()}; a target is re-bound only to "
+        "the same module and qualname, so nothing was run. Restart from the script or "
+        "notebook that started the run, or with `fntree restart DIR` to run the run's own "
+        "targets")
+
+
+def _current(recorded: Identity, main: dict[str, Target], here: str,
+             config: dict[str, Any]) -> Target | None:
+    """The target that now stands where `recorded` was defined, if this process can see it."""
+    if "<locals>" in recorded.qualname:
+        return None
+    if recorded.module == "__main__":
+        if recorded.origin != here:
+            _warn_by_value(recorded, config)
+            return None
+        mine = main.get(recorded.qualname)
+        if mine is None:
+            log.warning("target `%s` is not defined in this %s any more; its live jobs run "
+                        "the code recorded when they were made", recorded.qualname,
+                        "notebook" if here == NOTEBOOK else "script")
+        return mine
+    try:
+        with _run_path(config):
+            found: Any = importlib.import_module(recorded.module)
+            for part in recorded.qualname.split("."):
+                found = getattr(found, part)
+    except Exception as exc:
+        log.warning("cannot load target `%s` from module %s here to compare its code (%s: "
+                    "%s); its jobs load it in the workers", recorded.qualname,
+                    recorded.module, type(exc).__name__, exc)
+        return None
+    return found if isinstance(found, Target) else None
+
+
+def _warn_by_value(recorded: Identity, config: dict[str, Any]) -> None:
+    """A script's `__main__` target restarted from elsewhere runs its recorded code: say so."""
+    path = recorded.origin
+    if path == NOTEBOOK or not os.path.isfile(path):
+        return
+    if os.stat(path).st_mtime > float(config.get("created", 0)):
+        log.warning("script %s changed since the run started, but its target `%s` travels by "
+                    "value: this restart runs the code recorded when its jobs were made; to "
+                    "run the edited code, restart from the script (fntree.restart(DIR) in "
+                    "it)", path, recorded.qualname)
+
+
+@contextlib.contextmanager
+def _run_path(config: dict[str, Any]) -> Iterator[None]:
+    """The run's recorded import path, in front of this process's, for a while."""
+    saved = list(sys.path)
+    sys.path[:0] = [p for p in config.get("sys_path", ()) if p not in sys.path]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
