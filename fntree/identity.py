@@ -33,6 +33,7 @@ introduces (`identities`).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import os
 import pickle
@@ -211,9 +212,8 @@ class _Hasher:
         namespace = fn.__globals__
         if name in namespace:
             return self.reference(namespace[name])
-        builtins = namespace.get("__builtins__")
-        table = builtins if isinstance(builtins, dict) else vars(builtins or __builtins__)
-        if name in table:
+        table = namespace.get("__builtins__", builtins)
+        if name in (table if isinstance(table, dict) else vars(table)):
             return b"builtin:" + name.encode(), False
         return None, False
 
@@ -226,6 +226,8 @@ class _Hasher:
         if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
             module = getattr(value, "__module__", None) or ""
             qualname = getattr(value, "__qualname__", "")
+            if module == "builtins":  # as a builtin read by name (dill copies them to globals)
+                return b"builtin:" + qualname.encode(), False
             if isinstance(value, types.FunctionType) and not self._library(module):
                 return self.function(value)
             if not isinstance(value, type) or self._library(module):
