@@ -83,6 +83,7 @@ _targets_by_key: dict[bytes, Any] = {}
 def new_run() -> None:
     """Start a new run: every target is pickled and hashed again, once, when first used."""
     dsl.new_run()
+    _targets_by_key.clear()
 
 
 def _current() -> _Memo:
