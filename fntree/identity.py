@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import logging
 import os
 import pickle
 import sys
@@ -43,6 +44,8 @@ import types
 from typing import Any, NamedTuple
 
 from fntree import dsl
+
+log = logging.getLogger("fntree")
 
 DIGEST_SIZE = 16
 NOTEBOOK = "<notebook>"
@@ -96,7 +99,10 @@ def _current() -> _Memo:
 def code_hash(target: Any) -> bytes:
     """The code hash of a target (or a plain function), memoized for this run."""
     fn = target.fn if isinstance(target, dsl.Target) else target
-    return _Hasher(_current()).function(fn)[0]
+    hasher = _Hasher(_current())
+    if not isinstance(fn, types.FunctionType):  # a partial, a callable object: its pickle
+        return hasher.value(fn)
+    return hasher.function(fn)[0]
 
 
 def origin_of(fn: Any) -> str:
@@ -140,8 +146,13 @@ def identities(keys: Any) -> dict[bytes, Identity]:
     found = {}
     for key in keys:
         target = _targets_by_key.get(key)
-        if target is not None:
+        if target is None:
+            continue
+        try:
             found[key] = identity(target)
+        except Exception as exc:  # a function hashing cannot read: not compared at restarts
+            log.debug("no code hash for target %s (%s: %s)", target.name,
+                      type(exc).__name__, exc)
     return found
 
 

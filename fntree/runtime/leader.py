@@ -112,9 +112,10 @@ class Leader:
         self.journal = self.store.open_journal(self.segment, good)
         if state.finished:
             return
+        recoded = recode(state) if recode is not None else []  # may refuse: nothing written
         if retry_failed and state.failed:
             self._record((R_RETRY_FAILED,))
-        for record in recode(state) if recode is not None else ():
+        for record in recoded:
             self._record(record)
         self._record((R_EPOCH, state.epoch + 1, os.getpid(), socket.gethostname()))
         self.journal.commit()
