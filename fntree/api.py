@@ -1,9 +1,12 @@
 """The public entry points: `run`, `restart` and `add_arguments`.
 
 `run` compiles the root call, creates the job store (a temporary one when no
-path is given), records the environment, and hands the store to a leader on the
-chosen batch system. `restart` opens an existing store and does the same with
-the options it recorded, unless new ones are given.
+path is given), records the environment and the targets' identities
+(fntree/identity.py; hashed and pickled afresh for each run), and hands the
+store to a leader on the chosen batch system. `restart` opens an existing store
+and does the same with the options it recorded, unless new ones are given; it
+may change the run's environment (fntree/environment.py), and live jobs of
+targets whose code changed run the current code (fntree/changes.py).
 """
 
 from __future__ import annotations
@@ -184,14 +187,14 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     """
     store = JobStore.open(jobstore)
     config = store.config()
-    if env or env_unset:
-        config = environment.record_change(store, config, env or {}, env_unset or [])
-    config = {**config, "env": environment.current(config)}
-    identity.new_run()
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args}
     resolved = _resolve(explicit, options, config.get("options", {}))
+    if env or env_unset:
+        config = environment.record_change(store, config, env or {}, env_unset or [])
+    config = {**config, "env": environment.current(config)}
+    identity.new_run()
     return _lead(store, config, resolved, observers, retry_failed=True,
                  recode=changes.recode_for(config))
 

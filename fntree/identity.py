@@ -34,6 +34,7 @@ introduces (`identities`).
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import logging
 import os
@@ -309,8 +310,10 @@ def _global_names(code: types.CodeType) -> set[str]:
     return names
 
 
-_LIBRARY_DIRS = tuple({sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib",
-                                                           "platlib")})
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    return tuple({paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
 
 def _is_library(module: str) -> bool:
@@ -322,7 +325,7 @@ def _is_library(module: str) -> bool:
     path = getattr(found, "__file__", None)
     if path is None:
         return found is not None and not hasattr(found, "__path__")
-    return str(path).startswith(_LIBRARY_DIRS)
+    return str(path).startswith(_library_dirs())
 
 
 def _pickled(value: Any) -> bytes:

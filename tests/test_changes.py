@@ -145,3 +145,17 @@ def test_a_script_target_is_not_rebound_to_another_script(tmp_path: Path) -> Non
     assert (f"the run's target `part` is __main__.part (script {first / 'pipeline.py'}), but "
             f"the code restarting it defines another one, __main__.part (script "
             f"{second / 'pipeline.py'})") in refused.stderr
+
+
+def test_shell_restart_of_an_edited_script_says_the_recorded_code_runs(tmp_path: Path) -> None:
+    """`python script.py`, then `fntree restart`: the recorded code runs, and that is said."""
+    script = tmp_path / "pipeline.py"
+    script.write_text(PIPELINE)
+    store = str(tmp_path / "store")
+    assert _python("pipeline.py", "run", store, cwd=tmp_path).returncode == 1
+    script.write_text(FIXED)
+    again = _python("-m", "fntree", "restart", store, "--no-progress", cwd=tmp_path)
+    assert again.returncode == 1 and "part 2 is broken" in again.stderr
+    assert (f"script {script} changed since the run started, but its target `part` travels "
+            "by value: this restart runs the code recorded when its jobs were made"
+            ) in again.stderr.replace("\n", " ")

@@ -55,8 +55,8 @@ class Result(NamedTuple):
     `outcome` is a `(O_VALUE, value)` or `(O_SPAWN, children, follow_on)` tuple
     when `ok`; otherwise `message` says what went wrong. `fns` holds the pickled
     functions the outcome's specs name that the leader may not have, and
-`targets` what they are (see fntree.identity). `chained`
-    marks a follow-on the worker ran straight after its predecessor.
+    `targets` what they are (fntree/identity.py). `chained` marks a follow-on
+    the worker ran straight after its predecessor.
     """
 
     job_id: int

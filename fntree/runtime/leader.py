@@ -1,7 +1,9 @@
 """The leader: the one process that decides what runs next and records what happened.
 
 It owns the `RunState` (rebuilt from the job store at every start) and the open
-journal segment. Each turn of its loop:
+journal segment. At start, a restart's `recode` hook looks at the recovered
+state and returns the records that make live jobs run changed code (or refuses,
+before anything is written). Each turn of its loop:
 
 1. issue ready jobs to the batch system in packets, while it can take them
    (`ISSUE` records are buffered);

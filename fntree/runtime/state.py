@@ -15,6 +15,11 @@ Invariants:
 - a chain is in `ready` iff it has a next job, nothing pending, and is neither
   running nor failed;
 - values of a chain's children live in the chain until it closes.
+
+Beside the chains: `fns` (each function key's pickled function), `targets`
+(what each key is: module, qualname, code hash, origin; `TARGETS` records) and
+`done_by_code` (completed jobs by code hash), which a restart compares with
+the code it loads (fntree/changes.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 process. For each it sets the context, points file descriptors 1 and 2 at a
 scratch file (so prints and subprocess output land in the job's log), runs the
 body through the `execute` hook the DSL layer supplies, and turns the outcome
-or the exception into a `Result`. Afterwards it removes the job's local temp
+or the exception into a `Result` (the `describe` hook, when given, says what the
+functions the job introduced are: fntree/identity.py). Afterwards it removes the job's local temp
 dir and, if the job wrote anything, appends its output (head and tail when
 large) to the job's log in the job store.
 
