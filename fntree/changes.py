@@ -2,24 +2,27 @@
 
 A job store records each function key's identity (module, qualname, code hash,
 origin; `TARGETS` records, fntree/identity.py). At a restart, `plan` looks up
-the current code of every target that still has live jobs:
+the current code of every recorded target:
 
 - a target of an importable module: the module imported here (with the run's
   recorded `sys.path`); workers load it by reference, so they run it anyway;
 - a `__main__` target: only from the same `__main__` (the same script path, or
-  a notebook); from anywhere else its recorded code runs.
+  a notebook); from anywhere else its recorded code runs (and when the script
+  changed since the run started, a warning says so).
 
 A target is re-bound only to the same module and qualname. When the restarting
-`__main__` defines a target with the same name as one of the run's that is not
-that target (another script, another module), the restart is refused with a
-message naming both (`RebindRefused`), rather than running unrelated code.
+`__main__` defines a target with the same name as one of the run's live targets
+that is not that target (another script, another module), the restart is
+refused with a message naming both (`RebindRefused`), rather than running
+unrelated code.
 
-Each target whose code hash differs is named in one WARNING: how many of its
-jobs completed with the old code (their values are kept) and how many live jobs
-will run with the new. The plan is a list of records: `TARGETS` for the new
-identities (so the next restart compares with them) and `RECODE` for the live
-jobs whose function key changes (code saved by value). The leader writes them
-before anything runs; nothing here writes.
+Each recorded target whose code hash differs is named in one WARNING: how many
+of its jobs completed with the old code (their values are kept) and how many
+live jobs will run with the new (perhaps none). The plan is a list of records:
+`TARGETS` for the new identities of targets with live jobs (so the next restart
+compares with them) and `RECODE` for the live jobs whose function key changes
+(code saved by value). The leader writes them before anything runs; nothing
+here writes.
 """
 
 from __future__ import annotations
@@ -67,29 +70,31 @@ def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
     recode: dict[bytes, tuple[bytes, bytes]] = {}
     changed: dict[tuple[Identity, bytes], Changed] = {}
     current: dict[Identity, Target | None] = {}
-    for key, count in sorted(state.live_jobs().items()):
-        recorded_tuple = state.targets.get(key)
-        if recorded_tuple is None:
-            continue
+    live_jobs = state.live_jobs()
+    for key, recorded_tuple in sorted(state.targets.items()):
         recorded = Identity(*recorded_tuple)
-        _refuse_other(recorded, main, here)
+        live = live_jobs.get(key, 0)
+        if live:
+            _refuse_other(recorded, main, here)
         place = recorded._replace(code_hash=b"")
         if place not in current:
             current[place] = _current(recorded, main, here, config)
+            if current[place] is None and live and recorded.module == "__main__":
+                _warn_by_value(recorded, here, config)
         target = current[place]
         if target is None:
             continue
         now = identity.identity(target)
         if now.code_hash == recorded.code_hash:
             continue
-        new_key, data = target.pickled()
-        targets[new_key] = (now.module, now.qualname, now.code_hash, now.origin)
-        if new_key != key:
-            recode[key] = (new_key, data)
+        if live:
+            new_key, data = target.pickled()
+            targets[new_key] = (now.module, now.qualname, now.code_hash, now.origin)
+            if new_key != key:
+                recode[key] = (new_key, data)
         seen = changed.get((place, recorded.code_hash))
-        live = count + (seen.live if seen else 0)
         changed[(place, recorded.code_hash)] = Changed(
-            recorded, state.done_by_code[recorded.code_hash], live)
+            recorded, state.done_by_code[recorded.code_hash], live + (seen.live if seen else 0))
     _warn(list(changed.values()))
     records: list[tuple[Any, ...]] = []
     if targets:
@@ -134,7 +139,6 @@ def _current(recorded: Identity, main: dict[str, Target], here: str,
         return None
     if recorded.module == "__main__":
         if recorded.origin != here:
-            _warn_by_value(recorded, config)
             return None
         mine = main.get(recorded.qualname)
         if mine is None:
@@ -155,10 +159,10 @@ def _current(recorded: Identity, main: dict[str, Target], here: str,
     return found if isinstance(found, Target) else None
 
 
-def _warn_by_value(recorded: Identity, config: dict[str, Any]) -> None:
+def _warn_by_value(recorded: Identity, here: str, config: dict[str, Any]) -> None:
     """A script's `__main__` target restarted from elsewhere runs its recorded code: say so."""
     path = recorded.origin
-    if path == NOTEBOOK or not os.path.isfile(path):
+    if path in (NOTEBOOK, here) or not os.path.isfile(path):
         return
     if os.stat(path).st_mtime > float(config.get("created", 0)):
         log.warning("script %s changed since the run started, but its target `%s` travels by "
