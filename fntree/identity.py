@@ -50,7 +50,9 @@ log = logging.getLogger("fntree")
 
 DIGEST_SIZE = 16
 NOTEBOOK = "<notebook>"
-_PROTOCOL = 4  # fixed, so the bytes hashed do not change with the default protocol
+# Fixed, so the bytes hashed do not change with the default protocol; 5 hands large
+# buffers (arrays) over out of band, hashed where they are, never copied.
+_PROTOCOL = 5
 
 
 class Identity(NamedTuple):
@@ -279,7 +281,7 @@ class _Hasher:
         elif type(value) is dict and len(value) < 10_000:
             data = b"dict" + b"".join(self.value(k) + self.value(v) for k, v in value.items())
         else:
-            data = _pickled(value)
+            data = _pickled_digest(value)
         digest = hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
         self.memo.values[key] = digest
         self.memo.keep.append(value)
@@ -328,14 +330,21 @@ def _is_library(module: str) -> bool:
     return str(path).startswith(_library_dirs())
 
 
-def _pickled(value: Any) -> bytes:
+def _pickled_digest(value: Any) -> bytes:
+    """The digest of a value's pickle; its out-of-band buffers are hashed in place."""
+    h = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    buffers: list[pickle.PickleBuffer] = []
     try:
-        return pickle.dumps(value, _PROTOCOL)
+        h.update(pickle.dumps(value, _PROTOCOL, buffer_callback=buffers.append))
+        for buffer in buffers:
+            h.update(buffer.raw())
+        return h.digest()
     except Exception:
         pass
     from fntree.runtime import codec
 
     try:
-        return codec.dumps(value)[0]
+        data = codec.dumps(value)[0]
     except Exception:
-        return f"unpicklable:{type(value).__module__}.{type(value).__qualname__}".encode()
+        data = f"unpicklable:{type(value).__module__}.{type(value).__qualname__}".encode()
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).digest()
