@@ -40,7 +40,6 @@ import logging
 import os
 import pickle
 import sys
-import sysconfig
 import types
 from typing import Any, NamedTuple
 
@@ -314,6 +313,8 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 @functools.cache
 def _library_dirs() -> tuple[str, ...]:
+    import sysconfig  # only when a run hashes a function of another module
+
     paths = sysconfig.get_paths()
     return tuple({paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")})
 
