@@ -106,10 +106,12 @@ def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 def _warn(changed: list[Changed]) -> None:
     for change in changed:
-        log.warning("the code of target `%s` (%s) changed since its jobs were made: %d job(s) "
-                    "completed with the old code and their values are kept; %d live job(s) "
-                    "will run with the new code", change.recorded.qualname,
-                    change.recorded.where(), change.completed, change.live)
+        done = (f"{change.completed} job(s) completed with the old code and their values are "
+                "kept (a new run recomputes them)" if change.completed
+                else "no job completed with the old code")
+        log.warning("the code of target `%s` (%s) changed since its jobs were made: %s; %d "
+                    "live job(s) will run with the new code", change.recorded.qualname,
+                    change.recorded.where(), done, change.live)
 
 
 def _main_targets() -> dict[str, Target]:

@@ -47,12 +47,14 @@ def test_edited_script_restarted_from_itself_warns_with_counts(tmp_path: Path) -
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.strip() == "[0, 10, -1, 30]"
     assert (f"the code of target `part` (__main__.part (script {script})) changed since its "
-            "jobs were made: 3 job(s) completed with the old code and their values are kept; "
-            "1 live job(s) will run with the new code") in fixed.stderr
+            "jobs were made: 3 job(s) completed with the old code and their values are kept "
+            "(a new run recomputes them); 1 live job(s) will run with the new code"
+            ) in fixed.stderr
     # `whole` reads the target `part`, so its code hash changed too; it has no live job.
     assert (f"the code of target `whole` (__main__.whole (script {script})) changed since its "
-            "jobs were made: 1 job(s) completed with the old code and their values are kept; "
-            "0 live job(s) will run with the new code") in fixed.stderr
+            "jobs were made: 1 job(s) completed with the old code and their values are kept "
+            "(a new run recomputes them); 0 live job(s) will run with the new code"
+            ) in fixed.stderr
 
 
 def test_edited_script_under_fntree_run_warns_the_same(tmp_path: Path) -> None:
@@ -68,8 +70,9 @@ def test_edited_script_under_fntree_run_warns_the_same(tmp_path: Path) -> None:
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.strip() == "[0, 10, -1, 30]"
     assert ("the code of target `part` (pipeline.part) changed since its jobs were made: 3 "
-            "job(s) completed with the old code and their values are kept; 1 live job(s) "
-            "will run with the new code") in fixed.stderr.replace("\n", " ")
+            "job(s) completed with the old code and their values are kept (a new run "
+            "recomputes them); 1 live job(s) will run with the new code"
+            ) in fixed.stderr.replace("\n", " ")
 
 
 def test_unchanged_code_restarts_without_warning(tmp_path: Path) -> None:

@@ -85,5 +85,5 @@ def test_edited_cells_are_seen_by_the_next_run_and_restart(tmp_path: Path) -> No
     printed = _cell_text(cells[6])
     assert "restarted 6" in printed
     assert ("the code of target `boom` (__main__.boom (a notebook)) changed since its jobs were "
-            "made: 0 job(s) completed with the old code and their values are kept; 1 live "
-            "job(s) will run with the new code") in printed
+            "made: no job completed with the old code; 1 live job(s) will run with the new "
+            "code") in printed
