@@ -81,14 +81,14 @@ def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
             current[place] = _current(recorded, main, here, config)
             if current[place] is None and live and recorded.module == "__main__":
                 _warn_by_value(recorded, here, config)
-        target = current[place]
-        if target is None:
+        found = _describe(current[place], live)
+        if found is None:
+            current[place] = None
             continue
-        now = identity.identity(target)
+        now, new_key, data = found
         if now.code_hash == recorded.code_hash:
             continue
         if live:
-            new_key, data = target.pickled()
             targets[new_key] = (now.module, now.qualname, now.code_hash, now.origin)
             if new_key != key:
                 recode[key] = (new_key, data)
@@ -102,6 +102,20 @@ def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
     if recode:
         records.append((R_RECODE, recode))
     return records
+
+
+def _describe(target: Target | None, live: int) -> tuple[Identity, bytes, bytes] | None:
+    """The identity of `target` now and, if it has live jobs, its (key, pickled function)."""
+    if target is None:
+        return None
+    try:
+        key, data = target.pickled() if live else (b"", b"")
+        return identity.identity(target), key, data
+    except Exception as exc:  # e.g. a global that cannot be saved: keep the recorded code
+        log.warning("the current code of target `%s` cannot be used (%s: %s); its live jobs "
+                    "run the code recorded when they were made", target.name,
+                    type(exc).__name__, exc)
+        return None
 
 
 def _warn(changed: list[Changed]) -> None:

@@ -165,3 +165,17 @@ def test_shell_restart_of_an_edited_script_says_the_recorded_code_runs(tmp_path:
     assert (f"script {script} changed since the run started, but its target `part` travels "
             "by value: this restart runs the code recorded when its jobs were made"
             ) in again.stderr.replace("\n", " ")
+
+
+def test_current_code_that_cannot_be_saved_keeps_the_recorded_code(tmp_path: Path) -> None:
+    """A changed target whose globals cannot be pickled now runs its recorded code, said so."""
+    script = tmp_path / "pipeline.py"
+    script.write_text(PIPELINE)
+    store = str(tmp_path / "store")
+    assert _python("pipeline.py", "run", store, cwd=tmp_path).returncode == 1
+    script.write_text(FIXED.replace("return -1", "return len(list(PENDING))").replace(
+        "import fntree\n", "import fntree\nPENDING = (i for i in range(3))\n", 1))
+    again = _python("pipeline.py", "restart", store, cwd=tmp_path)
+    assert again.returncode == 1 and "part 2 is broken" in again.stderr
+    assert ("the current code of target `part` cannot be used (SerializationError"
+            in again.stderr)
