@@ -10,11 +10,12 @@ behaviour, and of nothing else:
   docstring does not change it;
 - what its code reads through globals and closures: a target or a function
   of the user's own code by its code hash (recursively; a cycle is closed by
-  the name of the function already being hashed), a module by its name, a
-  function, class or builtin of an installed library (the standard library,
-  site-packages) by its qualified name, any other value by its pickled bytes
-  (sets by their sorted element digests, so that string hashing does not
-  change them between processes).
+  the name of the function already being hashed), a class of the user's own
+  code by its methods' hashes, a module by its name, a function, class or
+  builtin of an installed library (the standard library, site-packages) by
+  its qualified name, any other value by its pickled bytes (sets by their
+  sorted element digests, so that string hashing does not change them
+  between processes; large buffers such as arrays hashed in place).
 
 The hash is deterministic across processes and machines for the same source
 and the same values. It is memoized per run, never per process: `new_run()`
