@@ -8,7 +8,7 @@
   made private and verified (`StorePaths.make_local_base`), and the store is checked
   to be ours alone (`access.check_store_file`) before the packet is unpickled.
 
-It wires the runtime's `JobRunner` to the DSL's `execute` hook and to a batch
+It wires the runtime's `JobRunner` to the DSL's `execute` and `describe` hooks and to a batch
 system's transport; it lives at the top so that no layer imports upward.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from fntree.compiler import execute
 from fntree.errors import FntreeError
+from fntree.identity import describe
 from fntree.runtime.access import check_store_file
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
@@ -33,7 +34,7 @@ def main(argv: list[str]) -> int:
         from fntree.batch.local import serve
 
         rfd, wfd, store, local_dir, limit, parent = rest
-        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit))
+        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit), describe)
         try:
             serve(runner, int(rfd), int(wfd), int(parent))
         finally:
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
             return 2
 
         def work() -> None:
-            runner = JobRunner(Path(store), local, execute, int(limit))
+            runner = JobRunner(Path(store), local, execute, int(limit), describe)
             try:
                 serve_file(runner, Path(packet), atomic_write)
             finally:

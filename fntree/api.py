@@ -1,9 +1,12 @@
 """The public entry points: `run`, `restart` and `add_arguments`.
 
 `run` compiles the root call, creates the job store (a temporary one when no
-path is given), records the environment, and hands the store to a leader on the
-chosen batch system. `restart` opens an existing store and does the same with
-the options it recorded, unless new ones are given.
+path is given), records the environment and the targets' identities
+(fntree/identity.py; hashed and pickled afresh for each run), and hands the
+store to a leader on the chosen batch system. `restart` opens an existing store
+and does the same with the options it recorded, unless new ones are given; it
+may change the run's environment (fntree/environment.py), and live jobs of
+targets whose code changed run the current code (fntree/changes.py).
 """
 
 from __future__ import annotations
@@ -23,15 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from fntree import batch as batch_systems
+from fntree import changes, environment, identity
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
-from fntree.dsl import Call, Target
+from fntree.dsl import Call
 from fntree.errors import FntreeError, ResourceError
 from fntree.resources import parse_cpu, parse_memory
 from fntree.runtime import codec, faults
 from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Events, LogObserver, Observer
-from fntree.runtime.leader import Leader
+from fntree.runtime.leader import Leader, Recode
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
 from fntree.runtime.worker import LOG_LIMIT
@@ -162,6 +166,7 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
     resolved = _resolve(explicit, options, {})
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
+    identity.new_run()
     spec, fns = root_spec(call)
     config = {"options": {k: resolved[k] for k in OPTION_NAMES}, "env": _environment(),
               "sys_path": tuple(sys.path), "cwd": os.getcwd(), "python": sys.executable,
@@ -171,7 +176,7 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         root = Path(tempfile.mkdtemp(prefix="fntree-")) / "jobstore"
     else:
         root = Path(jobstore)
-    store = JobStore.create(root, spec, fns, config)
+    store = JobStore.create(root, spec, fns, config, identity.describe(fns))
     value = _lead(store, config, resolved, observers, retry_failed=False)
     if temporary:
         shutil.rmtree(root.parent, ignore_errors=True)
@@ -184,10 +189,14 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             options: argparse.Namespace | None = None,
             observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
             slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
-            max_job_duration: float | None = UNSET) -> Any:
+            max_job_duration: float | None = UNSET,
+            env: dict[str, str] | None = None, env_unset: list[str] | None = None) -> Any:
     """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
 
-    Options not given are those the run was started with.
+    Options not given are those the run was started with. `env` sets and
+    `env_unset` removes environment variables of the run's jobs from now on
+    (recorded in the job store). Live jobs of targets whose code changed run the
+    current code, with a warning naming them (fntree/changes.py).
     """
     store = JobStore.open(jobstore)
     config = store.config()
@@ -196,13 +205,17 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
                 "max_job_duration": max_job_duration}
     resolved = _resolve(explicit, options, config.get("options", {}))
+    if env or env_unset:
+        config = environment.record_change(store, config, env or {}, env_unset or [])
+    config = {**config, "env": environment.current(config)}
+    identity.new_run()
     return _lead(store, config, resolved, observers, retry_failed=True,
-                 rebind=_main_targets())
+                 recode=changes.recode_for(config))
 
 
 def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
           observers: list[Observer] | None, *, retry_failed: bool,
-          rebind: dict[str, tuple[bytes, bytes]] | None = None) -> Any:
+          recode: Recode | None = None) -> Any:
     _configure_logging(options["log_level"])
     local_base = StorePaths.make_local_base(store.store_id)
     env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
@@ -219,7 +232,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
                         local_base=local_base)
         with _terminate_as_interrupt():
-            value = leader.run(retry_failed=retry_failed, rebind=rebind)
+            value = leader.run(retry_failed=retry_failed, recode=recode)
     finally:
         store.unlock()
     return codec.decode_value(value)
@@ -241,23 +254,6 @@ def _log_limit(options: dict[str, Any]) -> int:
     if not isinstance(megabytes, (int, float)) or megabytes <= 0:
         raise FntreeError(f"max_log_mb={megabytes!r} must be a positive number of megabytes")
     return max(1024, int(megabytes * 2**20))
-
-
-def _main_targets() -> dict[str, tuple[bytes, bytes]]:
-    """Targets defined in this process's `__main__` (a script or a notebook), by name.
-
-    They travel by value, so the job store holds the code they had when the run
-    started; restarting from a script or notebook where they were fixed runs the fix.
-    """
-    main = sys.modules.get("__main__")
-    found = {}
-    for value in list(vars(main).values()) if main is not None else []:
-        if isinstance(value, Target) and value.fn.__module__ == "__main__":
-            try:
-                found[value.name] = value.pickled()
-            except FntreeError:
-                continue
-    return found
 
 
 def _environment() -> dict[str, str]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fntree import identity
 from fntree.dsl import Call, Spawn, Target
 from fntree.errors import CompileError, SerializationError
 from fntree.resources import Resources
@@ -104,7 +105,9 @@ def _with_deps(job_id: int, call: Call, seen: set[int], fns: Fns) -> Spec:
 def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...],
           fns: Fns) -> Spec:
     key, data = call.target.pickled()
-    fns[key] = data
+    if key not in fns:
+        fns[key] = data
+        identity.remember(key, call.target)
     r = call.resources
     return Spec(job_id, call.target.name, key, call.args,
                 Res(r.time, r.memory, r.cpu, r.retries, r.slurm_args), slots, deps)

@@ -4,7 +4,8 @@
 of a run no leader is driving (`find_job`: by its id, a unique prefix of it,
 or its target's name). `replay` runs it as a worker would: its function loaded
 from the state's `fns`, its arguments and promise slots filled as the leader
-fills them (`chain.slot_values()`), the run's recorded environment, `sys.path`
+fills them (`chain.slot_values()`), the run's environment as it is now (with the
+changes restarts recorded, fntree/environment.py), `sys.path`
 and working directory, a `Context` set as current, and the body run through
 the same `execute` hook. It writes nothing to the job store: the local temp
 dir is fresh, and the chain's global temp dir is a copy, both removed afterwards.
@@ -24,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 
+from fntree import environment
 from fntree.compiler import execute
 from fntree.errors import FntreeError, JobStoreError
 from fntree.runtime import codec, context
@@ -158,7 +160,7 @@ def replay(job: Job, *, attempt: int | None = None, post_mortem: bool = False) -
 def _recorded_environment(config: dict[str, Any]) -> Iterator[None]:
     """The run's environment, import path and working directory, restored afterwards."""
     saved_env, saved_path, saved_cwd = dict(os.environ), list(sys.path), os.getcwd()
-    env = dict(config.get("env", {}))
+    env = environment.current(config)
     env.update({k: saved_env[k] for k in HOST_VARIABLES if k in saved_env})
     os.environ.clear()
     os.environ.update(env)

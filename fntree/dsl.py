@@ -21,6 +21,18 @@ from fntree.errors import CompileError, ResourceError, SerializationError
 from fntree.resources import Resources
 from fntree.runtime import codec
 
+_run = [0]
+
+
+def new_run() -> None:
+    """Start a new run: targets are pickled again when first used (see Target.pickled)."""
+    _run[0] += 1
+
+
+def run_generation() -> int:
+    """Which run this process is making jobs for (see `new_run`)."""
+    return _run[0]
+
 
 class Target:
     """A function decorated with `@fntree.target`; call it to make a `Call`."""
@@ -35,6 +47,7 @@ class Target:
         self.resources = resources
         self._base = base
         self._pickled: tuple[bytes, bytes] | None = None
+        self._pickled_run = -1
 
     def __call__(self, *args: Any, **kwargs: Any) -> Call:
         return Call(self, args, kwargs, self.resources)
@@ -44,11 +57,21 @@ class Target:
         return Target(self.fn, self.name, self.resources.evolve(**resources),
                       self._base or self)
 
+    def base(self) -> Target:
+        """The target this one was made from with `options`, or itself."""
+        return self._base or self
+
     def pickled(self) -> tuple[bytes, bytes]:
-        """(key, bytes) of the function that workers load; made once per process."""
+        """(key, bytes) of the function that workers load; made once per run.
+
+        Once per run, not per process: a function made by value (a script's or a
+        notebook's) carries the globals it reads, and a notebook may have changed
+        them since the last run.
+        """
         base = self._base or self
-        if base._pickled is None:
+        if base._pickled is None or getattr(base, "_pickled_run", -1) != _run[0]:
             base._pickled = codec.dumps_function(base)
+            base._pickled_run = _run[0]
         return base._pickled
 
     def __repr__(self) -> str:
@@ -64,6 +87,7 @@ class Target:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_pickled"] = None
+        state["_pickled_run"] = -1
         return state
 
 

@@ -17,9 +17,11 @@ from fntree.runtime.records import (
     R_FINISH,
     R_GTD,
     R_ISSUE,
+    R_RECODE,
     R_REQUEUE,
     R_RETRY_FAILED,
     R_ROOT,
+    R_TARGETS,
     Collected,
     Res,
     Spec,
@@ -491,3 +493,27 @@ def test_compiled_outcomes_drive_the_state_machine():
     assert state.finished
     assert state.value == lower(0, "end")[0][1]
     assert state.chains == {}
+
+
+def test_targets_count_completions_by_code_and_recode_moves_live_jobs() -> None:
+    """TARGETS says what a key is; DONE counts by its code hash; RECODE re-keys live jobs."""
+    old = ("steps", "process", b"h1", "")
+    state = run(root(1), (R_TARGETS, {b"key": old}),
+                done_spawn(1, [spec(2, name="process"), spec(3, name="process")]),
+                done_value(2, b"v"))
+    assert state.done_by_code == {b"h1": 2}
+    assert state.live_jobs() == {b"key": 1}
+    apply(state, (R_RECODE, {b"key": (b"new", b"fn2")}))
+    apply(state, (R_TARGETS, {b"new": ("steps", "process", b"h2", "")}))
+    assert state.chains[3].job is not None and state.chains[3].job.fn_key == b"new"
+    assert state.fns[b"new"] == b"fn2"
+    apply(state, done_value(3, b"w"))
+    assert state.done_by_code == {b"h1": 2, b"h2": 1}
+
+
+def test_a_snapshot_without_identity_fields_loads_with_empty_ones() -> None:
+    """A state pickled before `targets` existed unpickles with empty `targets` and counts."""
+    state = run(root(1))
+    del state.__dict__["targets"], state.__dict__["done_by_code"]
+    loaded = pickle.loads(pickle.dumps(state))
+    assert loaded.targets == {} and loaded.done_by_code == {} and 1 in loaded.chains

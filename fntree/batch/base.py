@@ -54,8 +54,9 @@ class Result(NamedTuple):
 
     `outcome` is a `(O_VALUE, value)` or `(O_SPAWN, children, follow_on)` tuple
     when `ok`; otherwise `message` says what went wrong. `fns` holds the pickled
-    functions the outcome's specs name that the leader may not have. `chained`
-    marks a follow-on the worker ran straight after its predecessor.
+    functions the outcome's specs name that the leader may not have, and
+    `targets` what they are (fntree/identity.py). `chained` marks a follow-on
+    the worker ran straight after its predecessor.
     """
 
     job_id: int
@@ -69,6 +70,8 @@ class Result(NamedTuple):
     stats: tuple[float, float, float, int]  # start, wall, cpu, peak rss (KiB)
     messages: tuple[str, ...]
     chained: bool
+    # (module, qualname, code hash, origin) of the functions in `fns`, by key
+    targets: dict[bytes, tuple[str, str, bytes, str]] = {}  # never mutated
 
 
 class Update(NamedTuple):

@@ -16,6 +16,7 @@ from rich.console import Console
 import fntree
 from fntree.debug import debug_command
 from fntree.dsl import Target
+from fntree.environment import parse_assignments
 from fntree.errors import FntreeError, WorkflowFailed
 from fntree.runtime.events import Observer
 
@@ -38,6 +39,12 @@ def add_parser(sub: Any) -> None:
     restart.add_argument("jobstore", metavar="DIR")
     options_without_jobstore(restart)
     restart.add_argument("--no-progress", action="store_true", help="no live progress display")
+    restart.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                         help="set an environment variable of the run's jobs from now on "
+                         "(repeatable; recorded in the job store)")
+    restart.add_argument("--env-unset", dest="env_unset", action="append", default=[],
+                         metavar="NAME", help="remove an environment variable of the run's "
+                         "jobs from now on (repeatable)")
     restart.set_defaults(command=_restart)
 
 
@@ -72,7 +79,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _restart(args: argparse.Namespace, console: Console) -> int:
-    value = fntree.restart(args.jobstore, options=args, observers=_observers(args, console))
+    value = fntree.restart(args.jobstore, options=args, observers=_observers(args, console),
+                           env=parse_assignments(args.env), env_unset=args.env_unset)
     _print_value(value)
     return 0
 

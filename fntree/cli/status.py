@@ -10,7 +10,8 @@ the store right now, and the event log (which jobs a live leader has issued, and
     targets {name: {done, running, ready, waiting, failed}},
     running [{name, job_id, attempt, since}],
     failed [{name, job_id, attempts, message, log, log_tail, debug_command}],
-    restart_command (null when completed or a leader is running)
+    restart_command (null when completed or a leader is running),
+    env_changes [{time, set {name: value}, unset [name]}]  (restarts' --env, --env-unset)
 
 With `--logs`, each failed entry also has `log_text`, the job's whole kept log.
 """
@@ -95,7 +96,15 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
             "jobs": jobs, "targets": targets, "running": running,
             "failed": _failed(store, state, logs, max_log_mb),
             "restart_command": None if overall in ("completed", "running")
-            else f"fntree restart {root}"}
+            else f"fntree restart {root}",
+            "env_changes": _env_changes(store)}
+
+
+def _env_changes(store: JobStore) -> list[dict[str, Any]]:
+    """The changes of the run's environment made at restarts, in order."""
+    return [{"time": when, "set": {k: v for k, v in change.items() if v is not None},
+             "unset": sorted(k for k, v in change.items() if v is None)}
+            for when, change in store.config().get("env_changes", ())]
 
 
 def _issued_now(store: JobStore) -> dict[str, tuple[int, float]]:
@@ -156,6 +165,11 @@ def _summary(out: Console, status: dict[str, Any]) -> None:
     out.print(f"job store  {status['jobstore']}", markup=False)
     out.print(f"leader     {leader['holder'] if leader['alive'] else 'none running'}",
               markup=False)
+    for change in status["env_changes"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(change["time"]))
+        what = [f"{k}={v}" for k, v in sorted(change["set"].items())]
+        what += [f"unset {k}" for k in change["unset"]]
+        out.print(f"env        changed at a restart {when}: {', '.join(what)}", markup=False)
     if status["state"] == "completed":
         out.print(f"state      [green]completed[/]: {jobs['done']} jobs done")
         return

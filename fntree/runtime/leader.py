@@ -1,7 +1,9 @@
 """The leader: the one process that decides what runs next and records what happened.
 
 It owns the `RunState` (rebuilt from the job store at every start) and the open
-journal segment. Each turn of its loop:
+journal segment. At start, a restart's `recode` hook looks at the recovered
+state and returns the records that make live jobs run changed code (or refuses,
+before anything is written). Each turn of its loop:
 
 1. issue ready jobs to the batch system in packets, while it can take them
    (`ISSUE` records are buffered);
@@ -25,6 +27,7 @@ import math
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +45,9 @@ from fntree.runtime.records import (
     R_FINISH,
     R_GTD,
     R_ISSUE,
-    R_REBIND,
     R_REQUEUE,
     R_RETRY_FAILED,
+    R_TARGETS,
     Res,
     Result,
     Task,
@@ -54,6 +57,10 @@ from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
 
 log = logging.getLogger("fntree")
+
+# A restart's look at the recovered state: the TARGETS and RECODE records that make
+# live jobs run the code the restarting process has (it may refuse, raising).
+Recode = Callable[[RunState], list[tuple[Any, ...]]]
 
 MAX_PACKET = 256
 # A journal segment past this many bytes is compacted into a snapshot.
@@ -80,16 +87,15 @@ class Leader:
         self._packets: dict[int, list[Task]] = {}
 
     # -- the run ----------------------------------------------------------------------
-    def run(self, *, retry_failed: bool = False,
-            rebind: dict[str, tuple[bytes, bytes]] | None = None) -> Any:
+    def run(self, *, retry_failed: bool = False, recode: Recode | None = None) -> Any:
         """Run to the end; the root's stored value, or WorkflowFailed / ResourceError.
 
-        `rebind` maps target names to new (key, pickled function): live jobs of those
-        targets run the new code (a restart after fixing a script's or notebook's target).
+        `recode`, given the recovered state, says which live jobs run new code (a
+        restart after the targets' code changed); it is recorded before anything runs.
         """
-        self._start(retry_failed, rebind or {})
         ok = False
         try:
+            self._start(retry_failed, recode)
             while not self.state.finished:
                 self._dispatch()
                 if not self.state.running:
@@ -103,18 +109,17 @@ class Leader:
             return self.state.value
         raise self._failure()
 
-    def _start(self, retry_failed: bool, rebind: dict[str, tuple[bytes, bytes]]) -> None:
+    def _start(self, retry_failed: bool, recode: Recode | None) -> None:
         state, self.segment, good = self.store.recover(repair=True)
         self.state = state
         self.journal = self.store.open_journal(self.segment, good)
         if state.finished:
             return
+        recoded = recode(state) if recode is not None else []  # may refuse: nothing written
         if retry_failed and state.failed:
             self._record((R_RETRY_FAILED,))
-        changed = state.rebindable(rebind)
-        if changed:
-            log.info("running the current code of %s", ", ".join(sorted(changed)))
-            self._record((R_REBIND, changed))
+        for record in recoded:
+            self._record(record)
         self._record((R_EPOCH, state.epoch + 1, os.getpid(), socket.gethostname()))
         self.journal.commit()
         self.store.sweep_global_temp_dirs(state.chains)
@@ -255,6 +260,8 @@ class Leader:
         if result.gtd and not chain.gtd:
             self._record((R_GTD, chain.chain_id))
         if result.ok:
+            if result.targets:
+                self._record((R_TARGETS, result.targets))
             self._record((R_DONE, result.job_id, result.outcome, result.fns))
             self._after.append(("completed", name, result))
         else:

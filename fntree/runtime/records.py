@@ -28,11 +28,13 @@ R_RETRY_FAILED = 7  # (R_RETRY_FAILED,)
 R_FINISH = 8        # (R_FINISH, value)
 R_REQUEUE = 9       # (R_REQUEUE, job_id)  issued, not run, ready again: no attempt charged
 R_REBIND = 10       # (R_REBIND, {name: (fn_key, fn_bytes)})  live jobs of these run new code
+R_TARGETS = 11      # (R_TARGETS, {fn_key: (module, qualname, code_hash, origin)})
+R_RECODE = 12       # (R_RECODE, {old_key: (new_key, fn_bytes)})  live jobs of old_key run new code
 
 RECORD_NAMES = {R_ROOT: "ROOT", R_EPOCH: "EPOCH", R_ISSUE: "ISSUE", R_DONE: "DONE",
                 R_FAIL: "FAIL", R_GTD: "GTD", R_RETRY_FAILED: "RETRY_FAILED",
                 R_FINISH: "FINISH", R_REQUEUE: "REQUEUE",
-                R_REBIND: "REBIND"}
+                R_REBIND: "REBIND", R_TARGETS: "TARGETS", R_RECODE: "RECODE"}
 
 # Outcome kinds: what a job's completion says.
 O_VALUE = 0   # (O_VALUE, value)            the job's value; its chain closes

@@ -15,6 +15,11 @@ Invariants:
 - a chain is in `ready` iff it has a next job, nothing pending, and is neither
   running nor failed;
 - values of a chain's children live in the chain until it closes.
+
+Beside the chains: `fns` (each function key's pickled function), `targets`
+(what each key is: module, qualname, code hash, origin; `TARGETS` records) and
+`done_by_code` (completed jobs by code hash), which a restart compares with
+the code it loads (fntree/changes.py).
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from fntree.runtime.records import (
     R_GTD,
     R_ISSUE,
     R_REBIND,
+    R_RECODE,
     R_REQUEUE,
     R_RETRY_FAILED,
     R_ROOT,
+    R_TARGETS,
     Collected,
     Res,
     Spec,
@@ -85,6 +92,15 @@ class RunState:
         self.value: Any = None
         self.root: Spec | None = None
         self.to_clean: list[int] = []
+        # What each function key is: (module, qualname, code hash, origin); and how
+        # many jobs completed with each code hash (what a restart compares against).
+        self.targets: dict[bytes, tuple[str, str, bytes, str]] = {}
+        self.done_by_code = Counter[bytes]()
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        # A snapshot from before a field existed gets that field's empty default.
+        self.__init__()  # type: ignore[misc]
+        self.__dict__.update(saved)
 
     # -- queries ---------------------------------------------------------------------
     def ready_count(self) -> int:
@@ -150,6 +166,9 @@ class RunState:
         if fns:
             self.fns.update(fns)
         self.done[chain.job.name] += 1
+        known = self.targets.get(chain.job.fn_key)
+        if known is not None:
+            self.done_by_code[known[2]] += 1
         chain.attempts = chain.failures = 0
         if outcome[0] == O_VALUE:
             chain.job = None
@@ -204,20 +223,27 @@ class RunState:
             self._make_ready(self.chains[cid])
         self.running.clear()
 
-    def rebindable(self, functions: dict[str, tuple[bytes, bytes]]
-                   ) -> dict[str, tuple[bytes, bytes]]:
-        """Of `functions` (name: key, bytes), those that would change a live job's code."""
-        live = {c.job.name: c.job.fn_key for c in self.chains.values() if c.job is not None}
-        return {name: f for name, f in functions.items()
-                if name in live and live[name] != f[0]}
-
     def _rebind(self, functions: dict[str, tuple[bytes, bytes]]) -> None:
+        # REBIND records, by name, come from stores made before RECODE; replayed as they were.
         for key, data in functions.values():
             self.fns[key] = data
         for chain in self.chains.values():
             job = chain.job
             if job is not None and job.name in functions:
                 chain.job = job._replace(fn_key=functions[job.name][0])
+
+    def _recode(self, functions: dict[bytes, tuple[bytes, bytes]]) -> None:
+        """Live jobs whose function is an old key run the new one: {old: (new, bytes)}."""
+        for new_key, data in functions.values():
+            self.fns[new_key] = data
+        for chain in self.chains.values():
+            job = chain.job
+            if job is not None and job.fn_key in functions:
+                chain.job = job._replace(fn_key=functions[job.fn_key][0])
+
+    def live_jobs(self) -> Counter[bytes]:
+        """How many live jobs (ready, running, waiting or failed) run each function key."""
+        return Counter(c.job.fn_key for c in self.chains.values() if c.job is not None)
 
     def _retry_failed(self) -> None:
         for cid in list(self.failed):
@@ -254,6 +280,10 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
         state._retry_failed()
     elif kind == R_REBIND:
         state._rebind(record[1])
+    elif kind == R_TARGETS:
+        state.targets.update(record[1])
+    elif kind == R_RECODE:
+        state._recode(record[1])
     elif kind == R_FINISH:
         state.finished = True
         state.value = record[1]

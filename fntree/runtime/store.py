@@ -52,7 +52,7 @@ from fntree.runtime.durable import (
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.paths import StorePaths
-from fntree.runtime.records import R_ROOT, Spec
+from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
 from fntree.runtime.state import RunState, apply
 
 PROGRAM = "fntree"
@@ -93,8 +93,11 @@ class JobStore:
     # -- creation and validation ------------------------------------------------------
     @classmethod
     def create(cls, root: str | os.PathLike[str], root_spec: Spec, fns: dict[bytes, bytes],
-               config: dict[str, Any]) -> JobStore:
-        """Make a new job store holding the run's first job; an existing path is refused."""
+               config: dict[str, Any], targets: dict[bytes, Any] | None = None) -> JobStore:
+        """Make a new job store holding the run's first job; an existing path is refused.
+
+        `targets` are the identities of `fns` (a TARGETS record beside ROOT).
+        """
         paths = StorePaths(root)
         try:
             if not os.path.lexists(paths.root.parent):
@@ -115,6 +118,8 @@ class JobStore:
             make_private_dir(paths.journal_dir)
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
+            if targets:
+                journal.append((R_TARGETS, targets))
             journal.commit()
             journal.close()
             fsync_dir(paths.journal_dir)
@@ -157,6 +162,14 @@ class JobStore:
             raise JobStoreError(f"{path} checks but does not load ({type(exc).__name__}: "
                                 f"{exc}); {remedy}") from exc
         return config
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Replace the recorded config, atomically (a restart's change of environment)."""
+        try:
+            atomic_write(self.paths.config, seal(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)))
+        except OSError as exc:
+            raise JobStoreError(f"cannot write {self.paths.config} ({exc}); nothing was "
+                                "changed: fix the cause and restart again") from exc
 
     # -- the leader's lock ----------------------------------------------------------
     def lock(self) -> None:

@@ -4,7 +4,8 @@
 process. For each it sets the context, points file descriptors 1 and 2 at a
 scratch file (so prints and subprocess output land in the job's log), runs the
 body through the `execute` hook the DSL layer supplies, and turns the outcome
-or the exception into a `Result`. Afterwards it removes the job's local temp
+or the exception into a `Result` (the `describe` hook, when given, says what the
+functions the job introduced are: fntree/identity.py). Afterwards it removes the job's local temp
 dir and, if the job wrote anything, appends its output (head and tail when
 large) to the job's log in the job store.
 
@@ -47,6 +48,9 @@ log = logging.getLogger("fntree")
 Execute = Callable[[Any, tuple[Any, ...], dict[str, Any], int],
                    tuple[tuple[Any, ...], dict[bytes, bytes]]]
 
+# The identities of the functions a job introduced: {fn_key: (module, qualname, hash, origin)}.
+Describe = Callable[[Any], dict[bytes, tuple[str, str, bytes, str]]]
+
 LOG_LIMIT = 2 * 1024 * 1024
 CHAIN_BUDGET = 1.0  # seconds a packet may spend on chained follow-ons
 
@@ -59,7 +63,8 @@ class JobRunner:
     """Runs tasks for one job store in this process."""
 
     def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
-                 log_limit: int = LOG_LIMIT) -> None:
+                 log_limit: int = LOG_LIMIT, describe: Describe | None = None) -> None:
+        self.describe = describe
         self.paths = StorePaths(store_root)
         self.local_dir = local_dir
         self.execute = execute
@@ -164,7 +169,8 @@ class JobRunner:
             self._fn_bytes.update(new_fns)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
-                        tuple(ctx.messages), chained)
+                        tuple(ctx.messages), chained,
+                        self.describe(new_fns) if new_fns and self.describe else {})
         return result, self._follow_on(task, outcome)
 
     def _follow_on(self, task: Task, outcome: tuple[Any, ...] | None) -> Task | None:
