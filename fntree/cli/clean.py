@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from fntree.errors import JobStoreError
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
 
@@ -19,6 +22,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
+    refuse_symlink(args.jobstore)
     store = JobStore.open(args.jobstore)  # refuses what is not an fntree job store
     store.lock()  # refuses while a leader is alive, and keeps one from starting meanwhile
     try:
@@ -28,3 +32,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
         store.unlock()
     console.print(f"removed the job store {store.paths.root}", markup=False)
     return 0
+
+
+def refuse_symlink(given: str) -> None:
+    """A symbolic link is not removed as if it were the store it points to."""
+    path = Path(given)
+    if path.is_symlink():
+        raise JobStoreError(
+            f"{given} is a symbolic link (to {os.readlink(path)}), not a job store; fntree "
+            f"clean removes a job store only by its own path: run `fntree clean "
+            f"{path.resolve()}` to remove the store it points to, or `rm {given}` to remove "
+            "only the link")

@@ -7,7 +7,9 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import traceback
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +101,7 @@ def load_target(entry: str) -> Target:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        _execute_script(where, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
     else:
         try:
             module = importlib.import_module(where)
@@ -113,6 +115,23 @@ def load_target(entry: str) -> Target:
     return found
 
 
+def _execute_script(script: str, execute: Callable[[], None]) -> None:
+    """Run a script's module code; its syntax error or exception becomes a message."""
+    try:
+        execute()
+    except SyntaxError as exc:
+        line = (exc.text or "").strip()
+        raise FntreeError(f"{exc.filename or script}, line {exc.lineno}: {exc.msg}"
+                          + (f": {line}" if line else "") + "; fix the script and run "
+                          "again") from None
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if not f.filename.startswith("<frozen")]
+        at = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+        raise FntreeError(f"importing {script} raised {type(exc).__name__}: {exc}{at}; "
+                          "fix the script (its module-level code) and run again") from None
+
+
 def convert_arguments(target: Target, raw: list[str]) -> list[Any]:
     """`raw` strings converted by the annotations of `target`'s parameters."""
     parameters = [p for p in inspect.signature(target.fn).parameters.values()
@@ -124,6 +143,10 @@ def convert_arguments(target: Target, raw: list[str]) -> list[Any]:
     if len(raw) > len(parameters):
         raise FntreeError(f"{target.name} takes {len(parameters)} argument(s), but "
                           f"{len(raw)} were given")
+    missing = [p.name for p in parameters[len(raw):] if p.default is p.empty]
+    if missing:
+        raise FntreeError(f"{target.name} needs a value for {', '.join(missing)}; give "
+                          "its arguments after SCRIPT.py:FUNC, in order")
     return [_convert(target.name, p.name, hints.get(p.name, str), text)
             for p, text in zip(parameters, raw, strict=False)]
 

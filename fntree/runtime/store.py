@@ -29,6 +29,10 @@ from fntree.runtime.state import RunState, apply
 
 PROGRAM = "fntree"
 FORMAT = 1
+# How long a would-be leader tries for the lock before refusing (readers hold it
+# shared for microseconds), and how often.
+LOCK_PATIENCE = 2.0
+LOCK_RETRY = 0.005
 
 
 class JobStore:
@@ -49,14 +53,7 @@ class JobStore:
                config: dict[str, Any]) -> JobStore:
         """Make a new job store holding the run's first job; an existing path is refused."""
         paths = StorePaths(root)
-        try:
-            paths.root.parent.mkdir(parents=True, exist_ok=True)
-            paths.root.mkdir(mode=0o700)
-        except FileExistsError:
-            raise JobStoreError(
-                f"job store {paths.root} already exists; continue that run with "
-                f"fntree.restart({str(paths.root)!r}) (or `fntree restart {paths.root}`), "
-                "or choose a new path") from None
+        _make_root(paths.root)
         os.chmod(paths.root, 0o700)
         meta = {"program": PROGRAM, "format": FORMAT, "store_id": uuid.uuid4().hex[:16],
                 "created": time.time()}
@@ -64,6 +61,8 @@ class JobStore:
             atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
             crashpoints.point("store.create")
             atomic_write(paths.config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
+            os.close(os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600))  # the lock needs
+            # no new inode later, so a full disk cannot stop a leader from leading
             make_private_dir(paths.journal_dir)
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
@@ -115,19 +114,36 @@ class JobStore:
         return config
 
     # -- the leader's lock ----------------------------------------------------------
-    def lock(self) -> None:
-        """Become this store's one leader, or raise LeaderRunningError."""
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    def lock(self, *, patience: float = LOCK_PATIENCE) -> None:
+        """Become this store's one leader, or raise LeaderRunningError.
+
+        Readers (`leader_alive`) probe the lock by taking it shared for an instant,
+        so a conflict may be one of them: the lock is tried again for `patience`
+        seconds before a leader is believed to hold it (a leader holds it for its
+        whole run). So readers never make a leader, or `fntree clean`, refuse.
+        """
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise LeaderRunningError(
-                f"job store {self.paths.root} is in use by a leader ({holder}); wait for "
-                f"it to finish, or stop it with `fntree kill {self.paths.root}`") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JobStoreError(
+                f"cannot open the leader's lock file {self.paths.lock} ({exc}); if the disk "
+                "holding the job store is full or out of inodes (`df -h`, `df -i`), free "
+                "some and try again") from None
+        deadline = time.monotonic() + patience
+        while not _try_lock(fd, fcntl.LOCK_EX):
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise LeaderRunningError(
+                    f"job store {self.paths.root} is in use by a leader "
+                    f"({holder or 'another process'}); wait for it to finish, or stop it "
+                    f"with `fntree kill {self.paths.root}`")
+            time.sleep(LOCK_RETRY)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass  # who holds the lock is for people; a full disk must not stop the leader
         self._lock_fd = fd
 
     def unlock(self) -> None:
@@ -142,12 +158,11 @@ class JobStore:
         except FileNotFoundError:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if _try_lock(fd, fcntl.LOCK_SH):
+                return None  # closing fd releases the probe at once
             return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
         finally:
             os.close(fd)
-        return None
 
     # -- recovery and compaction ----------------------------------------------------
     def _segments(self) -> tuple[int, list[int]]:
@@ -251,6 +266,38 @@ class JobStore:
                 alive = False
             if not alive:
                 shutil.rmtree(root / entry, ignore_errors=True)
+
+
+def _try_lock(fd: int, kind: int) -> bool:
+    """Take the flock `kind` on `fd` if no one holds a conflicting one; never wait."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _make_root(root: Path) -> None:
+    """Make the new store's directory (and its missing parents), or say why it cannot be."""
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700)
+        return
+    except (FileExistsError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        raise JobStoreError(f"cannot create the job store directory {root} ({exc}); choose a "
+                            "path in a directory you may write to (and, if the disk is full "
+                            "or out of inodes, free some)") from None
+    if os.path.lexists(root):
+        raise JobStoreError(
+            f"job store {root} already exists; continue that run with "
+            f"fntree.restart({str(root)!r}) (or `fntree restart {root}`), "
+            "or choose a new path")
+    blocker = next((p for p in root.parents if os.path.lexists(p) and not p.is_dir()),
+                   root.parent)
+    raise JobStoreError(f"cannot create the job store {root}: {blocker} is a file, not a "
+                        "directory; choose another path")
 
 
 def _check_safe(root: Path) -> None:
