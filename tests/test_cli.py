@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,40 @@ def test_status_of_missing_or_foreign_directory(tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     out = fntree_cli("status", str(tmp_path / "other"), cwd=tmp_path)
     assert out.returncode == 2 and "not an fntree job store" in out.stderr
+
+
+PROBE_LOOP = textwrap.dedent("""
+    import pathlib, sys
+    from fntree.runtime.store import JobStore
+    store, stop = JobStore.open(sys.argv[1]), pathlib.Path(sys.argv[2])
+    while not stop.exists():
+        for _ in range(100):
+            store.leader_alive()
+""")
+
+
+def test_status_probes_never_make_a_restart_refuse(script: Path, tmp_path: Path) -> None:
+    """Tight loops of `fntree status` and of lock probes never make a restart refuse."""
+    store, stop = tmp_path / "store", tmp_path / "stop"
+    out = fntree_cli("run", f"{script}:squares", "3", "1", "no", str(tmp_path),
+                     "--jobstore", str(store), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    statuses: list[subprocess.CompletedProcess[str]] = []
+
+    def status_loop() -> None:
+        while not stop.exists():
+            statuses.append(fntree_cli("status", str(store), cwd=tmp_path))
+
+    looping = threading.Thread(target=status_loop)
+    looping.start()
+    probe = subprocess.Popen([sys.executable, "-c", PROBE_LOOP, str(store), str(stop)])
+    try:
+        restarts = [fntree_cli("restart", str(store), "--no-progress", cwd=tmp_path)
+                    for _ in range(10)]
+    finally:
+        stop.write_text("")
+        looping.join()
+        assert probe.wait(timeout=60) == 0
+    for out in restarts:
+        assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+    assert statuses and all(s.returncode == 0 for s in statuses), statuses[-1].stderr
