@@ -247,7 +247,10 @@ class JobStore:
         finally:
             state.to_clean = pending
         crashpoints.point("compact.snapshot")
-        new = Journal.open(self.paths.segment(nxt))
+        try:
+            new = Journal.open(self.paths.segment(nxt))
+        except OSError as exc:
+            raise write_error(self.paths.segment(nxt), exc) from exc
         fsync_dir(self.paths.journal_dir)
         journal.close()
         crashpoints.point("compact.segment")
