@@ -254,3 +254,10 @@ def test_unexpected_error_is_one_line_naming_its_traceback(tmp_path: Path) -> No
     saved = Path(out.stderr.split("which is in ")[1].split()[0])
     assert "in broken\nZeroDivisionError: a bug" in saved.read_text()
     saved.unlink()
+
+
+def test_paths_that_look_like_markup(tmp_path: Path) -> None:
+    """A path holding `[/x]` or `[red]` is printed as it is, never read as markup."""
+    for name in ("[/oops]", "[red]x"):
+        out = fntree_cli("status", str(tmp_path / name), cwd=tmp_path)
+        assert_message(out, f"no job store at {tmp_path / name};")

@@ -24,6 +24,7 @@ import tempfile
 import traceback
 
 from rich.console import Console
+from rich.markup import escape
 
 from fntree.errors import FntreeError, WorkflowFailed
 
@@ -45,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         report_failure(console, exc)
         return 1
     except FntreeError as exc:
-        console.print(f"[bold red]fntree: error:[/] {exc}", markup=True)
+        console.print(f"[bold red]fntree: error:[/] {escape(str(exc))}", markup=True)
         return 2
     except KeyboardInterrupt:
+        if args.command.__module__ != "fntree.cli.running":  # a reader: nothing to continue
+            console.print("[yellow]fntree: interrupted[/]")
+            return 130
         store = getattr(args, "jobstore", None) or "DIR"
         console.print(f"[yellow]fntree: interrupted; workers stopped. Continue with "
-                      f"`fntree restart {store}`[/]")
+                      f"`fntree restart {escape(str(store))}`[/]")
         return 130
     except BrokenPipeError:
         _silence_stdout()

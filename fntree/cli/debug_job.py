@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from fntree.debug import load, replay, user_frames
 from fntree.runtime.store import JobStore
@@ -33,7 +34,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace, console: Console) -> int:
     store = JobStore.open(args.jobstore)
     job = load(store, args.job)
-    console.print(f"[dim]fntree: replaying {job.describe()} of {store.paths.root} in this "
+    console.print(f"[dim]fntree: replaying {escape(job.describe())} of "
+                  f"{escape(str(store.paths.root))} in this "
                   "process; nothing is written to the job store[/]")
     replayed = replay(job, attempt=args.attempt, post_mortem=args.pdb)
     if replayed.error is not None:
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print("".join(traceback.format_exception(
             type(error), error, user_frames(error.__traceback__) or error.__traceback__)),
             markup=False, end="")
-        console.print(f"[bold red]fntree: {replayed.describe()}[/]")
+        console.print(f"[bold red]fntree: {escape(replayed.describe())}[/]")
         return 1
-    console.print(f"[green]fntree: {replayed.describe()}[/]", markup=True)
+    console.print(f"[green]fntree: {escape(replayed.describe())}[/]", markup=True)
     return 0

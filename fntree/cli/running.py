@@ -6,6 +6,7 @@ import argparse
 import importlib
 import importlib.util
 import inspect
+import shlex
 import sys
 import traceback
 import typing
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 import fntree
 from fntree.debug import debug_command
@@ -174,4 +176,5 @@ def report_failure(console: Console, exc: WorkflowFailed) -> None:
         if job.log_path:
             console.print(f"log: {job.log_path}", markup=False)
         console.print(f"debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
-    console.print(f"Fix the cause, then continue with: [bold]fntree restart {exc.jobstore}[/]")
+    console.print("Fix the cause, then continue with: "
+                  f"[bold]fntree restart {escape(shlex.quote(str(exc.jobstore)))}[/]")

@@ -135,9 +135,9 @@ class JobStore:
                 holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
                 os.close(fd)
                 raise LeaderRunningError(
-                    f"job store {self.paths.root} is in use by a leader "
-                    f"({holder or 'another process'}); wait for it to finish, or stop it "
-                    f"with `fntree kill {self.paths.root}`")
+                    f"job store {self.paths.root} is in use by a leader or by `fntree clean` "
+                    f"({holder or 'another process'}); wait for it to finish, or stop a "
+                    f"leader with `fntree kill {self.paths.root}`")
             time.sleep(LOCK_RETRY)
         try:
             os.ftruncate(fd, 0)
