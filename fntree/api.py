@@ -1,9 +1,11 @@
 """The public entry points: `run`, `restart` and `add_arguments`.
 
-`run` compiles the root call, creates the job store (a temporary one when no
-path is given), records the environment, and hands the store to a leader on the
-chosen batch system. `restart` opens an existing store and does the same with
-the options it recorded, unless new ones are given.
+`run` validates every option (`_resolve`), compiles the root call, creates the
+job store (a temporary one when no path is given), records the environment, and
+hands the store to a leader on the chosen batch system. `restart` opens an
+existing store and does the same with the options it recorded, unless new ones
+are given, once it has checked that the recorded working directory and Python
+still exist. A bad option never reaches a job store.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ The layout and the order of writes are in docs/jobstore.md. Recovery is one
 function of the directory, `JobStore.recover`, run by every leader at start: it
 loads the newest snapshot, replays the journal segments after it through
 `state.apply`, cuts a torn tail, and removes what older snapshots left behind.
+
+The leader's lock is an flock on `leader.lock`. Readers probe it by taking it
+shared for an instant, so `lock` tries again for a moment before refusing: a
+reader never makes a leader refuse (docs/jobstore.md).
 """
 
 from __future__ import annotations
