@@ -138,6 +138,10 @@ def _validate(resolved: dict[str, Any]) -> None:
     if resolved["batch_system"] not in batch_systems.NAMES:
         raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
                           f"{', '.join(batch_systems.NAMES)}")
+    if resolved["batch_system"] == "slurm" and shutil.which("sbatch") is None:
+        raise FntreeError("the slurm batch system submits with `sbatch`, which is not on "
+                          "PATH here; run where Slurm is installed (a login node), or choose "
+                          "--batch-system local")
 
 
 def _whole_number(name: str, value: Any) -> int:

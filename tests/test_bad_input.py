@@ -254,3 +254,12 @@ def test_out_of_inodes_then_inodes_back(tmp_path: Path, inodes: int) -> None:
         assert value == sum(range(300))
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_slurm_without_sbatch_refused_before_a_store_is_made(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing Slurm where `sbatch` is not on PATH is refused before anything is created."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(fntree.FntreeError, match="`sbatch`, which is not on PATH"):
+        fntree.run(wf.leaf(1), jobstore=store, batch_system="slurm")
+    assert not store.exists()
