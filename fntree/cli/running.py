@@ -101,9 +101,9 @@ def load_target(entry: str) -> Target:
             sys.path.insert(0, directory)
         spec = importlib.util.spec_from_file_location(path.stem, path)
         assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
+        module, loader = importlib.util.module_from_spec(spec), spec.loader
         sys.modules[path.stem] = module
-        _execute_script(where, lambda: spec.loader.exec_module(module))  # type: ignore[union-attr]
+        _execute_script(where, lambda: loader.exec_module(module))
     else:
         try:
             module = importlib.import_module(where)

@@ -65,8 +65,8 @@ class JobStore:
             atomic_write(paths.meta, json.dumps(meta, indent=1).encode())
             crashpoints.point("store.create")
             atomic_write(paths.config, pickle.dumps(config, pickle.HIGHEST_PROTOCOL))
-            os.close(os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600))  # the lock needs
-            # no new inode later, so a full disk cannot stop a leader from leading
+            # Made now, so that no leader needs a new inode to take the lock later.
+            os.close(os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600))
             make_private_dir(paths.journal_dir)
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
