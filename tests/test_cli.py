@@ -139,10 +139,10 @@ def test_script_with_a_syntax_error_or_failing_import(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import fntree\n\ndef f(:\n    pass\n")
     out = fntree_cli("run", f"{broken}:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
-    assert_message(out, f"{broken}, line 3", "invalid syntax", "fix the script")
+    assert_message(out, f"{broken}, line 3", "invalid syntax", "fix it and run again")
     broken.write_text("import fntree\n\nCONFIG = {}\nVALUE = CONFIG['missing']\n")
     out = fntree_cli("run", f"{broken}:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
-    assert_message(out, "raised KeyError: 'missing'", f"{broken}, line 4", "fix the script")
+    assert_message(out, "raised KeyError: 'missing'", f"{broken}, line 4", "module-level code")
     assert not (tmp_path / "s").exists()
 
 
