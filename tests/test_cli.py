@@ -135,7 +135,7 @@ def assert_message(out: subprocess.CompletedProcess[str], *parts: str) -> None:
 
 
 def test_script_with_a_syntax_error_or_failing_import(tmp_path: Path) -> None:
-    """A script that does not parse, or raises at import, is named with its line."""
+    """A script (or module) that does not parse, or raises at import, is named with its line."""
     broken = tmp_path / "broken.py"
     broken.write_text("import fntree\n\ndef f(:\n    pass\n")
     out = fntree_cli("run", f"{broken}:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
@@ -143,6 +143,9 @@ def test_script_with_a_syntax_error_or_failing_import(tmp_path: Path) -> None:
     broken.write_text("import fntree\n\nCONFIG = {}\nVALUE = CONFIG['missing']\n")
     out = fntree_cli("run", f"{broken}:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
     assert_message(out, "raised KeyError: 'missing'", f"{broken}, line 4", "module-level code")
+    (tmp_path / "needsdep.py").write_text("import not_installed_anywhere\n")
+    out = fntree_cli("run", "needsdep:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
+    assert_message(out, "importing needsdep raised ModuleNotFoundError", "needsdep.py, line 1")
     assert not (tmp_path / "s").exists()
 
 
