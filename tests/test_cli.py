@@ -264,3 +264,29 @@ def test_paths_that_look_like_markup(tmp_path: Path) -> None:
     for name in ("[/oops]", "[red]x"):
         out = fntree_cli("status", str(tmp_path / name), cwd=tmp_path)
         assert_message(out, f"no job store at {tmp_path / name};")
+
+
+def test_run_goes_on_when_the_reader_of_its_messages_goes_away(tmp_path: Path) -> None:
+    """`fntree run ... 2>&1 | head -1`: the run still completes and prints its value."""
+    slow = tmp_path / "slow.py"
+    slow.write_text(textwrap.dedent("""
+        import time
+        import fntree
+
+        @fntree.target
+        def nap(i: int) -> int:
+            time.sleep(0.2)
+            return i
+
+        @fntree.target
+        def naps(n: int) -> object:
+            return [nap(i) for i in range(n)]
+    """))
+    run = subprocess.Popen([sys.executable, "-m", "fntree", "run", f"{slow}:naps", "12",
+                            "--jobstore", str(tmp_path / "store")], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stderr is not None and run.stdout is not None
+    assert run.stderr.readline()
+    run.stderr.close()
+    assert run.stdout.read().strip() == repr(list(range(12)))
+    assert run.wait(timeout=120) == 0

@@ -35,7 +35,7 @@ COMMANDS = ("running", "status", "check", "stats", "logs", "debug_job", "kill", 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = _StderrConsole(stderr=True, highlight=False, soft_wrap=True)
     try:
         status = int(args.command(args, console))
         sys.stdout.flush()  # here, so that a reader gone away is seen below, not at exit
@@ -71,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"in fntree; please report it with the full traceback, which is in "
                       f"{where}", markup=False)
         return 3
+
+
+class _StderrConsole(Console):
+    """The console of messages and progress: if its reader goes away, it falls silent
+    and the command goes on (rich would exit, and cut a run short)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
 
 
 def _silence_stdout() -> None:
