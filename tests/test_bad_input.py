@@ -226,20 +226,12 @@ def test_store_path_that_cannot_be_made(tmp_path: Path) -> None:
         fntree.run(wf.leaf(1), jobstore="/proc/fntree-x")
 
 
-def _tmpfs(path: Path, options: str) -> None:
-    path.mkdir(exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
-
-
 @pytest.mark.parametrize("inodes", [*range(1, 10), 12, 20, 30])
 def test_out_of_inodes_then_inodes_back(tmp_path: Path, inodes: int) -> None:
     """Running out of inodes at any point is a JobStoreError; with inodes back, the run
     is either unmade (and says so) or restarts to the exact value."""
     disk = tmp_path / "disk"
-    _tmpfs(disk, f"size=64m,nr_inodes={inodes},mode=0700")
+    _mount_tmpfs(disk, f"64m,nr_inodes={inodes}")
     store = disk / "store"
     try:
         try:
