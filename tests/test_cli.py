@@ -166,8 +166,11 @@ def test_bad_options_and_paths_refused_before_a_store_is_made(script: Path,
     assert_message(out, f"{tmp_path / 'afile'} is a file, not a directory")
     out = fntree_cli("run", f"{script}:square", "--jobstore", str(store), cwd=tmp_path)
     assert_message(out, "square needs a value for x")
-    out = fntree_cli("logs", str(store), "--max-log-mb", "nan", cwd=tmp_path)
-    assert out.returncode == 2 and "not a positive number of megabytes" in out.stderr
+    for argv, words in ((["logs", str(store), "--max-log-mb", "nan"], "megabytes"),
+                        (["kill", str(store), "--timeout", "nan"], "seconds"),
+                        (["debug-job", str(store), "j", "--attempt", "0"], "attempt number")):
+        out = fntree_cli(*argv, cwd=tmp_path)
+        assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
 
 
 def test_clean_on_a_symlink(script: Path, tmp_path: Path) -> None:

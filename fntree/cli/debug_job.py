@@ -26,9 +26,16 @@ def add_parser(sub: Any) -> None:
                         help="a job id (or a unique prefix of one), or a target's name")
     parser.add_argument("--pdb", action="store_true",
                         help="enter the debugger at the exception the job raises")
-    parser.add_argument("--attempt", type=int, default=None,
+    parser.add_argument("--attempt", type=attempt_number, default=None,
                         help="the attempt number the job sees (default: its last attempt)")
     parser.set_defaults(command=run)
+
+
+def attempt_number(text: str) -> int:
+    """An attempt number from the command line (argparse's type=): 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an attempt number; give 1 or more")
+    return int(text)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
