@@ -1,12 +1,14 @@
 """The public entry points: `run`, `restart` and `add_arguments`.
 
-`run` compiles the root call, creates the job store (a temporary one when no
-path is given), records the environment and the targets' identities
-(fntree/identity.py; hashed and pickled afresh for each run), and hands the
-store to a leader on the chosen batch system. `restart` opens an existing store
-and does the same with the options it recorded, unless new ones are given; it
-may change the run's environment (fntree/environment.py), and live jobs of
-targets whose code changed run the current code (fntree/changes.py).
+`run` validates every option (`_resolve`), compiles the root call, creates the
+job store (a temporary one when no path is given), records the environment and
+the targets' identities (fntree/identity.py; hashed and pickled afresh for each
+run), and hands the store to a leader on the chosen batch system. A bad option
+never reaches a job store. `restart` opens an existing store and does the same
+with the options it recorded, unless new ones are given, once it has checked
+that the recorded working directory and Python still exist; it may change the
+run's environment (fntree/environment.py), and live jobs of targets whose code
+changed run the current code (fntree/changes.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -31,7 +34,7 @@ from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
 from fntree.dsl import Call
 from fntree.errors import FntreeError, ResourceError
-from fntree.resources import parse_cpu, parse_memory
+from fntree.resources import parse_cpu, parse_memory, parse_slurm_args
 from fntree.runtime import codec, faults
 from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Events, LogObserver, Observer
@@ -49,6 +52,7 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
                             "max_log_mb": None, "max_job_duration": None}
 OPTION_NAMES = tuple(DEFAULTS)
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
              "fault_seed": faults.ENV_SEED}
 
@@ -75,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retry-count", dest="retry_count", type=int, default=None,
                        help="times a failed job is retried (default: 1)")
     group.add_argument("--log-level", dest="log_level", default=None,
-                       choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                       choices=LOG_LEVELS,
                        help="logging level (default: WARNING)")
     group.add_argument("--max-jobs", dest="max_jobs", type=int, default=None,
                        help="most batch jobs queued or running at once (cluster batch systems)")
@@ -111,12 +115,27 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
             resolved[name] = from_options
         elif name in FAULT_ENV and os.environ.get(FAULT_ENV[name]):
             resolved[name] = os.environ[FAULT_ENV[name]]
+    _validate(resolved)
+    return resolved
+
+
+def _validate(resolved: dict[str, Any]) -> None:
+    """Check and normalize every option in place, so that a bad one is refused before a
+    job store is created (or a recorded one is used); a bad value raises an FntreeError."""
     for name in ("fault_kill", "fault_raise"):
         resolved[name] = _probability(name, resolved[name] or 0)
-    resolved["fault_seed"] = int(resolved["fault_seed"] or 0)
+    resolved["fault_seed"] = _whole_number("fault_seed", resolved["fault_seed"] or 0)
     if resolved["max_cpus"] is not None:
         resolved["max_cpus"] = parse_cpu(resolved["max_cpus"], what="max_cpus")
     resolved["max_memory"] = parse_memory(resolved["max_memory"], what="max_memory")
+    resolved["max_log_mb"] = _megabytes("max_log_mb", resolved["max_log_mb"])
+    resolved["slurm_args"] = parse_slurm_args(resolved["slurm_args"])
+    resolved["log_level"] = _log_level(resolved["log_level"])
+    partition = resolved["slurm_partition"]
+    if partition is not None and (not isinstance(partition, str) or not partition.strip()
+                                  or len(partition.split()) != 1):
+        raise ResourceError(f"slurm_partition={partition!r} must be the name of one Slurm "
+                            "partition (see `sinfo -s`)")
     retry = resolved["retry_count"]
     if not isinstance(retry, int) or isinstance(retry, bool) or retry < 0:
         raise ResourceError(f"retry_count={retry!r} must be a whole number, 0 or more")
@@ -132,7 +151,36 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
     if resolved["batch_system"] not in batch_systems.NAMES:
         raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
                           f"{', '.join(batch_systems.NAMES)}")
-    return resolved
+    if resolved["batch_system"] == "slurm" and shutil.which("sbatch") is None:
+        raise FntreeError("the slurm batch system submits with `sbatch`, which is not on "
+                          "PATH here; run where Slurm is installed (a login node), or choose "
+                          "--batch-system local")
+
+
+def _whole_number(name: str, value: Any) -> int:
+    try:
+        if isinstance(value, (bool, float)):
+            raise ValueError(value)
+        return int(value)
+    except (TypeError, ValueError):
+        raise ResourceError(f"{name}={value!r} must be a whole number") from None
+
+
+def _megabytes(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value <= 0):
+        raise ResourceError(f"{name}={value!r} must be a positive number of megabytes, "
+                            "such as 4 or 0.5")
+    return float(value)
+
+
+def _log_level(value: Any) -> str:
+    if not isinstance(value, str) or value.upper() not in LOG_LEVELS:
+        raise FntreeError(f"log_level={value!r} is not a logging level; choose one of: "
+                          f"{', '.join(LOG_LEVELS)}")
+    return value.upper()
 
 
 def _probability(name: str, value: Any) -> float:
@@ -169,7 +217,7 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
     identity.new_run()
     spec, fns = root_spec(call)
     config = {"options": {k: resolved[k] for k in OPTION_NAMES}, "env": _environment(),
-              "sys_path": tuple(sys.path), "cwd": os.getcwd(), "python": sys.executable,
+              "sys_path": tuple(sys.path), "cwd": _working_directory(), "python": sys.executable,
               "created": time.time()}
     temporary = jobstore is None
     if jobstore is None:
@@ -205,6 +253,7 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
                 "max_job_duration": max_job_duration}
     resolved = _resolve(explicit, options, config.get("options", {}))
+    _check_recorded_places(store, config)
     if env or env_unset:
         config = environment.record_change(store, config, env or {}, env_unset or [])
     config = {**config, "env": environment.current(config)}
@@ -248,12 +297,36 @@ def _notebook_display(observers: list[Observer] | None) -> list[Observer]:
 
 
 def _log_limit(options: dict[str, Any]) -> int:
-    megabytes = options["max_log_mb"]
+    megabytes = options["max_log_mb"]  # checked by _validate
     if megabytes is None:
         return LOG_LIMIT
-    if not isinstance(megabytes, (int, float)) or megabytes <= 0:
-        raise FntreeError(f"max_log_mb={megabytes!r} must be a positive number of megabytes")
     return max(1024, int(megabytes * 2**20))
+
+
+def _working_directory() -> str:
+    """This process's working directory, which a new run records for its jobs."""
+    try:
+        return os.getcwd()
+    except FileNotFoundError:
+        raise FntreeError("the current directory was deleted, and a run's jobs run in the "
+                          "directory it was started from; cd to an existing directory and run "
+                          "again") from None
+
+
+def _check_recorded_places(store: JobStore, config: dict[str, Any]) -> None:
+    """Refuse a restart whose recorded working directory or Python is gone: no job could
+    start there, and each would fail as a lost worker."""
+    cwd, python = config["cwd"], config["python"]
+    if not os.path.isdir(cwd):
+        raise FntreeError(
+            f"the run in {store.paths.root} was started in {cwd}, which no longer exists, and "
+            f"its jobs run there; recreate it (`mkdir -p {cwd}`, with any files the jobs "
+            f"read by relative paths), then `fntree restart {store.paths.root}` again")
+    if not os.access(python, os.X_OK):
+        raise FntreeError(
+            f"the run in {store.paths.root} was started with the Python {python}, which no "
+            "longer exists, and its jobs run with it; reinstall that environment (the same "
+            f"path, with fntree), then `fntree restart {store.paths.root}` again")
 
 
 def _environment() -> dict[str, str]:

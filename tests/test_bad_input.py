@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -176,3 +177,82 @@ def test_store_is_private_and_others_stores_are_refused(store: Path) -> None:
             fntree.restart(store)
     finally:
         os.chown(store, 0, 0)
+
+
+def _options(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    fntree.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+@pytest.mark.parametrize("option", [
+    "--max-log-mb=nan", "--max-log-mb=0", "--max-log-mb=-1", "--max-log-mb=inf",
+    "--max-cpus=nan", "--max-memory=0", "--retry-count=-1", "--max-jobs=0",
+    "--fault-kill=2", "--fault-raise=nan", '--slurm-args=--qos="long',
+    "--slurm-partition=a b",
+])
+def test_bad_options_refused_before_a_store_is_made(store: Path, option: str) -> None:
+    """A bad option is refused with its name before anything is created or recorded."""
+    name = option[2:].partition("=")[0].replace("-", "_")
+    with pytest.raises(fntree.FntreeError, match=name):
+        fntree.run(wf.leaf(1), jobstore=store, options=_options(option))
+    assert not store.exists()
+
+
+def test_bad_recorded_or_environment_options_refused(store: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad fault seed from the environment, or a bad log level, is a message, not a crash."""
+    monkeypatch.setenv("FNTREE_FAULT_SEED", "abc")
+    with pytest.raises(fntree.FntreeError, match="fault_seed='abc' must be a whole number"):
+        fntree.run(wf.leaf(1), jobstore=store)
+    monkeypatch.delenv("FNTREE_FAULT_SEED")
+    with pytest.raises(fntree.FntreeError, match="log_level='LOUD' is not a logging level"):
+        fntree.run(wf.leaf(1), jobstore=store, log_level="LOUD")
+    assert not store.exists()
+    assert fntree.run(wf.leaf(2), jobstore=store, log_level="warning") == 2
+
+
+def test_store_path_under_a_file(tmp_path: Path) -> None:
+    """A store path whose parent is a file says so, rather than "already exists"."""
+    (tmp_path / "afile").write_text("")
+    for path in (tmp_path / "afile" / "store", tmp_path / "afile" / "x" / "store"):
+        with pytest.raises(fntree.JobStoreError, match=r"afile is a file, not a directory"):
+            fntree.run(wf.leaf(1), jobstore=path)
+
+
+def test_store_path_that_cannot_be_made(tmp_path: Path) -> None:
+    """A store path where no directory can be made (in /proc) is a clear JobStoreError."""
+    with pytest.raises(fntree.JobStoreError, match=r"cannot create the job store directory "
+                                                   r"/proc/fntree-x .*choose a path"):
+        fntree.run(wf.leaf(1), jobstore="/proc/fntree-x")
+
+
+@pytest.mark.parametrize("inodes", [*range(1, 10), 12, 20, 30])
+def test_out_of_inodes_then_inodes_back(tmp_path: Path, inodes: int) -> None:
+    """Running out of inodes at any point is a JobStoreError; with inodes back, the run
+    is either unmade (and says so) or restarts to the exact value."""
+    disk = tmp_path / "disk"
+    _mount_tmpfs(disk, f"64m,nr_inodes={inodes}")
+    store = disk / "store"
+    try:
+        try:
+            value = fntree.run(wf.fan(300), jobstore=store)
+        except fntree.JobStoreError as exc:
+            assert "df -i" in str(exc) or "inodes" in str(exc), exc
+            subprocess.run(["mount", "-o", "remount,nr_inodes=100000", str(disk)], check=True)
+            if not store.exists():
+                assert "nothing ran" in str(exc) or "cannot create" in str(exc), exc
+                return
+            value = fntree.restart(store)
+        assert value == sum(range(300))
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_slurm_without_sbatch_refused_before_a_store_is_made(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing Slurm where `sbatch` is not on PATH is refused before anything is created."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(fntree.FntreeError, match="`sbatch`, which is not on PATH"):
+        fntree.run(wf.leaf(1), jobstore=store, batch_system="slurm")
+    assert not store.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,209 @@ def test_status_of_missing_or_foreign_directory(tmp_path: Path) -> None:
     (tmp_path / "other").mkdir()
     out = fntree_cli("status", str(tmp_path / "other"), cwd=tmp_path)
     assert out.returncode == 2 and "not an fntree job store" in out.stderr
+
+
+PROBE_LOOP = textwrap.dedent("""
+    import pathlib, sys
+    from fntree.runtime.store import JobStore
+    store, stop = JobStore.open(sys.argv[1]), pathlib.Path(sys.argv[2])
+    while not stop.exists():
+        for _ in range(100):
+            store.leader_alive()
+""")
+
+
+def test_status_probes_never_make_a_restart_refuse(script: Path, tmp_path: Path) -> None:
+    """Tight loops of `fntree status` and of lock probes never make a restart refuse."""
+    store, stop = tmp_path / "store", tmp_path / "stop"
+    out = fntree_cli("run", f"{script}:squares", "3", "1", "no", str(tmp_path),
+                     "--jobstore", str(store), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    statuses: list[subprocess.CompletedProcess[str]] = []
+
+    def status_loop() -> None:
+        while not stop.exists():
+            statuses.append(fntree_cli("status", str(store), cwd=tmp_path))
+
+    looping = threading.Thread(target=status_loop)
+    looping.start()
+    probe = subprocess.Popen([sys.executable, "-c", PROBE_LOOP, str(store), str(stop)])
+    try:
+        restarts = [fntree_cli("restart", str(store), "--no-progress", cwd=tmp_path)
+                    for _ in range(10)]
+    finally:
+        stop.write_text("")
+        looping.join()
+        assert probe.wait(timeout=60) == 0
+    for out in restarts:
+        assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+    assert statuses and all(s.returncode == 0 for s in statuses), statuses[-1].stderr
+
+
+def assert_message(out: subprocess.CompletedProcess[str], *parts: str) -> None:
+    """Exit status 2 with one `fntree: error:` message holding `parts`, and no traceback."""
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr and "fntree: error:" in out.stderr, out.stderr
+    for part in parts:
+        assert part in out.stderr, out.stderr
+
+
+def test_script_with_a_syntax_error_or_failing_import(tmp_path: Path) -> None:
+    """A script (or module) that does not parse, or raises at import, is named with its line."""
+    broken = tmp_path / "broken.py"
+    broken.write_text("import fntree\n\ndef f(:\n    pass\n")
+    out = fntree_cli("run", f"{broken}:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
+    assert_message(out, f"{broken}, line 3", "invalid syntax", "fix it and run again")
+    broken.write_text("import fntree\n\nCONFIG = {}\nVALUE = CONFIG['missing']\n")
+    out = fntree_cli("run", f"{broken}:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
+    assert_message(out, "raised KeyError: 'missing'", f"{broken}, line 4", "module-level code")
+    (tmp_path / "needsdep.py").write_text("import not_installed_anywhere\n")
+    out = fntree_cli("run", "needsdep:f", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
+    assert_message(out, "importing needsdep raised ModuleNotFoundError", "needsdep.py, line 1")
+    assert not (tmp_path / "s").exists()
+
+
+def test_bad_options_and_paths_refused_before_a_store_is_made(script: Path,
+                                                              tmp_path: Path) -> None:
+    """--max-log-mb nan or 0, a path in /proc, a path under a file: a message, no store."""
+    store = tmp_path / "store"
+    for option, words in (("nan", "max_log_mb=nan"), ("0", "max_log_mb=0.0")):
+        out = fntree_cli("run", f"{script}:square", "3", "--jobstore", str(store),
+                         "--max-log-mb", option, cwd=tmp_path)
+        assert_message(out, words, "positive number of megabytes")
+        assert not store.exists()
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore", "/proc/x", cwd=tmp_path)
+    assert_message(out, "cannot create the job store directory /proc/x")
+    (tmp_path / "afile").write_text("")
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore",
+                     str(tmp_path / "afile" / "store"), cwd=tmp_path)
+    assert_message(out, f"{tmp_path / 'afile'} is a file, not a directory")
+    out = fntree_cli("run", f"{script}:square", "--jobstore", str(store), cwd=tmp_path)
+    assert_message(out, "square needs a value for x")
+    for argv, words in ((["logs", str(store), "--max-log-mb", "nan"], "megabytes"),
+                        (["kill", str(store), "--timeout", "nan"], "seconds"),
+                        (["debug-job", str(store), "j", "--attempt", "0"], "attempt number")):
+        out = fntree_cli(*argv, cwd=tmp_path)
+        assert out.returncode == 2 and words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_clean_on_a_symlink(script: Path, tmp_path: Path) -> None:
+    """`clean` on a link to a store refuses, naming the store; the store and link stay."""
+    store, link = tmp_path / "store", tmp_path / "link"
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore", str(store), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    link.symlink_to(store)
+    out = fntree_cli("clean", str(link), cwd=tmp_path)
+    assert_message(out, "is a symbolic link", f"fntree clean {store}", f"rm {link}")
+    assert link.is_symlink() and (store / "fntree.json").is_file()
+    out = fntree_cli("clean", str(store), cwd=tmp_path)
+    assert out.returncode == 0 and not store.exists(), out.stderr
+
+
+def test_deleted_working_directory(script: Path, tmp_path: Path) -> None:
+    """A run from a deleted directory, or a restart whose run's directory is gone, says so;
+    once it is back, the restart finishes."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    store = tmp_path / "store"
+    out = fntree_cli("run", f"{script}:squares", "3", "1", "no", str(tmp_path / "flag"),
+                     "--jobstore", str(store), "--retry-count", "0", cwd=workdir)
+    assert out.returncode == 1, out.stderr
+    workdir.rmdir()
+    out = fntree_cli("restart", str(store), cwd=tmp_path)
+    assert_message(out, f"was started in {workdir}, which no longer exists",
+                   f"mkdir -p {workdir}")
+    workdir.mkdir()
+    (tmp_path / "flag").write_text("")
+    out = fntree_cli("restart", str(store), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.run(f"cd {gone} && rmdir {gone} && {sys.executable} -m fntree run "
+                          f"{script}:square 2 --jobstore {tmp_path / 's2'}", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert_message(proc, "the current directory was deleted")
+
+
+def test_reader_that_goes_away(tmp_path: Path) -> None:
+    """`fntree status --json --logs | head` ends quietly when head stops reading."""
+    loud = tmp_path / "loud.py"
+    loud.write_text(textwrap.dedent("""
+        import fntree
+
+        @fntree.target
+        def shout(i: int) -> int:
+            print("x" * 100_000)
+            raise ValueError(i)
+
+        @fntree.target
+        def many(n: int) -> object:
+            return [shout(i) for i in range(n)]
+    """))
+    store = tmp_path / "store"
+    out = fntree_cli("run", f"{loud}:many", "4", "--jobstore", str(store), "--retry-count",
+                     "0", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    for command in (["status", "--json", "--logs"], ["status", "--logs"], ["logs"]):
+        reader = subprocess.Popen([sys.executable, "-m", "fntree", *command, str(store)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+        assert reader.stdout is not None and reader.stderr is not None
+        assert reader.stdout.read(10)
+        reader.stdout.close()
+        errors = reader.stderr.read().decode()
+        assert reader.wait(timeout=120) in (1, 141) and errors == "", errors
+
+
+def test_unexpected_error_is_one_line_naming_its_traceback(tmp_path: Path) -> None:
+    """A bug (an exception fntree does not expect) is reported in a line naming the file
+    that holds the full traceback."""
+    program = textwrap.dedent("""
+        import sys
+        from fntree.cli import main, status
+
+        def broken(args, console):
+            raise ZeroDivisionError("a bug")
+
+        status.run = broken
+        sys.exit(main(["status", "."]))
+    """)
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    assert "internal error: ZeroDivisionError: a bug. This is a bug in fntree" in out.stderr
+    saved = Path(out.stderr.split("which is in ")[1].split()[0])
+    assert "in broken\nZeroDivisionError: a bug" in saved.read_text()
+    saved.unlink()
+
+
+def test_paths_that_look_like_markup(tmp_path: Path) -> None:
+    """A path holding `[/x]` or `[red]` is printed as it is, never read as markup."""
+    for name in ("[/oops]", "[red]x"):
+        out = fntree_cli("status", str(tmp_path / name), cwd=tmp_path)
+        assert_message(out, f"no job store at {tmp_path / name};")
+
+
+def test_run_goes_on_when_the_reader_of_its_messages_goes_away(tmp_path: Path) -> None:
+    """`fntree run ... 2>&1 | head -1`: the run still completes and prints its value."""
+    slow = tmp_path / "slow.py"
+    slow.write_text(textwrap.dedent("""
+        import time
+        import fntree
+
+        @fntree.target
+        def nap(i: int) -> int:
+            time.sleep(0.2)
+            return i
+
+        @fntree.target
+        def naps(n: int) -> object:
+            return [nap(i) for i in range(n)]
+    """))
+    run = subprocess.Popen([sys.executable, "-m", "fntree", "run", f"{slow}:naps", "12",
+                            "--jobstore", str(tmp_path / "store")], cwd=tmp_path,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stderr is not None and run.stdout is not None
+    assert run.stderr.readline()
+    run.stderr.close()
+    assert run.stdout.read().strip() == repr(list(range(12)))
+    assert run.wait(timeout=120) == 0

@@ -4,16 +4,27 @@ that carries it out) and that function, `(args, console) -> exit status`.
 
 Exit status: 0 on success, 1 when jobs failed or the run is not complete (the
 summary ends with the exact restart command), 2 for a usage or job store error,
-130 when interrupted.
+3 for a bug in fntree, 130 when interrupted, 141 when the reader of its output
+went away (as `| head` does; nothing more is printed).
+
+`main` is the one place where errors become messages: a `FntreeError` prints
+its text (the fact, then the remedy); an `OSError` that no layer below turned
+into one prints its text and what to check; anything else is a bug in fntree,
+reported in one line that names the file holding its full traceback. No
+command ends in a raw traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import tempfile
+import traceback
 
 from rich.console import Console
+from rich.markup import escape
 
 from fntree.errors import FntreeError, WorkflowFailed
 
@@ -24,22 +35,77 @@ COMMANDS = ("running", "status", "check", "stats", "logs", "debug_job", "kill", 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console = _StderrConsole(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return int(args.command(args, console))
+        status = int(args.command(args, console))
+        sys.stdout.flush()  # here, so that a reader gone away is seen below, not at exit
+        return status
     except WorkflowFailed as exc:
         from fntree.cli.running import report_failure
 
         report_failure(console, exc)
         return 1
     except FntreeError as exc:
-        console.print(f"[bold red]fntree: error:[/] {exc}", markup=True)
+        console.print(f"[bold red]fntree: error:[/] {escape(str(exc))}", markup=True)
         return 2
     except KeyboardInterrupt:
+        if args.command.__module__ != "fntree.cli.running":  # a reader: nothing to continue
+            console.print("[yellow]fntree: interrupted[/]")
+            return 130
         store = getattr(args, "jobstore", None) or "DIR"
         console.print(f"[yellow]fntree: interrupted; workers stopped. Continue with "
-                      f"`fntree restart {store}`[/]")
+                      f"`fntree restart {escape(str(store))}`[/]")
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except OSError as exc:
+        where = _save_traceback()
+        console.print(f"fntree: error: {exc}; check that path (does it exist, is it the "
+                      "right kind of file, may you write there, is its disk full?) and try "
+                      f"again. The full traceback is in {where}", markup=False)
+        return 2
+    except Exception as exc:
+        where = _save_traceback()
+        console.print(f"fntree: internal error: {type(exc).__name__}: {exc}. This is a bug "
+                      f"in fntree; please report it with the full traceback, which is in "
+                      f"{where}", markup=False)
+        return 3
+
+
+class _StderrConsole(Console):
+    """The console of messages and progress: if its reader goes away, it falls silent
+    and the command goes on (rich would exit, and cut a run short)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+
+
+def _silence_stdout() -> None:
+    """Send what is left of stdout to /dev/null, so that exiting does not raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _save_traceback() -> str:
+    """The path of a new private file holding the traceback being handled.
+
+    When no such file can be written, the traceback goes to stderr instead.
+    """
+    text = traceback.format_exc()
+    try:
+        fd, path = tempfile.mkstemp(prefix="fntree-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except OSError:
+        sys.stderr.write(text)
+        return "the lines above"
+    return path
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,11 +29,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
-    if os.path.islink(args.jobstore):
-        target = os.path.realpath(args.jobstore)
-        raise JobStoreError(f"{args.jobstore} is a symbolic link (to {target}), not a job "
-                            f"store; fntree clean removes only the store itself: run "
-                            f"`fntree clean {target}`, and remove the link with `rm`")
+    refuse_symlink(args.jobstore)
     store = JobStore.open(args.jobstore)  # refuses what is not an fntree job store
     store.lock()  # refuses while a leader is alive, and keeps one from starting meanwhile
     try:
@@ -56,3 +52,12 @@ def _remove_local_base(store_id: str, console: Console) -> None:
         console.print(f"fntree: left the temp dirs alone: {exc}", markup=False)
         return
     shutil.rmtree(Path(base), ignore_errors=True)
+def refuse_symlink(given: str) -> None:
+    """A symbolic link is not removed as if it were the store it points to."""
+    path = Path(given)
+    if path.is_symlink():
+        raise JobStoreError(
+            f"{given} is a symbolic link (to {os.readlink(path)}), not a job store; fntree "
+            f"clean removes a job store only by its own path: run `fntree clean "
+            f"{path.resolve()}` to remove the store it points to, or `rm {given}` to remove "
+            "only the link")

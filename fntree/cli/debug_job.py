@@ -12,6 +12,7 @@ import traceback
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from fntree.debug import load, replay, user_frames
 from fntree.runtime.store import JobStore
@@ -25,15 +26,23 @@ def add_parser(sub: Any) -> None:
                         help="a job id (or a unique prefix of one), or a target's name")
     parser.add_argument("--pdb", action="store_true",
                         help="enter the debugger at the exception the job raises")
-    parser.add_argument("--attempt", type=int, default=None,
+    parser.add_argument("--attempt", type=attempt_number, default=None,
                         help="the attempt number the job sees (default: its last attempt)")
     parser.set_defaults(command=run)
+
+
+def attempt_number(text: str) -> int:
+    """An attempt number from the command line (argparse's type=): 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an attempt number; give 1 or more")
+    return int(text)
 
 
 def run(args: argparse.Namespace, console: Console) -> int:
     store = JobStore.open(args.jobstore)
     job = load(store, args.job)
-    console.print(f"[dim]fntree: replaying {job.describe()} of {store.paths.root} in this "
+    console.print(f"[dim]fntree: replaying {escape(job.describe())} of "
+                  f"{escape(str(store.paths.root))} in this "
                   "process; nothing is written to the job store[/]")
     replayed = replay(job, attempt=args.attempt, post_mortem=args.pdb)
     if replayed.error is not None:
@@ -41,7 +50,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
         console.print("".join(traceback.format_exception(
             type(error), error, user_frames(error.__traceback__) or error.__traceback__)),
             markup=False, end="")
-        console.print(f"[bold red]fntree: {replayed.describe()}[/]")
+        console.print(f"[bold red]fntree: {escape(replayed.describe())}[/]")
         return 1
-    console.print(f"[green]fntree: {replayed.describe()}[/]", markup=True)
+    console.print(f"[green]fntree: {escape(replayed.describe())}[/]", markup=True)
     return 0

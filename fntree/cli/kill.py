@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -27,9 +28,20 @@ from fntree.runtime.store import JobStore
 def add_parser(sub: Any) -> None:
     parser = sub.add_parser("kill", help="stop the leader running on a job store, and its jobs")
     parser.add_argument("jobstore", metavar="DIR")
-    parser.add_argument("--timeout", type=float, default=60.0,
+    parser.add_argument("--timeout", type=seconds, default=60.0,
                         help="seconds to wait for the leader to stop (default: 60)")
     parser.set_defaults(command=run)
+
+
+def seconds(text: str) -> float:
+    """A positive, finite number of seconds from the command line (argparse's type=)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def leader_pid(holder: str) -> tuple[int, str]:

@@ -9,6 +9,7 @@ does the same for what it prints, above `--max-log-mb`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,22 @@ def add_parser(sub: Any) -> None:
 
 
 def add_max_log_mb(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--max-log-mb", dest="max_log_mb", type=float,
+    parser.add_argument("--max-log-mb", dest="max_log_mb", type=megabytes,
                         default=DEFAULT_MAX_LOG_MB,
                         help="print at most this many megabytes of each log: its head and "
                         f"tail, with the cut marked (default: {DEFAULT_MAX_LOG_MB:g})")
+
+
+def megabytes(text: str) -> float:
+    """A positive, finite number of megabytes from the command line (argparse's type=)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of megabytes; "
+                                         "give one such as 4 or 0.5")
+    return value
 
 
 def read_log(path: Path, max_mb: float) -> str:

@@ -6,12 +6,16 @@ import argparse
 import importlib
 import importlib.util
 import inspect
+import shlex
 import sys
+import traceback
 import typing
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 import fntree
 from fntree.debug import debug_command
@@ -97,28 +101,50 @@ def load_target(entry: str) -> Target:
         raise FntreeError(f"{entry!r} does not name a target; write SCRIPT.py:FUNC or "
                           "module:FUNC")
     path = Path(where)
-    if where.endswith(".py") or path.is_file():
-        if not path.is_file():
-            raise FntreeError(f"there is no script {where}; check the path")
-        directory = str(path.resolve().parent)
-        if directory not in sys.path:
-            sys.path.insert(0, directory)
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as exc:
-            raise FntreeError(f"cannot import {where!r} ({exc}); check the name, or give a "
-                              "script path ending in .py") from exc
+    try:
+        module = _load_script(path) if where.endswith(".py") or path.is_file() else \
+            importlib.import_module(where)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not (where == exc.name or where.startswith(exc.name + ".")):
+            raise _import_failed(where, exc) from None  # the module imports a missing one
+        raise FntreeError(f"cannot import {where!r} ({exc}); check the name, or give a "
+                          "script path ending in .py") from None
+    except FntreeError:
+        raise
+    except Exception as exc:
+        raise _import_failed(where, exc) from None
     found = getattr(module, name, None)
     if not isinstance(found, Target):
         what = "nothing" if found is None else f"a {type(found).__name__}"
         raise FntreeError(f"{name} in {where} is {what}, not an @fntree.target function")
     return found
+
+
+def _load_script(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise FntreeError(f"there is no script {path}; check the path")
+    directory = str(path.resolve().parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _import_failed(where: str, exc: Exception) -> FntreeError:
+    """The message for a script or module whose own code failed as it was imported."""
+    if isinstance(exc, SyntaxError):
+        line = (exc.text or "").strip()
+        return FntreeError(f"{exc.filename or where}, line {exc.lineno}: {exc.msg}"
+                           + (f": {line}" if line else "") + "; fix it and run again")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen")]
+    at = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
+    return FntreeError(f"importing {where} raised {type(exc).__name__}: {exc}{at}; fix its "
+                       "module-level code and run again")
 
 
 def convert_arguments(target: Target, raw: list[str]) -> list[Any]:
@@ -132,6 +158,10 @@ def convert_arguments(target: Target, raw: list[str]) -> list[Any]:
     if len(raw) > len(parameters):
         raise FntreeError(f"{target.name} takes {len(parameters)} argument(s), but "
                           f"{len(raw)} were given")
+    missing = [p.name for p in parameters[len(raw):] if p.default is p.empty]
+    if missing:
+        raise FntreeError(f"{target.name} needs a value for {', '.join(missing)}; give "
+                          "its arguments after SCRIPT.py:FUNC, in order")
     return [_convert(target.name, p.name, hints.get(p.name, str), text)
             for p, text in zip(parameters, raw, strict=False)]
 
@@ -159,4 +189,5 @@ def report_failure(console: Console, exc: WorkflowFailed) -> None:
         if job.log_path:
             console.print(f"log: {job.log_path}", markup=False)
         console.print(f"debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
-    console.print(f"Fix the cause, then continue with: [bold]fntree restart {exc.jobstore}[/]")
+    console.print("Fix the cause, then continue with: "
+                  f"[bold]fntree restart {escape(shlex.quote(str(exc.jobstore)))}[/]")

@@ -159,10 +159,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return 0
     out = Console(highlight=False, soft_wrap=True)
     if not stats.leaders:
-        out.print(f"{root} has no events yet: no leader has run on it")
+        out.print(f"{root} has no events yet: no leader has run on it", markup=False)
         return 0
     figures = stats.run_figures()
-    out.print(f"job store  {root}")
+    out.print(f"job store  {root}", markup=False)
     out.print(f"run        {figures['jobs']:,} jobs in {figures['wall']:.2f}s of leader time "
               f"({figures['leaders']} leader(s)), {figures['jobs_per_second']:,.0f} jobs/s, "
               f"{figures['failures']} failed attempt(s)")

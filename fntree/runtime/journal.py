@@ -45,7 +45,8 @@ def write_error(path: Path, exc: OSError) -> JobStoreError:
     root = path.parent.parent
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return JobStoreError(f"the disk holding job store {root} is full (writing {path.name}: "
-                             f"{exc.strerror}); free some space, then continue with "
+                             f"{exc.strerror}): out of space (`df -h`) or of inodes "
+                             f"(`df -i`); free some space or files, then continue with "
                              f"`fntree restart {root}`")
     return JobStoreError(f"cannot write {path} ({exc}); fix the cause, then continue with "
                          f"`fntree restart {root}`")

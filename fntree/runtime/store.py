@@ -19,6 +19,10 @@ under them they list and read again, a bounded number of times.
 down (`access.check_store_tree`), before anything in it is unpickled, and gives
 a copied store its own identity (`access.own_identity`) before anything shared
 with the original is touched.
+
+The leader's lock is an flock on `leader.lock`. Readers probe it by taking it
+shared for an instant, so `lock` tries again for a moment before refusing: a
+reader never makes a leader refuse (docs/jobstore.md).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fntree.errors import JobStoreError, LeaderRunningError
+from fntree.errors import JobStoreError, LeaderRunningError, UnsafePathError
 from fntree.runtime import crashpoints
 from fntree.runtime.access import (
     check_store_tree,
@@ -76,6 +80,10 @@ class _Gap(Exception):
 
 def _as_error(exc: Exception) -> JobStoreError:
     return exc if isinstance(exc, JobStoreError) else JobStoreError(str(exc))
+# How long a would-be leader tries for the lock before refusing (readers hold it
+# shared for microseconds), and how often.
+LOCK_PATIENCE = 2.0
+LOCK_RETRY = 0.005
 
 
 class JobStore:
@@ -99,15 +107,7 @@ class JobStore:
         `targets` are the identities of `fns` (a TARGETS record beside ROOT).
         """
         paths = StorePaths(root)
-        try:
-            if not os.path.lexists(paths.root.parent):
-                make_private_dir(paths.root.parent)
-            paths.root.mkdir(mode=0o700)
-        except FileExistsError:
-            raise JobStoreError(
-                f"job store {paths.root} already exists; continue that run with "
-                f"fntree.restart({str(paths.root)!r}) (or `fntree restart {paths.root}`), "
-                "or choose a new path") from None
+        _make_root(paths.root)
         os.chmod(paths.root, 0o700)
         meta = {"program": PROGRAM, "format": FORMAT, "store_id": new_store_id(),
                 "created": time.time(), "root": identity_of(paths.root)}
@@ -115,6 +115,8 @@ class JobStore:
             atomic_write(paths.meta, meta_bytes(meta))
             crashpoints.point("store.create")
             atomic_write(paths.config, seal(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)))
+            # Made now, so that no leader needs a new inode to take the lock later.
+            os.close(os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600))
             make_private_dir(paths.journal_dir)
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
@@ -172,19 +174,36 @@ class JobStore:
                                 "changed: fix the cause and restart again") from exc
 
     # -- the leader's lock ----------------------------------------------------------
-    def lock(self) -> None:
-        """Become this store's one leader, or raise LeaderRunningError."""
-        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    def lock(self, *, patience: float = LOCK_PATIENCE) -> None:
+        """Become this store's one leader, or raise LeaderRunningError.
+
+        Readers (`leader_alive`) probe the lock by taking it shared for an instant,
+        so a conflict may be one of them: the lock is tried again for `patience`
+        seconds before a leader is believed to hold it (a leader holds it for its
+        whole run). So readers never make a leader, or `fntree clean`, refuse.
+        """
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise LeaderRunningError(
-                f"job store {self.paths.root} is in use by a leader ({holder}); wait for "
-                f"it to finish, or stop it with `fntree kill {self.paths.root}`") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+            fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise JobStoreError(
+                f"cannot open the leader's lock file {self.paths.lock} ({exc}); if the disk "
+                "holding the job store is full or out of inodes (`df -h`, `df -i`), free "
+                "some and try again") from None
+        deadline = time.monotonic() + patience
+        while not _try_lock(fd, fcntl.LOCK_EX):
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+                os.close(fd)
+                raise LeaderRunningError(
+                    f"job store {self.paths.root} is in use by a leader or by `fntree clean` "
+                    f"({holder or 'another process'}); wait for it to finish, or stop a "
+                    f"leader with `fntree kill {self.paths.root}`")
+            time.sleep(LOCK_RETRY)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError:
+            pass  # who holds the lock is for people; a full disk must not stop the leader
         self._lock_fd = fd
 
     def unlock(self) -> None:
@@ -199,12 +218,11 @@ class JobStore:
         except FileNotFoundError:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if _try_lock(fd, fcntl.LOCK_SH):
+                return None  # closing fd releases the probe at once
             return os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
         finally:
             os.close(fd)
-        return None
 
     # -- recovery and compaction ----------------------------------------------------
     def _segments(self) -> tuple[int, list[int]]:
@@ -361,7 +379,10 @@ class JobStore:
         finally:
             state.to_clean = pending
         crashpoints.point("compact.snapshot")
-        new = Journal.open(self.paths.segment(nxt))
+        try:
+            new = Journal.open(self.paths.segment(nxt))
+        except OSError as exc:
+            raise write_error(self.paths.segment(nxt), exc) from exc
         fsync_dir(self.paths.journal_dir)
         journal.close()
         crashpoints.point("compact.segment")
@@ -416,4 +437,41 @@ def read_meta(paths: StorePaths) -> dict[str, Any]:
             f"this fntree reads format {FORMAT}): continue or inspect that run with the fntree "
             "that started it")
     return fields
+
+def _try_lock(fd: int, kind: int) -> bool:
+    """Take the flock `kind` on `fd` if no one holds a conflicting one; never wait."""
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _make_root(root: Path) -> None:
+    """Make the new store's directory (and its missing parents), or say why it cannot be."""
+    unsafe: UnsafePathError | None = None
+    try:
+        if not os.path.lexists(root.parent):
+            make_private_dir(root.parent)  # missing parents are made owner-only too
+        root.mkdir(mode=0o700)
+        return
+    except (FileExistsError, NotADirectoryError):
+        pass
+    except UnsafePathError as exc:
+        unsafe = exc
+    except OSError as exc:
+        raise JobStoreError(f"cannot create the job store directory {root} ({exc}); choose a "
+                            "path in a directory you may write to (and, if the disk is full "
+                            "or out of inodes, free some)") from None
+    if os.path.lexists(root):
+        raise JobStoreError(
+            f"job store {root} already exists; continue that run with "
+            f"fntree.restart({str(root)!r}) (or `fntree restart {root}`), "
+            "or choose a new path")
+    blocker = next((p for p in root.parents if os.path.lexists(p) and not p.is_dir()), None)
+    if blocker is None:
+        raise unsafe or JobStoreError(f"cannot create the job store {root}; choose another "
+                                      "path")
+    raise JobStoreError(f"cannot create the job store {root}: {blocker} is a file, not a "
+                        "directory; choose another path")
 
