@@ -54,6 +54,7 @@ def test_leader_killed_repeatedly_at_random_instants(store: Path, tmp_path: Path
     rng = random.Random(20091007)
     record = tmp_path / "record"
     leader = _start_leader(store, f"wf.slow_tree(2, 6, 0.25, {str(record)!r})")
+    wait_for(record.exists)  # kills are for the run, not for the store's creation
     kills = 0
     for _ in range(8):
         time.sleep(rng.uniform(0.2, 0.8))

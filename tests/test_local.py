@@ -192,3 +192,10 @@ def test_worker_hung_in_c_code_is_killed_and_its_job_retried(
     assert fntree.run(pw.hangs_in_c_once(), jobstore=store, retry_count=1) == 2
     text = "".join(p.read_text() for p in (store / "logs").rglob("*.log"))
     assert "not heard from" in text
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True, "10"])
+def test_max_job_duration_must_be_positive_seconds(value: object) -> None:
+    """A max_job_duration that is not a positive, finite number of seconds is refused."""
+    with pytest.raises(fntree.ResourceError, match="max_job_duration="):
+        fntree.run(pw.nap(1, 0), max_job_duration=value)  # type: ignore[arg-type]

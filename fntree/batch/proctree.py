@@ -111,7 +111,11 @@ def descendants(root: int) -> list[int]:
 
 
 def _pids() -> Iterable[int]:
-    for entry in os.listdir("/proc"):
+    try:
+        entries = os.listdir("/proc")
+    except OSError:  # no /proc (not Linux): nothing can be found, nothing is killed
+        return
+    for entry in entries:
         if entry.isdigit():
             yield int(entry)
 

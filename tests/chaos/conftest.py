@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 TALLY = {"leader kills": 0, "commit-window kills": 0, "worker kills injected": 0,
-         "worker kills from outside": 0, "worker stops": 0,
+         "worker kills from outside": 0, "worker stops": 0, "leader stops": 0,
          "raises injected": 0, "trees completed": 0, "jobs in those trees": 0}
 
 

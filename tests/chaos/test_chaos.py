@@ -7,11 +7,13 @@ the run survives it. `FNTREE_CHAOS_KILLS` sets how many leader kills to land
 (default 30); `FNTREE_CHAOS_WORKER_KILLS` how many SIGKILLs of random worker
 processes and of the processes their jobs started, from outside, at random
 instants (default 30), and `FNTREE_CHAOS_WORKER_STOPS` how many SIGSTOPs of
-workers (default 5); seeds make every run reproducible.
+workers (default 5), `FNTREE_CHAOS_LEADER_STOPS` how many SIGSTOP/SIGCONT pauses
+of the leader (default 3); seeds make every run reproducible.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -36,6 +38,7 @@ TREE = str(Path(__file__).with_name("tree.py"))
 KILLS = int(os.environ.get("FNTREE_CHAOS_KILLS") or 30)
 WORKER_KILLS = int(os.environ.get("FNTREE_CHAOS_WORKER_KILLS") or 30)
 WORKER_STOPS = int(os.environ.get("FNTREE_CHAOS_WORKER_STOPS") or 5)
+LEADER_STOPS = int(os.environ.get("FNTREE_CHAOS_LEADER_STOPS") or 3)
 SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
 
@@ -211,17 +214,23 @@ class Harasser(threading.Thread):
     running and reporting; it stops once it has landed its quota.
     """
 
-    def __init__(self, store: Path, rng: random.Random, kills: int, stops: int) -> None:
+    def __init__(self, store: Path, rng: random.Random, kills: int, stops: int,
+                 leader_stops: int) -> None:
         super().__init__(daemon=True)
         self.store, self.rng, self.kills_left, self.stops_left = store, rng, kills, stops
-        self.kills = self.stops = 0
+        self.leader_stops_left = leader_stops
+        self.kills = self.stops = self.leader_stops = 0
         self.done = threading.Event()
 
     def run(self) -> None:
         store_id = None
         while not self.done.wait(self.rng.uniform(0.02, 0.25)):
-            if self.kills >= self.kills_left and self.stops >= self.stops_left:
+            if (self.kills >= self.kills_left and self.stops >= self.stops_left
+                    and self.leader_stops >= self.leader_stops_left):
                 return
+            if self.leader_stops < self.leader_stops_left and self.rng.random() < 0.03:
+                self.pause_leader()
+                continue
             if store_id is None:
                 try:
                     store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
@@ -246,6 +255,22 @@ class Harasser(threading.Thread):
             self.kills += 1
 
 
+    def pause_leader(self) -> None:
+        """SIGSTOP the leader for up to three seconds (longer than its workers' silence limit)."""
+        leaders = [p for p in processes_mentioning(self.store)
+                   if b"fntree._worker" not in _cmdline(p) and b"proctree" not in _cmdline(p)]
+        if not leaders:
+            return
+        try:
+            os.kill(leaders[0], signal.SIGSTOP)
+        except ProcessLookupError:
+            return
+        self.leader_stops += 1
+        time.sleep(self.rng.uniform(0.1, 3.0))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leaders[0], signal.SIGCONT)
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -254,16 +279,16 @@ def _cmdline(pid: int) -> bytes:
 
 
 def test_workers_killed_and_stopped_from_outside(tmp_path: Path) -> None:
-    """Workers and their jobs' processes killed, workers stopped, the leader killed: all exact."""
+    """Workers and their jobs' processes killed, workers and leader stopped and killed: exact."""
     rng = random.Random(1917)
     env = {"FNTREE_WORKER_SILENCE": "2"}
-    kills = stops = leader_kills = 0
+    kills = stops = leader_kills = leader_stops = 0
     for seed in SEEDS:
-        if kills >= WORKER_KILLS and stops >= WORKER_STOPS:
+        if kills >= WORKER_KILLS and stops >= WORKER_STOPS and leader_stops >= LEADER_STOPS:
             break
         store = tmp_path / f"tree-{seed}"
         harasser = Harasser(store, random.Random(seed), WORKER_KILLS - kills,
-                            WORKER_STOPS - stops)
+                            WORKER_STOPS - stops, LEADER_STOPS - leader_stops)
         harasser.start()
         try:
             value, landed = run_until_complete(store, seed, rng, ["--retry-count", "1000"], 2,
@@ -273,6 +298,7 @@ def test_workers_killed_and_stopped_from_outside(tmp_path: Path) -> None:
             harasser.join()
         kills, stops, leader_kills = (kills + harasser.kills, stops + harasser.stops,
                                       leader_kills + landed)
+        leader_stops += harasser.leader_stops
         assert value == tree.expected(seed, DEPTH)
         assert_clean_after_success(store)
         TALLY["trees completed"] += 1
@@ -280,4 +306,5 @@ def test_workers_killed_and_stopped_from_outside(tmp_path: Path) -> None:
     TALLY["leader kills"] += leader_kills
     TALLY["worker kills from outside"] += kills
     TALLY["worker stops"] += stops
-    assert kills >= WORKER_KILLS and stops >= WORKER_STOPS
+    TALLY["leader stops"] += leader_stops
+    assert kills >= WORKER_KILLS and stops >= WORKER_STOPS and leader_stops >= LEADER_STOPS
