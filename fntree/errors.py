@@ -73,3 +73,7 @@ class WorkflowFailed(FntreeError, RuntimeError):
         super().__init__(message)
         self.failed = failed
         self.jobstore = jobstore
+
+
+class NestedRunError(FntreeError, RuntimeError):
+    """`fntree.run` or `fntree.restart` was called where no run may start: inside a job."""

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 import fntree
+from fntree.api import loading_script
 from fntree.debug import debug_command
 from fntree.dsl import Target
 from fntree.errors import FntreeError, WorkflowFailed
@@ -99,7 +100,8 @@ def load_target(entry: str) -> Target:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+        with loading_script(where):  # a module-level fntree.run is refused
+            spec.loader.exec_module(module)
     else:
         try:
             module = importlib.import_module(where)

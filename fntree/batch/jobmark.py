@@ -1,0 +1,65 @@
+"""`JobMark`: which job a worker is running, in a tiny file read when the worker dies.
+
+A worker rewrites one fixed-size record in `<its local dir>/job` as each job
+starts, chained follow-ons included, and zeroes it after each packet:
+`u64 job id | u32 attempt | u8 chained | 128 bytes of the target's name`, one
+`pwrite`, no fsync (the leader reads it on this machine while the file is still
+there). When a worker dies, the batch
+system reads it (`read_mark`) and reports the job as `Update.running`, so the
+leader charges the job that was running, not the one it handed out (a chained
+follow-on runs under its predecessor's packet), and puts the dead worker's
+output in that job's log. No file, or a torn record, reads as None: unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+from typing import NamedTuple
+
+_RECORD = struct.Struct("<QIB128s")
+
+
+class Running(NamedTuple):
+    """The job a worker was running: its id, attempt, whether chained, its target's name."""
+
+    job_id: int
+    attempt: int
+    chained: bool
+    name: str
+
+
+class JobMark:
+    """The writer's side: one open file in a worker's local dir."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+
+    def set(self, job_id: int, attempt: int, chained: bool, name: str) -> None:
+        os.pwrite(self._fd, _RECORD.pack(job_id, attempt, chained, name.encode()[:128]), 0)
+
+    def clear(self) -> None:
+        """No job running (between packets)."""
+        os.pwrite(self._fd, bytes(_RECORD.size), 0)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def mark_path(local_dir: Path) -> Path:
+    return local_dir / "job"
+
+
+def read_mark(local_dir: Path) -> Running | None:
+    """The job the worker whose local dir is `local_dir` was running last, if known."""
+    try:
+        data = mark_path(local_dir).read_bytes()
+    except OSError:
+        return None
+    if len(data) != _RECORD.size:
+        return None
+    job_id, attempt, chained, name = _RECORD.unpack(data)
+    if not job_id:
+        return None
+    return Running(job_id, attempt, bool(chained), name.rstrip(b"\0").decode(errors="replace"))
