@@ -51,6 +51,19 @@ def mark_path(local_dir: Path) -> Path:
     return local_dir / "job"
 
 
+def boot_failure(local_dir: Path, stderr: bytes) -> str:
+    """How to finish "its worker process exited ..." for a worker that never booted, or "".
+
+    A worker makes its mark file as it boots: without one it never got to run a job,
+    and the last line of its stderr says why (an import error, a bad interpreter).
+    """
+    if mark_path(local_dir).exists():
+        return ""
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    said = f"; its stderr ends: {lines[-1].strip()}" if lines else ", and wrote nothing"
+    return f" before it could run a job{said}"
+
+
 def read_mark(local_dir: Path) -> Running | None:
     """The job the worker whose local dir is `local_dir` was running last, if known."""
     try:

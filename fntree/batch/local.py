@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
-from fntree.batch.jobmark import read_mark
+from fntree.batch.jobmark import boot_failure, read_mark
 
 _LEN = struct.Struct("<I")
 MAX_WORKERS = 64
@@ -189,14 +189,15 @@ class LocalBatchSystem:
         worker.held = (0.0, 0)
 
     def _died(self, worker: _Worker) -> Update:
-        output = (_read_output(worker.local_dir / "output", self.setup.log_limit)
-                  + _read_output(_stderr_path(worker.local_dir), self.setup.log_limit))
+        stderr = _read_output(_stderr_path(worker.local_dir), self.setup.log_limit)
+        output = _read_output(worker.local_dir / "output", self.setup.log_limit) + stderr
         running = read_mark(worker.local_dir)
         if running is not None and running.job_id in worker.reported:
             running = None  # died after reporting it: the job it was running is unknown
+        unbooted = boot_failure(worker.local_dir, stderr)
         code = self._reap(worker)
         reason = (f"its worker process was killed by signal {-code}" if code < 0
-                  else f"its worker process exited with code {code}")
+                  else f"its worker process exited with code {code}") + unbooted
         lost = tuple(t.job_id for t in worker.tasks if t.job_id not in worker.reported)
         if worker.packet in self._busy:
             self._release(worker)
