@@ -30,6 +30,7 @@ after that job: set such state in the target's body, or before `fntree.run`
 
 from __future__ import annotations
 
+import _signal  # the C functions: signal.getsignal's enum conversion costs 3 us a signal
 import contextlib
 import io
 import os
@@ -56,9 +57,11 @@ class CleanState:
         for signum in signal.valid_signals() if self.signals else ():
             if signum in _UNCATCHABLE:
                 continue
-            handler = signal.getsignal(signum)
+            handler = _signal.getsignal(signum)
             if handler is not None:  # None: set outside Python; it cannot be put back
                 self.handlers[signum] = handler
+        self._signums = tuple(self.handlers)
+        self._handlers = tuple(self.handlers.values())
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
         self.wakeup_fd = signal.set_wakeup_fd(-1) if self.signals else -1
         if self.signals:
@@ -97,10 +100,11 @@ class CleanState:
 
     def _restore_signals(self) -> bool:
         changed = False
-        for signum, handler in self.handlers.items():
-            if signal.getsignal(signum) is not handler:
-                signal.signal(signum, handler)
-                changed = True
+        if tuple(map(_signal.getsignal, self._signums)) != self._handlers:
+            for signum, handler in self.handlers.items():
+                if _signal.getsignal(signum) != handler:
+                    signal.signal(signum, handler)
+            changed = True
         if signal.pthread_sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
             changed = True
         if signal.setitimer(signal.ITIMER_REAL, 0)[0]:
