@@ -33,6 +33,7 @@ from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Events, LogObserver, Observer
 from fntree.runtime.leader import Leader
 from fntree.runtime.paths import StorePaths
+from fntree.runtime.salvage import salvage_outputs
 from fntree.runtime.store import JobStore
 from fntree.runtime.worker import LOG_LIMIT
 
@@ -203,7 +204,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
                      *_notebook_display(observers)])
     store.lock()
     try:
-        _sweep_local_base(local_base)
+        _sweep_local_base(local_base, store.paths, setup.log_limit)
         batch = batch_systems.make(options["batch_system"], setup, options)
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
                         local_base=local_base)
@@ -249,13 +250,15 @@ def loading_script(path: str) -> Iterator[None]:
         _loading_script = previous
 
 
-def _sweep_local_base(local_base: Path) -> None:
+def _sweep_local_base(local_base: Path, paths: StorePaths, limit: int) -> None:
     """Remove what earlier leaders' workers left in this machine's temp base for the store.
 
     Done before the batch system starts this leader's workers, which boot while the
     leader recovers and keep their stderr and job output there: sweeping after them
     would delete the diagnostics of a worker that cannot boot or a job that kills it.
+    What the jobs they were running had printed goes to those jobs' logs first.
     """
+    salvage_outputs(local_base, paths, limit)
     shutil.rmtree(local_base, ignore_errors=True)
 
 

@@ -115,3 +115,16 @@ def chatty(n: int) -> int:
 def nested_run() -> Any:
     """Calls fntree.run inside a job, which is refused."""
     return fntree.run(read_counter())
+
+
+@fntree.target
+def halfway(flag: str) -> str:
+    """Prints, then waits (the first time) to be stopped with its leader."""
+    print("halfway there", flush=True)
+    if not os.path.exists(flag):
+        with open(flag, "w") as f:
+            f.write(str(os.getpid()))
+        import time
+
+        time.sleep(120)
+    return "finished"

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import clean_workflows as cw
 import pytest
+from processes import wait_for
 
 import fntree
 
+TESTS = str(Path(__file__).parent)
 BOOT_CHECK = """\
 import os, sys
 if os.environ.get("FNTREE_TEST_BOOT_FAIL") == "1":
@@ -54,6 +56,28 @@ def test_a_dying_jobs_output_is_kept_across_restarts(tmp_path: Path) -> None:
     log = Path(caught.value.failed[0].log_path or "").read_text()
     assert log.count("killer's last words") == 2
     assert log.count("killed by signal 9") == 2
+
+
+def test_output_of_a_job_stopped_with_its_leader_is_kept(tmp_path: Path) -> None:
+    """A job's prints before its leader was SIGKILLed are in its log after the restart."""
+    store, flag = tmp_path / "s", tmp_path / "flag"
+    code = f"import fntree, clean_workflows as cw; fntree.run(cw.halfway({str(flag)!r}), " \
+           f"jobstore={str(store)!r})"
+    leader = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": TESTS},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: flag.exists() and flag.read_text(), timeout=120)
+    finally:
+        leader.kill()
+        leader.wait()
+    worker = Path(f"/proc/{int(flag.read_text())}/stat")
+    wait_for(lambda: not worker.exists() or ") Z" in worker.read_text(), timeout=30)
+    assert fntree.restart(store) == "finished"
+    [log] = (store / "logs").glob("*/*.log")
+    text = log.read_text()
+    assert "attempt 1 (interrupted: its worker was stopped with its leader) ===\nhalfway there" \
+        in text
+    assert text.count("halfway there") == 2
 
 
 def test_a_chained_follow_on_that_kills_its_worker_is_charged(tmp_path: Path) -> None:

@@ -61,8 +61,10 @@ from fntree.runtime.records import (
     Task,
     job_hex,
 )
+from fntree.runtime.salvage import salvage_outputs
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
+from fntree.runtime.worker import LOG_LIMIT
 
 log = logging.getLogger("fntree")
 
@@ -145,6 +147,7 @@ class Leader:
         finally:
             self.batch.close()
             if self.local_base is not None:
+                salvage_outputs(self.local_base, self.store.paths, LOG_LIMIT)
                 shutil.rmtree(self.local_base, ignore_errors=True)
             if self.journal is not None:
                 self.journal.close()
