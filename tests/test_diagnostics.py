@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,24 @@ def test_output_of_a_job_stopped_with_its_leader_is_kept(tmp_path: Path) -> None
     assert "attempt 1 (interrupted: its worker was stopped with its leader) ===\nhalfway there" \
         in text
     assert text.count("halfway there") == 2
+
+
+def test_output_of_a_job_stopped_by_its_leader_is_kept(tmp_path: Path) -> None:
+    """A job's prints before its leader stopped it (SIGTERM, as `fntree kill` sends) are kept."""
+    store, flag = tmp_path / "s", tmp_path / "flag"
+    code = f"import fntree, clean_workflows as cw; fntree.run(cw.halfway({str(flag)!r}), " \
+           f"jobstore={str(store)!r})"
+    leader = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": TESTS},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: flag.exists() and flag.read_text(), timeout=120)
+        leader.send_signal(signal.SIGTERM)
+        assert leader.wait(timeout=60) != 0
+    finally:
+        leader.kill()
+    [log] = (store / "logs").glob("*/*.log")
+    assert "(interrupted: its worker was stopped with its leader) ===\nhalfway there" \
+        in log.read_text()
 
 
 def test_a_chained_follow_on_that_kills_its_worker_is_charged(tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ goes to the log of the job that was running.
 
 The machine-local temp base is swept by the caller before the batch system
 starts workers (they boot while the leader recovers and make their dirs there),
-and removed by `_stop` after the batch system is closed.
+and removed by `_stop` after the batch system is closed; a leader that stops
+busy workers first keeps their jobs' output in the jobs' logs (`salvage`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ class Leader:
         try:
             if self.state.running:
                 self.batch.cancel()
+                if self.local_base is not None:  # before close() removes the workers' dirs
+                    salvage_outputs(self.local_base, self.store.paths, LOG_LIMIT)
             if self.journal is not None:
                 self.journal.commit()
                 if ok and self.journal.size:
@@ -147,7 +150,6 @@ class Leader:
         finally:
             self.batch.close()
             if self.local_base is not None:
-                salvage_outputs(self.local_base, self.store.paths, LOG_LIMIT)
                 shutil.rmtree(self.local_base, ignore_errors=True)
             if self.journal is not None:
                 self.journal.close()

@@ -3,8 +3,9 @@
 Local workers die with their leader (and are killed by it when it is stopped),
 each leaving in its directory under the machine-local temp base the output of
 the job it was running (`output`) and that job's id (`job`, its `JobMark`).
-Before a leader deletes that temp base (an earlier leader's at its start, its
-own at its end), `salvage_outputs` appends each such output to its job's log in
+Before that output is deleted (by the next leader's sweep of an earlier
+leader's temp base, or by a leader that stops its own busy workers),
+`salvage_outputs` appends each such output to its job's log in
 the job store, marked as interrupted, so that what a job printed before a crash
 or a `fntree kill` is still there after the restart.
 """
