@@ -30,7 +30,7 @@ after that job: set such state in the target's body, or before `fntree.run`
 
 from __future__ import annotations
 
-import _signal  # the C functions: signal.getsignal's enum conversion costs 3 us a signal
+import _signal  # the C functions: signal's wrappers convert to enums, 3 us a signal
 import contextlib
 import io
 import os
@@ -62,7 +62,7 @@ class CleanState:
                 self.handlers[signum] = handler
         self._signums = tuple(self.handlers)
         self._handlers = tuple(self.handlers.values())
-        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
+        self.mask = _signal.pthread_sigmask(signal.SIG_BLOCK, ())
         self.wakeup_fd = signal.set_wakeup_fd(-1) if self.signals else -1
         if self.signals:
             signal.set_wakeup_fd(self.wakeup_fd)
@@ -105,7 +105,7 @@ class CleanState:
                 if _signal.getsignal(signum) != handler:
                     signal.signal(signum, handler)
             changed = True
-        if signal.pthread_sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
+        if _signal.pthread_sigmask(signal.SIG_SETMASK, self.mask) != self.mask:
             changed = True
         if signal.setitimer(signal.ITIMER_REAL, 0)[0]:
             changed = True
