@@ -2,7 +2,7 @@
 
 A worker rewrites one fixed-size record in `<its local dir>/job` as each job
 starts, chained follow-ons included, and zeroes it after each packet:
-`u64 job id | u32 attempt | u8 chained | 128 bytes of the target's name`. The
+`u64 job id | u64 chain id | u32 attempt | u8 chained | 128 bytes of name`. The
 file is mapped into the worker's memory, so a mark is a store to memory, not a
 system call (a write to a file costs 5 to 100 us on a busy disk); no fsync: the
 leader reads it on this machine, from the page cache, while the file is there.
@@ -20,13 +20,14 @@ import struct
 from pathlib import Path
 from typing import NamedTuple
 
-_RECORD = struct.Struct("<QIB128s")
+_RECORD = struct.Struct("<QQIB128s")
 
 
 class Running(NamedTuple):
-    """The job a worker was running: its id, attempt, whether chained, its target's name."""
+    """The job a worker was running: ids, attempt, whether chained, its target's name."""
 
     job_id: int
+    chain_id: int
     attempt: int
     chained: bool
     name: str
@@ -43,12 +44,12 @@ class JobMark:
         finally:
             os.close(fd)
 
-    def set(self, job_id: int, attempt: int, chained: bool, name: str) -> None:
-        _RECORD.pack_into(self._map, 0, job_id, attempt, chained, name.encode()[:128])
+    def set(self, job_id: int, chain_id: int, attempt: int, chained: bool, name: str) -> None:
+        _RECORD.pack_into(self._map, 0, job_id, chain_id, attempt, chained, name.encode()[:128])
 
     def clear(self) -> None:
         """No job running (between packets)."""
-        _RECORD.pack_into(self._map, 0, 0, 0, False, b"")
+        _RECORD.pack_into(self._map, 0, 0, 0, 0, False, b"")
 
     def close(self) -> None:
         self._map.close()
@@ -79,7 +80,8 @@ def read_mark(local_dir: Path) -> Running | None:
         return None
     if len(data) != _RECORD.size:
         return None
-    job_id, attempt, chained, name = _RECORD.unpack(data)
+    job_id, chain_id, attempt, chained, name = _RECORD.unpack(data)
     if not job_id:
         return None
-    return Running(job_id, attempt, bool(chained), name.rstrip(b"\0").decode(errors="replace"))
+    return Running(job_id, chain_id, attempt, bool(chained),
+                   name.rstrip(b"\0").decode(errors="replace"))

@@ -322,7 +322,7 @@ class Leader:
             self._record((R_REQUEUE, chain.job.job_id))
 
     def _lost_chained(self, update: Update, running: Any) -> None:
-        """The worker died running a follow-on chained after the first unreported task.
+        """The worker died running a follow-on chained after one of the unreported tasks.
 
         None of the packet's unreported tasks was running, so none is charged: all run
         again. The follow-on is to blame: its output goes to its own log, its chain runs
@@ -337,7 +337,7 @@ class Leader:
                         running.name, job_hex(running.job_id)[:8], update.reason)
             self._write_log(running.job_id, running.name, running.attempt, update.output,
                             f"chained in its predecessor's worker; {update.reason}")
-            self._nochain.add(chains[0].chain_id)
+            self._nochain.add(running.chain_id)
             self._solo.add(running.job_id)
         for chain in chains:
             assert chain.job is not None

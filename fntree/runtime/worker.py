@@ -133,7 +133,7 @@ class JobRunner:
         ctx = context.Context(task.job_id, task.name, task.attempt,
                               self.local_dir / f"{name}-{task.attempt}",
                               self.paths.global_temp_dir(task.chain_id), task.res)
-        self._mark.set(task.job_id, task.attempt, chained, task.name)
+        self._mark.set(task.job_id, task.chain_id, task.attempt, chained, task.name)
         os.ftruncate(self._scratch, 0)
         os.lseek(self._scratch, 0, os.SEEK_SET)
         saved = _redirect(self._scratch)
