@@ -18,8 +18,10 @@ need it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -50,10 +52,11 @@ def run_isolated(body: Callable[[], Any], ctx: Context,
     """
     _flush()
     read_end, write_end = os.pipe()
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
-        _child(body, ctx, report, write_end)
+        _child(body, ctx, report, write_end, worker)
     os.close(write_end)
     try:
         data = _read_all(read_end)
@@ -73,9 +76,10 @@ def run_isolated(body: Callable[[], Any], ctx: Context,
 
 
 def _child(body: Callable[[], Any], ctx: Context, report: Callable[[BaseException], None],
-           fd: int) -> None:
+           fd: int, worker: int) -> None:
     code = 0
     try:
+        _die_with_worker(worker)
         try:
             message: tuple[Any, ...] = (True, body())
         except BaseException as exc:  # the job's failure, whatever it is, is reported
@@ -99,6 +103,14 @@ def _child(body: Callable[[], Any], ctx: Context, report: Callable[[BaseExceptio
     finally:
         _flush()
         os._exit(code)
+
+
+def _die_with_worker(worker: int) -> None:
+    """Have the kernel kill this child when the worker that forked it dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != worker:
+        os._exit(1)
 
 
 def _read_all(fd: int) -> bytes:

@@ -316,14 +316,14 @@ FULL_FREE = 1 << 20  # bytes: a temp disk with less free than this is called ful
 
 def temp_disk_full(local_dir: Path, exc: BaseException | None) -> str | None:
     """The message for `exc` if it is a write refused because the local temp disk is full."""
-    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+    if not isinstance(exc, OSError) or exc.errno != errno.ENOSPC:
         return None
     try:
         stat = os.statvfs(local_dir)
     except OSError:
         return None
     free = stat.f_bavail * stat.f_frsize
-    if free >= FULL_FREE and exc.errno == errno.ENOSPC:
+    if free >= FULL_FREE:
         return None  # not this disk: the job wrote elsewhere (its error says where)
     return (f"TempDiskFull: the local temp disk is full ({local_dir.parent} has {free} bytes "
             f"free): the job's output and local temp files are written there, and a write "
