@@ -128,3 +128,9 @@ def halfway(flag: str) -> str:
 
         time.sleep(120)
     return "finished"
+
+
+@fntree.target
+def nested_restart(store: str) -> Any:
+    """Calls fntree.restart inside a job, which is refused."""
+    return fntree.restart(store)

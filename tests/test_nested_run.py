@@ -40,6 +40,15 @@ def test_fntree_run_inside_a_job_is_refused(tmp_path: Path) -> None:
     assert "if __name__ == '__main__':" in message
 
 
+def test_fntree_restart_inside_a_job_is_refused(tmp_path: Path) -> None:
+    """A target that calls fntree.restart fails the same way, before touching any store."""
+    with pytest.raises(fntree.WorkflowFailed) as caught:
+        fntree.run(cw.nested_restart(str(tmp_path / "other")), jobstore=tmp_path / "s",
+                   retry_count=0)
+    assert caught.value.failed[0].message.startswith(
+        "NestedRunError: fntree.restart was called inside a job of target `nested_restart`")
+
+
 def _script(tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "imports"
     script = tmp_path / "unguarded.py"
