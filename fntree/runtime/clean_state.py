@@ -7,17 +7,19 @@ the worker boots:
 
 - `os.environ`, exactly (the run's recorded environment the worker was started with);
 - the working directory (the run's);
-- the standard streams: the `sys.stdin`/`sys.stdout`/`sys.stderr` objects and fd 0
-  (fds 1 and 2 are the runner's: it points them at the job's scratch output and
-  back around every job);
+- the standard streams: the `sys.stdin`/`sys.stdout`/`sys.stderr` objects and
+  fds 0, 1 and 2 (copies of them are kept: `capture_output` points 1 and 2 at a
+  job's scratch output, `restore` points all three back, whatever the job did);
 - the Python-level signal handlers, the signal mask, the wakeup fd, and no pending
   alarm (`ITIMER_REAL`);
 - the umask.
 
 `restore()` runs after every job, before anything else of the worker's, so the
 next job starts as the first one did. It compares before it writes: the always
-paid cost is a handful of system calls (getcwd, umask, dup2, sigprocmask,
-setitimer) and a dict comparison of the environment; a changed item is put back.
+paid cost is seven system calls (three dup2, getcwd, umask, sigprocmask,
+setitimer: one more than dup-ing fds 1 and 2 around each job cost before), a
+dict comparison of the environment and a tuple of the signal handlers; a
+changed item is put back.
 
 What it cannot undo: changes to the interpreter itself (imported modules, module
 globals, monkey-patches, threads left running, the state of C libraries). A
@@ -55,7 +57,7 @@ class CleanState:
         self.signals = threading.current_thread() is threading.main_thread()
         self.handlers: dict[int, Any] = {}
         for signum in signal.valid_signals() if self.signals else ():
-            if signum in _UNCATCHABLE:
+            if signum in _UNCATCHABLE or signum >= signal.SIGRTMIN:  # real-time: unused
                 continue
             handler = _signal.getsignal(signum)
             if handler is not None:  # None: set outside Python; it cannot be put back
@@ -68,13 +70,15 @@ class CleanState:
             signal.set_wakeup_fd(self.wakeup_fd)
         self.streams: list[Any] = [getattr(sys, name) for name in _STREAMS]
         self.stream_kinds = [_kind(stream) for stream in self.streams]
-        self.stdin_fd = os.dup(0)
+        self.std_fds = (os.dup(0), os.dup(1), os.dup(2))
+        self._closed = False  # a standard stream was found closed since the last restore
 
     def restore(self) -> list[str]:
         """Put back what the last job changed; the names of what was changed."""
         changed = []
-        with contextlib.suppress(OSError):  # the job closed fds it did not own
-            os.dup2(self.stdin_fd, 0)
+        for fd, saved in enumerate(self.std_fds):
+            with contextlib.suppress(OSError):  # the job closed fds it did not own
+                os.dup2(saved, fd)
         if os.umask(self.umask) != self.umask:
             changed.append("umask")
         if self._restore_cwd():
@@ -87,6 +91,14 @@ class CleanState:
         if self._restore_streams():
             changed.append("standard streams")
         return changed
+
+    def capture_output(self, fd: int) -> None:
+        """Point fds 1 and 2 at `fd` (a job's scratch output) until `restore()`."""
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
 
     def _restore_cwd(self) -> bool:
         try:
@@ -113,18 +125,31 @@ class CleanState:
             changed = True
         return changed
 
+    def release_output(self) -> OSError | None:
+        """Flush what the job printed; the error if it could not be written (a full disk)."""
+        unwritten = None
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except ValueError:  # closed by the job: `restore` makes a new one
+                self._closed = True
+            except OSError as exc:
+                unwritten = exc
+        return unwritten
+
     def _restore_streams(self) -> bool:
-        changed = False
+        streams = self.streams
+        same = sys.stdin is streams[0] and sys.stdout is streams[1] and sys.stderr is streams[2]
+        if same and not self._closed and not streams[0].closed:
+            return False
+        self._closed = False
         for i, name in enumerate(_STREAMS):
-            stream = self.streams[i]
-            if getattr(stream, "closed", False):
-                stream = self.streams[i] = _reopen(i, self.stream_kinds[i])
+            if getattr(streams[i], "closed", False):
+                streams[i] = _reopen(i, self.stream_kinds[i])
                 if getattr(sys, f"__{name}__") is not None:
-                    setattr(sys, f"__{name}__", stream)
-            if getattr(sys, name) is not stream:
-                setattr(sys, name, stream)
-                changed = True
-        return changed
+                    setattr(sys, f"__{name}__", streams[i])
+        sys.stdin, sys.stdout, sys.stderr = streams
+        return True
 
     def reopen_output(self) -> None:
         """New `sys.stdout`/`sys.stderr` objects: the old ones hold output that cannot be written.

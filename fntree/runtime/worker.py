@@ -9,8 +9,9 @@ dir and, if the job wrote anything, appends its output (head and tail when
 large) to the job's log in the job store.
 
 Every job starts clean: after each job the runner puts back what the job changed
-in the process (environment, working directory, standard streams, signal
-handlers, umask: `clean_state.CleanState`), and a target declared
+in the process (environment, working directory, standard streams and fds 0-2,
+signal handlers, umask: `clean_state.CleanState`, which also points fds 1 and 2
+at the scratch file for the job and back), and a target declared
 `@target(isolate=True)` runs in a forked child (`isolate.run_isolated`). Before
 each job it writes the job's id to its `JobMark` file, so that the job running
 when the worker dies is the one charged. A write of the job's output that fails
@@ -32,7 +33,6 @@ import os
 import pickle
 import resource
 import shutil
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -136,7 +136,7 @@ class JobRunner:
         self._mark.set(task.job_id, task.chain_id, task.attempt, chained, task.name)
         os.ftruncate(self._scratch, 0)
         os.lseek(self._scratch, 0, os.SEEK_SET)
-        saved = _redirect(self._scratch)
+        self._clean.capture_output(self._scratch)
         context.set_current(ctx)
         start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
         outcome: tuple[Any, ...] | None = None
@@ -158,7 +158,7 @@ class JobRunner:
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             context.set_current(None)
-            unwritten = _restore(saved)
+            unwritten = self._clean.release_output()
             self._clean.restore()
         if unwritten is not None:  # output the job printed could not be written
             self._clean.reopen_output()  # what it still buffers is not the next job's
@@ -283,32 +283,6 @@ def _print_user_traceback(exc: BaseException) -> None:
     while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
         tb = tb.tb_next
     traceback.print_exception(type(exc), exc, tb)
-
-
-def _redirect(fd: int) -> tuple[int, int]:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    return saved
-
-
-def _restore(saved: tuple[int, int]) -> OSError | None:
-    """Flush the job's output and point fds 1 and 2 back; the error if output was not written."""
-    unwritten = None
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except ValueError:  # closed by the job: put back by CleanState
-            pass
-        except OSError as exc:
-            unwritten = exc
-    os.dup2(saved[0], 1)
-    os.dup2(saved[1], 2)
-    os.close(saved[0])
-    os.close(saved[1])
-    return unwritten
 
 
 FULL_FREE = 1 << 20  # bytes: a temp disk with less free than this is called full
