@@ -10,16 +10,17 @@ the worker boots:
 - the standard streams: the `sys.stdin`/`sys.stdout`/`sys.stderr` objects and
   fds 0, 1 and 2 (copies of them are kept: `capture_output` points 1 and 2 at a
   job's scratch output, `restore` points all three back, whatever the job did);
-- the Python-level signal handlers, the signal mask, the wakeup fd, and no pending
-  alarm (`ITIMER_REAL`);
+- the Python-level handlers of the standard (not real-time) signals, the signal
+  mask, the wakeup fd, and no pending alarm (`ITIMER_REAL`);
 - the umask.
 
 `restore()` runs after every job, before anything else of the worker's, so the
 next job starts as the first one did. It compares before it writes: the always
 paid cost is seven system calls (three dup2, getcwd, umask, sigprocmask,
-setitimer: one more than dup-ing fds 1 and 2 around each job cost before), a
-dict comparison of the environment and a tuple of the signal handlers; a
-changed item is put back.
+setitimer; with the two dup2 of `capture_output`, one more a job than the
+runner made before just to point fds 1 and 2 at a job's output and back), a
+dict comparison of the environment and a tuple of the signal handlers, about
+25 us of CPU a job on a busy 2-core VM; a changed item is put back.
 
 What it cannot undo: changes to the interpreter itself (imported modules, module
 globals, monkey-patches, threads left running, the state of C libraries). A
