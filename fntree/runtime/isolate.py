@@ -18,7 +18,6 @@ need it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pickle
 import signal
@@ -107,6 +106,8 @@ def _child(body: Callable[[], Any], ctx: Context, report: Callable[[BaseExceptio
 
 def _die_with_worker(worker: int) -> None:
     """Have the kernel kill this child when the worker that forked it dies (Linux)."""
+    import ctypes  # here: only isolated jobs pay for it
+
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != worker:
