@@ -33,13 +33,14 @@ from fntree import changes, environment, identity
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
 from fntree.dsl import Call
-from fntree.errors import FntreeError, ResourceError
+from fntree.errors import FntreeError, NestedRunError, ResourceError
 from fntree.resources import parse_cpu, parse_memory, parse_slurm_args
-from fntree.runtime import codec, faults
+from fntree.runtime import codec, context, faults
 from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Events, LogObserver, Observer
 from fntree.runtime.leader import Leader, Recode
 from fntree.runtime.paths import StorePaths
+from fntree.runtime.salvage import salvage_outputs
 from fntree.runtime.store import JobStore
 from fntree.runtime.worker import LOG_LIMIT
 
@@ -207,6 +208,7 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
     `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system;
     `max_job_duration` (seconds) caps every job's run time on the local one.
     """
+    _refuse_nested("fntree.run")
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
@@ -246,6 +248,7 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     (recorded in the job store). Live jobs of targets whose code changed run the
     current code, with a warning naming them (fntree/changes.py).
     """
+    _refuse_nested("fntree.restart")
     store = JobStore.open(jobstore)
     config = store.config()
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
@@ -277,6 +280,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
                      *_notebook_display(observers)])
     store.lock()
     try:
+        _sweep_local_base(local_base, store.paths, setup.log_limit)
         batch = batch_systems.make(options["batch_system"], setup, options)
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
                         local_base=local_base)
@@ -285,6 +289,53 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     finally:
         store.unlock()
     return codec.decode_value(value)
+
+
+# -- where a run may start ---------------------------------------------------------------
+_loading_script: str | None = None
+
+
+def _refuse_nested(what: str) -> None:
+    """NestedRunError inside a running job, a worker, or a script `fntree run` is loading."""
+    ctx = context.running()
+    guard = ("guard a module-level run with `if __name__ == '__main__':` so that it runs "
+             "only when the script is run, not when its module is imported")
+    if ctx is not None:
+        raise NestedRunError(
+            f"{what} was called inside a job of target `{ctx.name}` ({ctx.job_id}); a run "
+            "cannot start inside a job: a target returns calls instead (a call, or "
+            f"fntree.children(...)); {guard}")
+    if context.in_worker():
+        raise NestedRunError(f"{what} was called in a worker process of a run; a run cannot "
+                             f"start inside another: {guard}")
+    if _loading_script is not None:
+        raise NestedRunError(
+            f"the script {_loading_script} calls {what} at module level, and `fntree run` "
+            f"is loading it to find the target to run: {guard}, or run it with `python "
+            f"{_loading_script}` instead")
+
+
+@contextlib.contextmanager
+def loading_script(path: str) -> Iterator[None]:
+    """While `fntree run` imports a script to find its target: no run may start."""
+    global _loading_script
+    previous, _loading_script = _loading_script, path
+    try:
+        yield
+    finally:
+        _loading_script = previous
+
+
+def _sweep_local_base(local_base: Path, paths: StorePaths, limit: int) -> None:
+    """Remove what earlier leaders' workers left in this machine's temp base for the store.
+
+    Done before the batch system starts this leader's workers, which boot while the
+    leader recovers and keep their stderr and job output there: sweeping after them
+    would delete the diagnostics of a worker that cannot boot or a job that kills it.
+    What the jobs they were running had printed goes to those jobs' logs first.
+    """
+    salvage_outputs(local_base, paths, limit)
+    shutil.rmtree(local_base, ignore_errors=True)
 
 
 def _notebook_display(observers: list[Observer] | None) -> list[Observer]:

@@ -38,6 +38,7 @@ class Target:
     """A function decorated with `@fntree.target`; call it to make a `Call`."""
 
     __qualname__: str  # set per instance by functools.update_wrapper
+    isolate = False  # run each job in a fresh process (@target(isolate=True))
 
     def __init__(self, fn: Callable[..., Any], name: str, resources: Resources,
                  base: Target | None = None) -> None:
@@ -109,13 +110,17 @@ def _load_target(module: str, qualname: str) -> Target:
 
 
 def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
-           retries: Any = None, name: str | None = None, slurm_args: Any = None) -> Any:
+           retries: Any = None, name: str | None = None, slurm_args: Any = None,
+           isolate: bool = False) -> Any:
     """Make a function a target: `@target`, or `@target(time, memory, cpu, retries=, name=)`.
 
     `time` is the expected run time (seconds or "90s", "10m", "2h", "1d"),
     `memory` bytes (or "512M", "2G", "1.5GiB"), `cpu` cores; `slurm_args` more
     sbatch options for this target's jobs on Slurm. A bad value raises
     ResourceError here, when the decorator runs.
+
+    `isolate=True` runs each job of the target in a fresh process (forked from its
+    worker), for code that changes interpreter state that cannot be undone.
     """
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Target):
         return Target(args[0], args[0].__name__, Resources())
@@ -135,9 +140,18 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
     def decorate(fn: Callable[..., Any]) -> Target:
         if not callable(fn) or isinstance(fn, Target):
             raise TypeError(f"@target decorates a function, not {type(fn).__name__}")
-        return Target(fn, name or fn.__name__, resources)
+        made = Target(fn, name or fn.__name__, resources)
+        if isolate:
+            _check_isolate(isolate)
+            made.isolate = True
+        return made
 
     return decorate
+
+
+def _check_isolate(isolate: Any) -> None:
+    if not isinstance(isolate, bool):
+        raise ResourceError(f"isolate={isolate!r} must be True or False")
 
 
 class Call:

@@ -82,3 +82,7 @@ class UnsafePathError(FntreeError, PermissionError):
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)
         self.path = path
+
+
+class NestedRunError(FntreeError, RuntimeError):
+    """`fntree.run` or `fntree.restart` was called where no run may start: inside a job."""

@@ -47,6 +47,9 @@ class Task(NamedTuple):
     values: tuple[Any, ...]
     chain_id: int
     res: Res
+    # False: run this task's follow-ons through the leader, not chained in the worker
+    # (a follow-on chained after it killed its worker: it must run, and be charged, alone).
+    chaining: bool = True
 
 
 class Result(NamedTuple):
@@ -88,6 +91,8 @@ class Update(NamedTuple):
     reason: str = ""
     output: bytes = b""  # what the task that was running when its worker died had printed
     cause: str = ""      # "memory" or "time" when the batch system killed it for going over
+    # The job that was running when the worker died (fntree.batch.jobmark.Running), if known.
+    running: Any = None
 
 
 # What a job that declares no time or memory is given where a batch system must say

@@ -50,6 +50,7 @@ from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
 from fntree.batch.local_worker import Runner, frame, read_frames, send_frame, serve
 
 __all__ = ["LocalBatchSystem", "Runner", "serve"]
+from fntree.batch.jobmark import boot_failure, read_mark
 from fntree.private import make_private_dir, open_private
 
 MAX_WORKERS = 64
@@ -325,16 +326,20 @@ class LocalBatchSystem:
 
     def _died(self, worker: _Worker, why: str = "") -> Update:
         _kill(worker)  # a worker whose pipe broke may still be alive
-        output = (_read_output(worker.local_dir / "output", self.setup.log_limit)
-                  + _read_output(_stderr_path(worker.local_dir), self.setup.log_limit))
+        stderr = _read_output(_stderr_path(worker.local_dir), self.setup.log_limit)
+        output = _read_output(worker.local_dir / "output", self.setup.log_limit) + stderr
+        running = read_mark(worker.local_dir)
+        if running is not None and running.job_id in worker.reported:
+            running = None  # died after reporting it: the job it was running is unknown
+        unbooted = boot_failure(worker.local_dir, stderr)
         code = self._reap(worker)
         proctree.sweep(proctree.WORKER_MARK, worker.token)
-        reason = why or (f"its worker process was killed by signal {-code}" if code < 0
-                         else f"its worker process exited with code {code}")
+        reason = why or ((f"its worker process was killed by signal {-code}" if code < 0
+                          else f"its worker process exited with code {code}") + unbooted)
         lost = tuple(t.job_id for t in worker.tasks if t.job_id not in worker.reported)
         if worker.packet in self._busy:
             self._release(worker)
-            return Update(worker.packet, [], True, lost, reason, output)
+            return Update(worker.packet, [], True, lost, reason, output, running=running)
         if worker in self._idle:
             self._idle.remove(worker)
         return Update(worker.packet, [], True, (), reason)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import fntree
+from fntree.api import loading_script
 from fntree.debug import debug_command
 from fntree.dsl import Target
 from fntree.environment import parse_assignments
@@ -130,7 +131,8 @@ def _load_script(path: Path) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
+    with loading_script(str(path)):  # a module-level fntree.run is refused
+        spec.loader.exec_module(module)
     return module
 
 

@@ -77,3 +77,22 @@ def current() -> Context:
 def set_current(ctx: Context | None) -> None:
     global _current
     _current = ctx
+
+
+# -- where this process is: inside a job, or a worker's process ---------------------------
+_in_worker = False
+
+
+def running() -> Context | None:
+    """The running job's context, or None outside a running target."""
+    return _current
+
+
+def enter_worker() -> None:
+    """Note that this process is a worker (it runs jobs; it never leads a run)."""
+    global _in_worker
+    _in_worker = True
+
+
+def in_worker() -> bool:
+    return _in_worker

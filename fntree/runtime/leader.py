@@ -17,6 +17,19 @@ Packets: ready jobs with the same resources are grouped so that a worker runs
 about the batch system's `packet_time` seconds of them per packet, judged from
 the measured (or else declared) run time of each target; a job whose packet's
 worker died runs alone next time, so a failure is charged to the job that caused it.
+
+Blame: when a worker dies, the batch system says which job it was running
+(`Update.running`, from the worker's job mark). If that job is not one the
+leader handed out, it was a follow-on chained in the worker after one of them:
+that predecessor completed, but its result died with the worker, so it is run
+again, uncharged, with chaining off for its chain; the follow-on is then issued
+on its own and, if it kills its worker again, charged. The dead worker's output
+goes to the log of the job that was running.
+
+The machine-local temp base is swept by the caller before the batch system
+starts workers (they boot while the leader recovers and make their dirs there),
+and removed by `_stop` after the batch system is closed; a leader that stops
+busy workers first keeps their jobs' output in the jobs' logs (`salvage`).
 """
 
 from __future__ import annotations
@@ -53,8 +66,10 @@ from fntree.runtime.records import (
     Task,
     job_hex,
 )
+from fntree.runtime.salvage import salvage_outputs
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
+from fntree.runtime.worker import LOG_LIMIT
 
 log = logging.getLogger("fntree")
 
@@ -85,6 +100,7 @@ class Leader:
         self._solo: set[int] = set()
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
+        self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
 
     # -- the run ----------------------------------------------------------------------
     def run(self, *, retry_failed: bool = False, recode: Recode | None = None) -> Any:
@@ -98,8 +114,8 @@ class Leader:
             self._start(retry_failed, recode)
             while not self.state.finished:
                 self._dispatch()
-                if not self.state.running:
-                    break
+                if not self.state.running and not self._packets:
+                    break  # (a packet whose results came before its end is still out)
                 self._handle(self.batch.poll(POLL_WAIT))
                 self._commit()
             ok = self.state.finished
@@ -123,8 +139,6 @@ class Leader:
         self._record((R_EPOCH, state.epoch + 1, os.getpid(), socket.gethostname()))
         self.journal.commit()
         self.store.sweep_global_temp_dirs(state.chains)
-        if self.local_base is not None:
-            shutil.rmtree(self.local_base, ignore_errors=True)
         self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
                             len(state.chains))
 
@@ -132,6 +146,8 @@ class Leader:
         try:
             if self.state.running:
                 self.batch.cancel()
+                if self.local_base is not None:  # before close() removes the workers' dirs
+                    salvage_outputs(self.local_base, self.store.paths, LOG_LIMIT)
             if self.journal is not None:
                 self.journal.commit()
                 if ok and self.journal.size:
@@ -205,7 +221,7 @@ class Leader:
         attempt = chain.attempts + 1
         self._record((R_ISSUE, job.job_id, attempt))
         return Task(job.job_id, attempt, job.name, job.fn_key, job.args, chain.slot_values(),
-                    chain.chain_id, job.res)
+                    chain.chain_id, job.res, chain.chain_id not in self._nochain)
 
     def _refuse(self, chain: Chain, max_cpus: float, max_memory: int) -> None:
         job = chain.job
@@ -294,6 +310,10 @@ class Leader:
         return None
 
     def _lost(self, update: Update) -> None:
+        running = update.running
+        if running is not None and running.chained and running.job_id not in update.lost:
+            self._lost_chained(update, running)
+            return
         state = self.state
         chains = [c for c in (state.chain_of_job(j) for j in update.lost) if c is not None]
         chains = [c for c in chains if c.chain_id in state.running]
@@ -309,18 +329,43 @@ class Leader:
             self._solo.add(chain.job.job_id)
             self._record((R_REQUEUE, chain.job.job_id))
 
+    def _lost_chained(self, update: Update, running: Any) -> None:
+        """The worker died running a follow-on chained after one of the unreported tasks.
+
+        None of the packet's unreported tasks was running, so none is charged: all run
+        again. The follow-on is to blame: its output goes to its own log, its chain runs
+        unchained from now on, and it runs alone when it is issued.
+        """
+        state = self.state
+        chains = [c for c in (state.chain_of_job(j) for j in update.lost) if c is not None]
+        chains = [c for c in chains if c.chain_id in state.running and c.job is not None]
+        if chains:
+            log.warning("%s %s, a follow-on chained in its worker, was running when the "
+                        "worker died (%s); it will run again on its own",
+                        running.name, job_hex(running.job_id)[:8], update.reason)
+            self._write_log(running.job_id, running.name, running.attempt, update.output,
+                            f"chained in its predecessor's worker; {update.reason}")
+            self._nochain.add(running.chain_id)
+            self._solo.add(running.job_id)
+        for chain in chains:
+            assert chain.job is not None
+            self._record((R_REQUEUE, chain.job.job_id))
+
     def _append_log(self, chain: Chain, output: bytes, reason: str) -> str | None:
         assert chain.job is not None
-        path = self.store.paths.log(chain.job.job_id)
-        header = (f"=== {chain.job.name} {job_hex(chain.job.job_id)} attempt "
-                  f"{chain.attempts} ({reason}) ===\n").encode()
+        return self._write_log(chain.job.job_id, chain.job.name, chain.attempts, output, reason)
+
+    def _write_log(self, job_id: int, name: str, attempt: int, output: bytes,
+                   reason: str) -> str | None:
+        path = self.store.paths.log(job_id)
+        header = f"=== {name} {job_hex(job_id)} attempt {attempt} ({reason}) ===\n".encode()
         tail = b"\n" if output and not output.endswith(b"\n") else b""
         try:
             make_private_dir(path.parent)
             with open(open_private(path, os.O_WRONLY | os.O_APPEND), "ab") as f:
                 f.write(header + output + tail)
         except OSError as exc:
-            log.warning("cannot keep the log of %s: %s", chain.job.name, exc)
+            log.warning("cannot keep the log of %s: %s", name, exc)
             return None
         return str(path.relative_to(self.store.paths.root))
 

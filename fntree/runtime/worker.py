@@ -9,6 +9,15 @@ functions the job introduced are: fntree/identity.py). Afterwards it removes the
 dir and, if the job wrote anything, appends its output (head and tail when
 large) to the job's log in the job store.
 
+Every job starts clean: after each job the runner puts back what the job changed
+in the process (environment, working directory, standard streams and fds 0-2,
+signal handlers, umask: `clean_state.CleanState`, which also points fds 1 and 2
+at the scratch file for the job and back), and a target declared
+`@target(isolate=True)` runs in a forked child (`isolate.run_isolated`). Before
+each job it writes the job's id to its `JobMark` file, so that the job running
+when the worker dies is the one charged. A write of the job's output that fails
+because the local temp disk is full fails the job with a message saying so.
+
 Chaining (jobTree's trick): when a job's outcome is only a follow-on that needs
 no values and fits the packet's resources, the runner runs it at once in the
 same process instead of sending it back to the leader to be issued again. The
@@ -24,12 +33,12 @@ How tasks arrive and results leave (pipes, files) is the batch system's affair.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
 import resource
 import shutil
-import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -37,9 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from fntree.batch import proctree
+from fntree.batch.jobmark import JobMark, mark_path
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
+from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
+from fntree.runtime.isolate import IsolatedFailure, run_isolated
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
 
@@ -80,6 +92,9 @@ class JobRunner:
         # (job id, attempt, monotonic start, declared time) of the task being run.
         self.running: tuple[int, int, float, float | None] | None = None
         proctree.become_subreaper()
+        self._clean = CleanState()
+        self._mark = JobMark(mark_path(local_dir))
+        context.enter_worker()
 
     def learn(self, fns: dict[bytes, bytes]) -> None:
         """Functions the leader sent (so it has them)."""
@@ -91,6 +106,9 @@ class JobRunner:
         if fn is None:
             try:
                 fn = pickle.loads(self._fn_bytes[key])
+            except FntreeError as exc:  # its module's code refused (fntree.run at import)
+                raise TargetLoadError(f"target `{name}` cannot be loaded in the worker: "
+                                      f"{exc}") from exc
             except Exception as exc:
                 raise TargetLoadError(
                     f"target `{name}` cannot be loaded in the worker ({type(exc).__name__}: "
@@ -121,11 +139,12 @@ class JobRunner:
                 proctree.kill_descendants()  # before the result is reported
                 results.append(result)
                 current, chained = None, True
-                if (follow is not None and follow.res.cpu <= cpu
+                if (follow is not None and task.chaining and follow.res.cpu <= cpu
                         and (follow.res.memory or 0) <= memory
                         and time.monotonic() - started < CHAIN_BUDGET):
                     current = follow
             yield results
+        self._mark.clear()
 
     def run_task(self, task: Task, chained: bool = False) -> tuple[Result, Task | None]:
         """Run one task; the result and the follow-on to chain, if any."""
@@ -133,9 +152,10 @@ class JobRunner:
         ctx = context.Context(task.job_id, task.name, task.attempt,
                               self.local_dir / f"{name}-{task.attempt}",
                               self.paths.global_temp_dir(task.chain_id), task.res)
+        self._mark.set(task.job_id, task.chain_id, task.attempt, chained, task.name)
         os.ftruncate(self._scratch, 0)
         os.lseek(self._scratch, 0, os.SEEK_SET)
-        saved = _redirect(self._scratch)
+        self._clean.capture_output(self._scratch)
         context.set_current(ctx)
         start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
         outcome: tuple[Any, ...] | None = None
@@ -147,18 +167,23 @@ class JobRunner:
                 armed = self.faults.before(task.job_id, task.attempt)
             args, kwargs = codec.loads(task.args, task.values)
             body = self._function(task.fn_key, task.name)
-            outcome, fns = self.execute(body, args, kwargs, task.job_id)
+            outcome, fns = self._execute(body, args, kwargs, task.job_id, ctx)
             if armed is not None:
                 self.faults.after(armed)
         except BaseException as exc:  # the job's failure, whatever it is, is reported
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            _print_user_traceback(exc)
-            message = f"{type(exc).__name__}: {exc}"
+            message = self._failure_message(exc)
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             context.set_current(None)
-            _restore(saved)
+            unwritten = self._clean.release_output()
+            self._clean.restore()
+        if unwritten is not None:  # output the job printed could not be written
+            self._clean.reopen_output()  # what it still buffers is not the next job's
+            full = temp_disk_full(self.local_dir, unwritten)
+            if full is not None:
+                outcome, message = None, message or full
         if ctx.used_local:
             shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
         log = self._keep_log(task, outcome is None)
@@ -172,6 +197,25 @@ class JobRunner:
                         tuple(ctx.messages), chained,
                         self.describe(new_fns) if new_fns and self.describe else {})
         return result, self._follow_on(task, outcome)
+
+    def _execute(self, body: Any, args: tuple[Any, ...], kwargs: dict[str, Any], job_id: int,
+                 ctx: context.Context) -> tuple[tuple[Any, ...], dict[bytes, bytes]]:
+        """Run the body in place, or in a fresh process if its target asks (isolate=True)."""
+        if not getattr(body, "isolate", False):
+            return self.execute(body, args, kwargs, job_id)
+        result: tuple[tuple[Any, ...], dict[bytes, bytes]] = run_isolated(
+            lambda: self.execute(body, args, kwargs, job_id), ctx, _print_user_traceback)
+        return result
+
+    def _failure_message(self, exc: BaseException) -> str:
+        """What a failed job reports, its traceback printed to its output first."""
+        if isinstance(exc, IsolatedFailure):  # printed in the isolated process
+            return temp_disk_full(self.local_dir, exc.error) or exc.message
+        try:
+            _print_user_traceback(exc)
+        except OSError as failed:  # its output cannot be written: say why, not only what
+            return temp_disk_full(self.local_dir, failed) or f"{type(exc).__name__}: {exc}"
+        return temp_disk_full(self.local_dir, exc) or f"{type(exc).__name__}: {exc}"
 
     def _follow_on(self, task: Task, outcome: tuple[Any, ...] | None) -> Task | None:
         if outcome is None or outcome[0] != O_SPAWN or outcome[1]:
@@ -194,6 +238,7 @@ class JobRunner:
             return None
 
     def close(self) -> None:
+        self._mark.close()
         os.close(self._scratch)
         shutil.rmtree(self.local_dir, ignore_errors=True)
 
@@ -260,23 +305,22 @@ def _print_user_traceback(exc: BaseException) -> None:
     traceback.print_exception(type(exc), exc, tb)
 
 
-def _redirect(fd: int) -> tuple[int, int]:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    return saved
+FULL_FREE = 1 << 20  # bytes: a temp disk with less free than this is called full
 
 
-def _restore(saved: tuple[int, int]) -> None:
+def temp_disk_full(local_dir: Path, exc: BaseException | None) -> str | None:
+    """The message for `exc` if it is a write refused because the local temp disk is full."""
+    if not isinstance(exc, OSError) or exc.errno != errno.ENOSPC:
+        return None
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-    os.dup2(saved[0], 1)
-    os.dup2(saved[1], 2)
-    os.close(saved[0])
-    os.close(saved[1])
+        stat = os.statvfs(local_dir)
+    except OSError:
+        return None
+    free = stat.f_bavail * stat.f_frsize
+    if free >= FULL_FREE:
+        return None  # not this disk: the job wrote elsewhere (its error says where)
+    return (f"TempDiskFull: the local temp disk is full ({local_dir.parent} has {free} bytes "
+            f"free): the job's output and local temp files are written there, and a write "
+            f"failed ({exc}); free space on that disk, or start fntree with TMPDIR pointing at "
+            "a disk with room, then continue with `fntree restart`")
 
