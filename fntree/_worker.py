@@ -6,8 +6,9 @@
   from a file in the job store, its results written there atomically; the local temp
   dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`.
 
-It wires the runtime's `JobRunner` to the DSL's `execute` hook and to a batch
-system's transport; it lives at the top so that no layer imports upward.
+It wires the runtime's `JobRunner` to the DSL's `execute` and `pure_code_hash`
+hooks and to a batch system's transport; it lives at the top so that no layer
+imports upward.
 """
 
 from __future__ import annotations
@@ -15,11 +16,18 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from fntree.compiler import execute
+from fntree.identity import code_hash
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
+
+
+def pure_code_hash(fn: Any) -> bytes | None:
+    """The code hash of a target declared pure (`cache=True`), else None: the cache's hook."""
+    return code_hash(fn) if getattr(fn, "cache", False) else None
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +36,8 @@ def main(argv: list[str]) -> int:
         from fntree.batch.local import serve
 
         rfd, wfd, store, local_dir, limit, parent = rest
-        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit))
+        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit),
+                           pure_code_hash)
         try:
             serve(runner, int(rfd), int(wfd), int(parent))
         finally:
@@ -42,7 +51,7 @@ def main(argv: list[str]) -> int:
         local = StorePaths.local_base(store_id) / f"slurm-{job}"
 
         def work() -> None:
-            runner = JobRunner(Path(store), local, execute, int(limit))
+            runner = JobRunner(Path(store), local, execute, int(limit), pure_code_hash)
             try:
                 serve_file(runner, Path(packet), atomic_write)
             finally:

@@ -29,6 +29,8 @@ from fntree.dsl import Call, Target
 from fntree.errors import FntreeError, ResourceError
 from fntree.resources import parse_cpu, parse_memory
 from fntree.runtime import codec, faults
+from fntree.runtime.cache import ENV as CACHE_ENV
+from fntree.runtime.cache import Cache
 from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Events, LogObserver, Observer
 from fntree.runtime.leader import Leader
@@ -43,7 +45,7 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
                             "slurm_partition": None, "slurm_args": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
-                            "max_log_mb": None}
+                            "max_log_mb": None, "cache": None}
 OPTION_NAMES = tuple(DEFAULTS)
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
              "fault_seed": faults.ENV_SEED}
@@ -82,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-log-mb", dest="max_log_mb", type=float, default=None,
                        help="most of each attempt's output kept in its log, in MB; past it "
                        f"the head and the tail are kept (default: {LOG_LIMIT / 2**20:g})")
+    group.add_argument("--cache", dest="cache", default=None, metavar="DIR",
+                       help="cache across runs: calls of targets declared cache=True take "
+                       f"their value from DIR when it has it (or ${CACHE_ENV})")
     group.add_argument("--fault-kill", dest="fault_kill", type=float, default=None,
                        help="fault injection: fraction of jobs whose worker is SIGKILLed "
                        f"mid-run (or ${faults.ENV_KILL})")
@@ -103,9 +108,13 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
             resolved[name] = from_options
         elif name in FAULT_ENV and os.environ.get(FAULT_ENV[name]):
             resolved[name] = os.environ[FAULT_ENV[name]]
+        elif name == "cache" and os.environ.get(CACHE_ENV):
+            resolved[name] = os.environ[CACHE_ENV]
     for name in ("fault_kill", "fault_raise"):
         resolved[name] = _probability(name, resolved[name] or 0)
     resolved["fault_seed"] = int(resolved["fault_seed"] or 0)
+    if resolved["cache"]:
+        resolved["cache"] = str(Cache.open(resolved["cache"]).root)
     if resolved["max_cpus"] is not None:
         resolved["max_cpus"] = parse_cpu(resolved["max_cpus"], what="max_cpus")
     resolved["max_memory"] = parse_memory(resolved["max_memory"], what="max_memory")
@@ -137,16 +146,19 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         max_memory: int | str | None = UNSET, retry_count: int = UNSET,
         log_level: str = UNSET, options: argparse.Namespace | None = None,
         observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
-        slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET) -> Any:
+        slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
+        cache: str | os.PathLike[str] | None = UNSET) -> Any:
     """Run the workflow rooted at `call` to its end and return the root's value.
 
     Defaults: a temporary job store removed after success, the local batch
     system, this machine's cores and memory, one retry, WARNING logging.
     `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system.
+    `cache` names a cache directory (default: `$FNTREE_CACHE`, else none): calls of
+    targets declared `cache=True` that it holds take their value from it.
     """
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
-                "slurm_partition": slurm_partition, "slurm_args": slurm_args}
+                "slurm_partition": slurm_partition, "slurm_args": slurm_args, "cache": cache}
     resolved = _resolve(explicit, options, {})
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
@@ -171,7 +183,8 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             retry_count: int = UNSET, log_level: str = UNSET,
             options: argparse.Namespace | None = None,
             observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
-            slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET) -> Any:
+            slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
+            cache: str | os.PathLike[str] | None = UNSET) -> Any:
     """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
 
     Options not given are those the run was started with.
@@ -180,7 +193,7 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     config = store.config()
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
-                "slurm_partition": slurm_partition, "slurm_args": slurm_args}
+                "slurm_partition": slurm_partition, "slurm_args": slurm_args, "cache": cache}
     resolved = _resolve(explicit, options, config.get("options", {}))
     return _lead(store, config, resolved, observers, retry_failed=True,
                  rebind=_main_targets())
@@ -194,6 +207,9 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
     env.update(faults.environment(options["fault_kill"], options["fault_raise"],
                                   options["fault_seed"]))
+    env.pop(CACHE_ENV, None)
+    if options["cache"]:
+        env[CACHE_ENV] = options["cache"]  # the workers' cache: this run's, or none
     setup = WorkerSetup(store.paths.root, store.store_id, config["python"], env,
                         tuple(config["sys_path"]), config["cwd"], _log_limit(options),
                         local_base)
@@ -203,7 +219,8 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     try:
         batch = batch_systems.make(options["batch_system"], setup, options)
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
-                        local_base=local_base)
+                        local_base=local_base,
+                        cache=Cache(Path(options["cache"])) if options["cache"] else None)
         with _terminate_as_interrupt():
             value = leader.run(retry_failed=retry_failed, rebind=rebind)
     finally:

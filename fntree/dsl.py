@@ -26,6 +26,7 @@ class Target:
     """A function decorated with `@fntree.target`; call it to make a `Call`."""
 
     __qualname__: str  # set per instance by functools.update_wrapper
+    cache = False  # declared pure: calls may take their value from the cache across runs
 
     def __init__(self, fn: Callable[..., Any], name: str, resources: Resources,
                  base: Target | None = None) -> None:
@@ -85,13 +86,16 @@ def _load_target(module: str, qualname: str) -> Target:
 
 
 def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
-           retries: Any = None, name: str | None = None, slurm_args: Any = None) -> Any:
+           retries: Any = None, name: str | None = None, slurm_args: Any = None,
+           cache: bool = False) -> Any:
     """Make a function a target: `@target`, or `@target(time, memory, cpu, retries=, name=)`.
 
     `time` is the expected run time (seconds or "90s", "10m", "2h", "1d"),
     `memory` bytes (or "512M", "2G", "1.5GiB"), `cpu` cores; `slurm_args` more
-    sbatch options for this target's jobs on Slurm. A bad value raises
-    ResourceError here, when the decorator runs.
+    sbatch options for this target's jobs on Slurm. `cache=True` declares the
+    target pure (its value depends only on its code and arguments), so a run with
+    a cache directory takes the value of a call it has seen from the cache. A bad
+    value raises ResourceError here, when the decorator runs.
     """
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Target):
         return Target(args[0], args[0].__name__, Resources())
@@ -111,7 +115,10 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
     def decorate(fn: Callable[..., Any]) -> Target:
         if not callable(fn) or isinstance(fn, Target):
             raise TypeError(f"@target decorates a function, not {type(fn).__name__}")
-        return Target(fn, name or fn.__name__, resources)
+        made = Target(fn, name or fn.__name__, resources)
+        if cache:
+            made.cache = True
+        return made
 
     return decorate
 

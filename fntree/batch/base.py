@@ -56,6 +56,10 @@ class Result(NamedTuple):
     when `ok`; otherwise `message` says what went wrong. `fns` holds the pickled
     functions the outcome's specs name that the leader may not have. `chained`
     marks a follow-on the worker ran straight after its predecessor.
+
+    `cached` marks a value taken from the cache across runs instead of running
+    the body; `cache_note`, for a pure target, is (the key under which the leader
+    writes the chain's closing value, or b""; a warning about the cache, or "").
     """
 
     job_id: int
@@ -69,6 +73,8 @@ class Result(NamedTuple):
     stats: tuple[float, float, float, int]  # start, wall, cpu, peak rss (KiB)
     messages: tuple[str, ...]
     chained: bool
+    cached: bool = False
+    cache_note: tuple[bytes, str] | None = None
 
 
 class Update(NamedTuple):

@@ -6,13 +6,15 @@ the store right now, and the event log (which jobs a live leader has issued, and
 `--json` prints the same as one object whose keys are stable (`format` 1):
 
     format, jobstore, state ("completed" | "running" | "failed" | "stopped"),
-    leader {alive, holder}, epoch, jobs {done, running, ready, waiting, failed},
-    targets {name: {done, running, ready, waiting, failed}},
+    leader {alive, holder}, epoch, jobs {done, running, ready, waiting, failed, cached},
+    targets {name: {done, running, ready, waiting, failed, cached}},
     running [{name, job_id, attempt, since}],
     failed [{name, job_id, attempts, message, log, log_tail, debug_command}],
     restart_command (null when completed or a leader is running)
 
 With `--logs`, each failed entry also has `log_text`, the job's whole kept log.
+`cached` counts the done jobs whose value came from the cache across runs (from
+the event log), not run.
 """
 
 from __future__ import annotations
@@ -84,6 +86,10 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
             count(job.name, "ready")
     running.sort(key=lambda r: r["since"] or float("inf"))
     jobs = {kind: sum(t[kind] for t in targets.values()) for kind in KINDS}
+    cached = _cached(store)
+    for name, counts in targets.items():
+        counts["cached"] = cached.get(name, 0)
+    jobs["cached"] = sum(cached.values())
     if state.finished:
         overall = "completed"
     elif holder:
@@ -114,6 +120,16 @@ def _issued_now(store: JobStore) -> dict[str, tuple[int, float]]:
         elif kind in ("done", "failed"):
             issued.pop(event["job"], None)
     return issued
+
+
+def _cached(store: JobStore) -> dict[str, int]:
+    """Jobs whose value came from the cache across runs, by target (from the event log)."""
+    jobs = {event["job"]: event["name"] for event in read_events(store.paths)
+            if event.get("ev") == "done" and event.get("cached")}
+    counts: dict[str, int] = {}
+    for name in jobs.values():
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _failed(store: JobStore, state: RunState, logs: bool,
@@ -156,14 +172,16 @@ def _summary(out: Console, status: dict[str, Any]) -> None:
     out.print(f"job store  {status['jobstore']}", markup=False)
     out.print(f"leader     {leader['holder'] if leader['alive'] else 'none running'}",
               markup=False)
+    cached = f" ({jobs['cached']} from the cache)" if jobs.get("cached") else ""
     if status["state"] == "completed":
-        out.print(f"state      [green]completed[/]: {jobs['done']} jobs done")
+        out.print(f"state      [green]completed[/]: {jobs['done']} jobs done{cached}")
         return
     style = {"running": "bold", "failed": "bold red", "stopped": "yellow"}[status["state"]]
     running = "running" if leader["alive"] else "interrupted"
     out.print(f"state      [{style}]{status['state']}[/]")
-    out.print(f"jobs       {jobs['done']} done, {jobs['running']} {running}, {jobs['ready']} "
-              f"ready, {jobs['waiting']} waiting for children, {jobs['failed']} failed")
+    out.print(f"jobs       {jobs['done']} done{cached}, {jobs['running']} {running}, "
+              f"{jobs['ready']} ready, {jobs['waiting']} waiting for children, "
+              f"{jobs['failed']} failed")
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("target")
     for kind in KINDS:

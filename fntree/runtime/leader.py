@@ -15,6 +15,11 @@ Packets: ready jobs with the same resources are grouped so that a worker runs
 about the batch system's `packet_time` seconds of them per packet, judged from
 the measured (or else declared) run time of each target; a job whose packet's
 worker died runs alone next time, so a failure is charged to the job that caused it.
+
+The cache across runs (fntree/runtime/cache.py) is the workers' affair, but for
+one case: a pure job that spawned children. Its key comes with its result; the
+leader's `ChainWatch` writes the chain's closing value under it, after the
+commit that records the closing (step 5).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
 from fntree.errors import FailedJob, ResourceError, WorkflowFailed
 from fntree.resources import format_memory
 from fntree.runtime import crashpoints
+from fntree.runtime.cache import Cache, ChainWatch
 from fntree.runtime.events import Events, Failure
 from fntree.runtime.journal import Journal
 from fntree.runtime.records import (
@@ -64,7 +70,8 @@ class Leader:
     """Runs a job store's workflow to its end on a batch system."""
 
     def __init__(self, store: JobStore, batch: BatchSystem, events: Events, *,
-                 retry_count: int = 1, local_base: Path | None = None) -> None:
+                 retry_count: int = 1, local_base: Path | None = None,
+                 cache: Cache | None = None) -> None:
         self.store = store
         self.batch = batch
         self.events = events
@@ -77,6 +84,7 @@ class Leader:
         self._solo: set[int] = set()
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
+        self.watch = None if cache is None else ChainWatch(cache)
 
     # -- the run ----------------------------------------------------------------------
     def run(self, *, retry_failed: bool = False,
@@ -155,6 +163,9 @@ class Leader:
             crashpoints.point("leader.clean")
             shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)
         state.to_clean.clear()
+        if self.watch is not None and self.watch.ready:
+            for warning in self.watch.flush():
+                log.warning("%s", warning)
         after, self._after = self._after, []
         for kind, *args in after:
             getattr(self.events, kind)(*args)
@@ -253,12 +264,25 @@ class Leader:
             self._after.append(("message", name, job_hex(result.job_id), text))
         if result.gtd and not chain.gtd:
             self._record((R_GTD, chain.chain_id))
+        if result.cache_note is not None:
+            self._cache_note(chain, name, result.cache_note)
         if result.ok:
+            watch = self.watch
+            closing = watch.before(state, chain) if watch is not None and watch.keys else None
             self._record((R_DONE, result.job_id, result.outcome, result.fns))
+            if watch is not None and closing:
+                watch.after(state, closing)
             self._after.append(("completed", name, result))
         else:
             cause = "memory" if result.message.startswith("MemoryError") else ""
             self._fail(chain, result.attempt, result.message, result.log, cause)
+
+    def _cache_note(self, chain: Chain, name: str, note: tuple[bytes, str]) -> None:
+        key, warning = note
+        if warning:
+            log.warning("%s: %s", name, warning)
+        if key and self.watch is not None:
+            self.watch.add(chain.chain_id, key, name)
 
     def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None,
               cause: str = "") -> None:

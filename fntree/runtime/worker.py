@@ -13,6 +13,11 @@ no values and fits the packet's resources, the runner runs it at once in the
 same process instead of sending it back to the leader to be issued again. The
 leader records both completions, in order, in one group commit.
 
+The cache across runs (fntree/runtime/cache.py): with `$FNTREE_CACHE` set and an
+`identify` hook (the DSL's: a pure target's code hash, or None), a pure job's
+key is computed after its arguments are decoded; on a hit its stored value is
+its outcome and its body does not run.
+
 How tasks arrive and results leave (pipes, files) is the batch system's affair.
 """
 
@@ -32,8 +37,9 @@ from typing import Any
 
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
+from fntree.runtime.cache import WorkerCache
 from fntree.runtime.paths import StorePaths
-from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
+from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Task, job_hex
 
 log = logging.getLogger("fntree")
 
@@ -52,7 +58,8 @@ class JobRunner:
     """Runs tasks for one job store in this process."""
 
     def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
-                 log_limit: int = LOG_LIMIT) -> None:
+                 log_limit: int = LOG_LIMIT,
+                 identify: Callable[[Any], bytes | None] | None = None) -> None:
         self.paths = StorePaths(store_root)
         self.local_dir = local_dir
         self.execute = execute
@@ -62,6 +69,7 @@ class JobRunner:
         self._fns: dict[bytes, Any] = {}
         self._fn_bytes: dict[bytes, bytes] = {}
         self.known: set[bytes] = set()
+        self.cache = WorkerCache.from_env(identify)
         local_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._scratch = os.open(local_dir / "output", os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                                 0o600)
@@ -122,13 +130,19 @@ class JobRunner:
         outcome: tuple[Any, ...] | None = None
         fns: dict[bytes, bytes] = {}
         message = ""
-        armed = None
+        armed = probe = None
         try:
             if self.faults.active:
                 armed = self.faults.before(task.job_id, task.attempt)
             args, kwargs = codec.loads(task.args, task.values)
             body = self._function(task.fn_key, task.name)
-            outcome, fns = self.execute(body, args, kwargs, task.job_id)
+            if self.cache is not None:
+                probe = self.cache.probe(task.fn_key, task.name, body, task.args,
+                                         task.values, (args, kwargs))
+            if probe is not None and probe.hit:
+                outcome = (O_VALUE, probe.value)
+            else:
+                outcome, fns = self.execute(body, args, kwargs, task.job_id)
             if armed is not None:
                 self.faults.after(armed)
         except BaseException as exc:  # the job's failure, whatever it is, is reported
@@ -148,9 +162,11 @@ class JobRunner:
         if new_fns:
             self.known.update(new_fns)
             self._fn_bytes.update(new_fns)
+        cached = probe is not None and probe.hit
+        note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
-                        tuple(ctx.messages), chained)
+                        tuple(ctx.messages), chained, cached, note)
         return result, self._follow_on(task, outcome)
 
     def _follow_on(self, task: Task, outcome: tuple[Any, ...] | None) -> Task | None:
