@@ -149,9 +149,11 @@ class Cache:
         self.entries = root / _LAYOUT
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> Cache:
+    def open(cls, root: str | os.PathLike[str], create: bool = True) -> Cache:
         """The cache at `root`, made (0700) if missing; CacheError if others could write it."""
         path = Path(root).expanduser().absolute()
+        if not create and not path.exists():
+            raise CacheError(f"there is no cache at {path}; check the path")
         try:
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             st = path.stat()
