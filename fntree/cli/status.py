@@ -6,15 +6,16 @@ the store right now, and the event log (which jobs a live leader has issued, and
 `--json` prints the same as one object whose keys are stable (`format` 1):
 
     format, jobstore, state ("completed" | "running" | "failed" | "stopped"),
-    leader {alive, holder}, epoch, jobs {done, running, ready, waiting, failed, cached},
-    targets {name: {done, running, ready, waiting, failed, cached}},
+    leader {alive, holder}, epoch, jobs {done, running, ready, waiting, failed},
+    targets {name: {done, running, ready, waiting, failed}},
+    cached {jobs, targets {name: count}},
     running [{name, job_id, attempt, since}],
     failed [{name, job_id, attempts, message, log, log_tail, debug_command}],
     restart_command (null when completed or a leader is running)
 
 With `--logs`, each failed entry also has `log_text`, the job's whole kept log.
-`cached` counts the done jobs whose value came from the cache across runs (from
-the event log), not run.
+`cached` counts the done jobs whose value came from the cache across runs
+instead of running (from the event log).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from rich.table import Table
 
 from fntree.cli.logs import add_max_log_mb, read_log
 from fntree.debug import debug_command
+from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.eventlog import read_events
 from fntree.runtime.records import job_hex
 from fntree.runtime.state import WAITING, RunState
@@ -87,9 +89,6 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
     running.sort(key=lambda r: r["since"] or float("inf"))
     jobs = {kind: sum(t[kind] for t in targets.values()) for kind in KINDS}
     cached = _cached(store)
-    for name, counts in targets.items():
-        counts["cached"] = cached.get(name, 0)
-    jobs["cached"] = sum(cached.values())
     if state.finished:
         overall = "completed"
     elif holder:
@@ -98,7 +97,8 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
         overall = "failed" if state.failed else "stopped"
     return {"format": FORMAT, "jobstore": str(root), "state": overall,
             "leader": {"alive": holder is not None, "holder": holder}, "epoch": state.epoch,
-            "jobs": jobs, "targets": targets, "running": running,
+            "jobs": jobs, "targets": targets,
+            "cached": {"jobs": sum(cached.values()), "targets": cached}, "running": running,
             "failed": _failed(store, state, logs, max_log_mb),
             "restart_command": None if overall in ("completed", "running")
             else f"fntree restart {root}"}
@@ -123,7 +123,13 @@ def _issued_now(store: JobStore) -> dict[str, tuple[int, float]]:
 
 
 def _cached(store: JobStore) -> dict[str, int]:
-    """Jobs whose value came from the cache across runs, by target (from the event log)."""
+    """Jobs whose value came from the cache across runs, by target (from the event log).
+
+    A run started with no cache is not read for them (its event log may be long).
+    """
+    config = store.config()
+    if not config.get("options", {}).get("cache") and not config.get("env", {}).get(CACHE_ENV):
+        return {}
     jobs = {event["job"]: event["name"] for event in read_events(store.paths)
             if event.get("ev") == "done" and event.get("cached")}
     counts: dict[str, int] = {}
@@ -172,7 +178,8 @@ def _summary(out: Console, status: dict[str, Any]) -> None:
     out.print(f"job store  {status['jobstore']}", markup=False)
     out.print(f"leader     {leader['holder'] if leader['alive'] else 'none running'}",
               markup=False)
-    cached = f" ({jobs['cached']} from the cache)" if jobs.get("cached") else ""
+    n = status["cached"]["jobs"]
+    cached = f" ({n} from the cache)" if n else ""
     if status["state"] == "completed":
         out.print(f"state      [green]completed[/]: {jobs['done']} jobs done{cached}")
         return

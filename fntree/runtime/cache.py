@@ -301,13 +301,17 @@ class WorkerCache:
             code = self._codes[fn_key] = self.identify(body)
         if code is None:
             return None
-        key = job_key(code, args, values, decoded)
+        try:
+            key = job_key(code, args, values, decoded)
+        except OSError as exc:  # a file argument that cannot be read: the body will say so
+            return Probe(b"", name, False, None, f"cannot make the cache key ({exc}); the job "
+                         "runs and its value is not cached")
         found, value, warning = self.cache.get(key)
         return Probe(key, name, found, value, warning)
 
     def settle(self, probe: Probe, outcome: tuple[Any, ...] | None) -> tuple[bytes, str]:
         """After the body ran: (key for the leader to write when the chain closes, warning)."""
-        if outcome is None or probe.hit:
+        if outcome is None or probe.hit or not probe.key:
             return b"", probe.warning
         if outcome[0] == O_VALUE:
             warning = self.cache.put(probe.key, probe.name, outcome[1])
