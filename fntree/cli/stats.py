@@ -168,14 +168,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     out.print(f"cores      {figures['cores']:g}: busy {100 * figures['core_busy']:.0f}% "
               f"(job wall time), {100 * figures['cpu_busy']:.0f}% (cpu time)")
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("target", "jobs", "cached", "wall total", "mean", "max", "cpu",
-                   "peak memory", "attempts", "failed"):
+    cached = any(t.cached for t in stats.targets.values())  # a column only for runs with hits
+    for column in ("target", "jobs", *(("cached",) if cached else ()), "wall total", "mean",
+                   "max", "cpu", "peak memory", "attempts", "failed"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for name, t in sorted(stats.targets.items(), key=lambda item: -item[1].wall):
         d = t.as_dict()
-        table.add_row(name, f"{t.count:,}", f"{t.cached:,}", _secs(t.wall),
-                      _secs(d["wall_mean"]),
-                      _secs(t.wall_max), _secs(t.cpu),
+        table.add_row(name, f"{t.count:,}", *((f"{t.cached:,}",) if cached else ()),
+                      _secs(t.wall), _secs(d["wall_mean"]), _secs(t.wall_max), _secs(t.cpu),
                       format_memory(t.rss * 1024) if t.rss else "-", f"{t.attempts:,}",
                       f"{t.failures:,}")
     out.print(table)
