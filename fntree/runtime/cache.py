@@ -51,7 +51,6 @@ import hashlib
 import logging
 import os
 import pickle
-import secrets
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -245,7 +244,7 @@ def decode_entry(data: bytes, load: bool = True) -> tuple[str, Any]:
 def _write(path: Path, data: bytes) -> None:
     """Atomically and durably: a temp file unique to this process, fsync, rename, fsync dir."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
