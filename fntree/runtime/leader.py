@@ -163,8 +163,8 @@ class Leader:
             crashpoints.point("leader.clean")
             shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)
         state.to_clean.clear()
-        if self.watch is not None and self.watch.ready:
-            for warning in self.watch.flush():
+        if self.watch is not None and (self.watch.ready or state.finished):
+            for warning in self.watch.flush(wait=state.finished):
                 log.warning("%s", warning)
         after, self._after = self._after, []
         for kind, *args in after:

@@ -115,6 +115,8 @@ class JobRunner:
                         and time.monotonic() - started < CHAIN_BUDGET):
                     current = follow
             yield results
+        if self.cache is not None:
+            self.cache.drain()  # entries written before the packet is reported finished
 
     def run_task(self, task: Task, chained: bool = False) -> tuple[Result, Task | None]:
         """Run one task; the result and the follow-on to chain, if any."""
