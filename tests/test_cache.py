@@ -149,6 +149,16 @@ def test_pure_target_that_spawns_is_cached_on_its_final_value(script: Path,
     assert ran(tmp_path / "s2") == {} and cached(tmp_path / "s2") == {"main": 1}
 
 
+def test_script_run_and_cli_run_share_entries(script: Path, tmp_path: Path) -> None:
+    """A target sent by value (`python script.py`) and by reference (`fntree run`) has one key."""
+    cache = tmp_path / "cache"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "s1"), str(cache), "4"],
+                         capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == str(expected(4)), out.stderr
+    assert run_cli(script, tmp_path / "s2", cache, "main", "4").stdout.strip() == str(expected(4))
+    assert ran(tmp_path / "s2") == {} and cached(tmp_path / "s2") == {"main": 1}
+
+
 def test_one_line_change_reruns_that_leaf_and_what_depends_on_it(script: Path,
                                                                  tmp_path: Path) -> None:
     """Editing one leaf target re-runs its calls, its callers and their follow-ons only."""
