@@ -55,6 +55,14 @@ PIPELINE = textwrap.dedent("""
         b = [leaf_b(i) for i in range(n)]
         return fntree.children(*a, *b).then(combine(a, b))
 
+    @fntree.target(cache=True)
+    def group(i: int):
+        return fntree.children(leaf_a(i), leaf_b(i))
+
+    @fntree.target(cache=True)
+    def groups(n: int):
+        return fntree.children(*[group(i) for i in range(n)])
+
     @fntree.target
     def loose(n: int):
         return combine([leaf_a(i) for i in range(n)], [leaf_b(i) for i in range(n)])
@@ -157,6 +165,20 @@ def test_script_run_and_cli_run_share_entries(script: Path, tmp_path: Path) -> N
     assert out.returncode == 0 and out.stdout.strip() == str(expected(4)), out.stderr
     assert run_cli(script, tmp_path / "s2", cache, "main", "4").stdout.strip() == str(expected(4))
     assert ran(tmp_path / "s2") == {} and cached(tmp_path / "s2") == {"main": 1}
+
+
+def test_chains_closing_together_are_each_cached_on_their_value(script: Path,
+                                                                 tmp_path: Path) -> None:
+    """Pure targets whose chains close in one cascade (children only) each get their entry."""
+    cache = tmp_path / "cache"
+    assert run_cli(script, tmp_path / "s1", cache, "groups", "3").stdout.strip() == str(
+        [[0, 1], [10, 2], [20, 3]])
+    assert len(entries_of(cache, "group")) == 3 and len(entries_of(cache, "groups")) == 1
+    assert run_cli(script, tmp_path / "s2", cache, "group", "1").stdout.strip() == "[10, 2]"
+    assert ran(tmp_path / "s2") == {} and cached(tmp_path / "s2") == {"group": 1}
+    assert run_cli(script, tmp_path / "s3", cache, "groups", "3").stdout.strip() == str(
+        [[0, 1], [10, 2], [20, 3]])
+    assert cached(tmp_path / "s3") == {"groups": 1}
 
 
 def test_one_line_change_reruns_that_leaf_and_what_depends_on_it(script: Path,

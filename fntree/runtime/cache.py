@@ -405,6 +405,10 @@ class ChainWatch:
             parent = None if chain.parent is None else state.chains.get(chain.parent)
             if chain.chain_id in self.keys:
                 found.append((chain, parent))
+            # a parent closes with its child only when that child is the last it waits
+            # for and it has no follow-on: the walk stops where the cascade must stop
+            if parent is None or parent.pending > 1 or parent.job is not None:
+                break
             chain = parent
         return found
 
