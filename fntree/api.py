@@ -153,8 +153,9 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
     Defaults: a temporary job store removed after success, the local batch
     system, this machine's cores and memory, one retry, WARNING logging.
     `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system.
-    `cache` names a cache directory (default: `$FNTREE_CACHE`, else none): calls of
-    targets declared `cache=True` that it holds take their value from it.
+    `cache` names a cache directory (default: `$FNTREE_CACHE`, else none; `None`
+    turns it off): calls of targets declared `cache=True` take their value from it
+    when it holds it, and leave it there when they ran (fntree/runtime/cache.py).
     """
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
