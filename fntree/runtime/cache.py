@@ -4,13 +4,14 @@ A target declared `@fntree.target(cache=True)` is pure: its value depends only
 on its code and its arguments. A run given a cache directory (`cache=`,
 `--cache`, `$FNTREE_CACHE`) looks up each call of a pure target before running it.
 
-Key (`job_key`, a 32-byte blake2b): the target's code hash (fntree.identity),
-the bytes of its arguments as the call serialized them, the bytes of the values
-that fill its promised arguments (so: its arguments with promises resolved), and
-the content of every argument that is a `pathlib.Path` to an existing file
-(its bytes) or directory (its files' relative names and bytes, recursively).
-Paths are found anywhere inside lists, tuples, sets and dicts among the
-arguments; only calls whose argument bytes mention `pathlib` are walked.
+Key (`job_key` in fntree/runtime/cachekey.py, a 32-byte blake2b): the target's
+code hash (fntree.identity), the bytes of its arguments as the call serialized
+them, the bytes of the values that fill its promised arguments (so: its
+arguments with promises resolved), and the content of every argument that is a
+`pathlib.Path` to an existing file (its bytes) or directory (its files' relative
+names and bytes, recursively). Paths are found anywhere inside lists, tuples,
+sets and dicts among the arguments; only calls whose argument bytes mention
+`pathlib` are walked.
 
 Who does what. The worker computes the key (it decodes the arguments anyway,
 and hashing files there keeps the leader from stalling), once it has the
@@ -62,6 +63,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
+from fntree.runtime.cachekey import job_key
 from fntree.runtime.durable import fsync_dir
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
 
@@ -71,76 +73,11 @@ ENV = "FNTREE_CACHE"
 MAGIC = b"fntreeC1"
 _LEN = struct.Struct("<I")
 _HEAD = 44  # magic, digest, name length
-_PERSON = b"fntree-key-1"
 _LAYOUT = "v1"
 
 
 class CacheError(FntreeError, PermissionError):
     """A cache directory that fntree cannot safely use."""
-
-
-# -- keys ------------------------------------------------------------------------------
-def job_key(code: bytes, args: bytes, values: Sequence[Any], decoded: Any) -> bytes:
-    """The key of a call: its code hash, its argument bytes, promised values, file contents."""
-    h = hashlib.blake2b(digest_size=32, person=_PERSON)
-    h.update(struct.pack("<Q", len(code)) + code)
-    h.update(struct.pack("<Q", len(args)) + args)
-    mentions_path = b"pathlib" in args
-    for value in values:
-        mentions_path = _hash_value(h, value) or mentions_path
-    if mentions_path:
-        for path in sorted(set(_paths(decoded, 0)), key=str):
-            h.update(b"P" + os.fsencode(path) + b"\0")
-            _hash_path(h, path)
-    return h.digest()
-
-
-def _hash_value(h: Any, value: Any) -> bool:
-    """Hash a stored value; whether its bytes mention pathlib."""
-    if isinstance(value, Collected):
-        h.update(b"c" + struct.pack("<Q", len(value.values)))
-        mentions = False
-        for v in value.values:  # every value is hashed: no short cut
-            mentions = _hash_value(h, v) or mentions
-        return mentions
-    h.update(b"b" + struct.pack("<Q", len(value)) + value)
-    return b"pathlib" in value
-
-
-def _paths(obj: Any, depth: int) -> Iterator[Path]:
-    if isinstance(obj, Path):
-        yield obj
-    elif depth < 32 and isinstance(obj, (list, tuple, set, frozenset)):
-        for item in obj:
-            yield from _paths(item, depth + 1)
-    elif depth < 32 and isinstance(obj, dict):
-        for item in obj.items():
-            yield from _paths(item, depth + 1)
-
-
-def _hash_path(h: Any, path: Path) -> None:
-    if path.is_file():
-        h.update(b"f" + _file_digest(path))
-    elif path.is_dir():
-        h.update(b"d")
-        for top, dirs, files in os.walk(path):
-            dirs.sort()
-            rel = os.path.relpath(top, path)
-            h.update(b"D" + os.fsencode(rel) + b"\0")
-            for name in sorted(files):
-                full = os.path.join(top, name)
-                h.update(b"F" + os.fsencode(name) + b"\0")
-                h.update(_file_digest(Path(full)) if os.path.isfile(full) else b"-")
-    else:
-        h.update(b"-")
-
-
-def _file_digest(path: Path) -> bytes:
-    h = hashlib.blake2b()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.digest()
 
 
 # -- the directory -----------------------------------------------------------------------
