@@ -358,3 +358,31 @@ def test_prune_removes_only_entries_unused_for_longer(tmp_path: Path) -> None:
         os.utime(cache.path(bytes([k]) * 32), (old, old))
     assert prune(cache, 50) == (2, 2 * cache.path(bytes([3]) * 32).stat().st_size)
     assert stats(cache)["entries"] == 2
+
+
+def test_progress_display_counts_cached_jobs() -> None:
+    """The live display counts the jobs taken from the cache and says so."""
+    import io
+
+    from rich.console import Console
+
+    from fntree.batch.base import Res, Result, Task
+    from fntree.progress import PlainProgress, RunView, render
+    from fntree.runtime.records import O_VALUE
+
+    res = Res(None, None, 1.0, None)
+    view = RunView()
+    view.started("store", 1, 0, 2)
+    view.issued([Task(k, 1, "leaf", b"k", b"", (), k, res) for k in (1, 2)])
+    for k, hit in ((1, True), (2, False)):
+        view.completed("leaf", Result(k, 1, True, (O_VALUE, b""), "", {}, None, False,
+                                      (time.time(), 0.0, 0.0, 0), (), False, hit))
+    assert view.totals().cached == 1 and view.targets["leaf"].done == 2
+    console = Console(file=io.StringIO(), width=120, record=True)
+    console.print(render(view))
+    assert "2 / 2 jobs done, 1 from the cache" in console.export_text()
+    plain = PlainProgress(Console(file=io.StringIO(), width=200, record=True))
+    plain.completed("leaf", Result(3, 1, True, (O_VALUE, b""), "", {}, None, False,
+                                   (time.time(), 0.0, 0.0, 0), (), False, True))
+    plain.finished(True)
+    assert "1 from the cache" in plain.console.export_text()
