@@ -18,8 +18,9 @@ and hashing files there keeps the leader from stalling), once it has the
 function's code hash (computed once per function and worker process). On a hit
 it reports the stored value as the job's value (`Result.cached`) without
 running the body; on a miss it runs the body and, if the job ended with a value,
-queues the entry for its writer thread, which the worker drains before it
-reports a packet finished (so a worker never ends with writes pending). A pure
+queues the entry for its writer threads, which the worker drains before it
+reports the last result of a packet (so a worker the leader takes to be free has
+no writes pending, and none is lost when the run ends). A pure
 job whose body spawned children has no value yet: the worker sends its key with
 the result (`Result.cache_note`), the leader's `ChainWatch` remembers it for the
 job's chain, and when that chain closes (its whole subtree done) the leader
@@ -217,8 +218,8 @@ class WorkerCache:
     """The worker's side: keys, lookups before a pure job runs, writes after it ran.
 
     Entries are written by a thread (`_Writer`), so that a job's result does not
-    wait for two fsyncs; `drain()` (at the end of each packet, and at close) waits
-    for the writes queued so far. A write that failed is reported with the next
+    wait for two fsyncs; `drain()` (before a packet's last result is reported)
+    waits for the writes queued so far. A write that failed is reported with the next
     pure job's result.
     """
 

@@ -114,9 +114,11 @@ class JobRunner:
                         and (follow.res.memory or 0) <= memory
                         and time.monotonic() - started < CHAIN_BUDGET):
                     current = follow
+            if task is tasks[-1] and self.cache is not None:
+                # the packet's cache entries are written before its last result leaves:
+                # the leader takes a worker whose jobs all reported to be free
+                self.cache.drain()
             yield results
-        if self.cache is not None:
-            self.cache.drain()  # entries written before the packet is reported finished
 
     def run_task(self, task: Task, chained: bool = False) -> tuple[Result, Task | None]:
         """Run one task; the result and the follow-on to chain, if any."""
