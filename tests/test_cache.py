@@ -60,6 +60,10 @@ PIPELINE = textwrap.dedent("""
         return fntree.children(leaf_a(i), leaf_b(i))
 
     @fntree.target(cache=True)
+    def tail(i: int):
+        return leaf_a(i)
+
+    @fntree.target(cache=True)
     def groups(n: int):
         return fntree.children(*[group(i) for i in range(n)])
 
@@ -179,6 +183,16 @@ def test_chains_closing_together_are_each_cached_on_their_value(script: Path,
     assert run_cli(script, tmp_path / "s3", cache, "groups", "3").stdout.strip() == str(
         [[0, 1], [10, 2], [20, 3]])
     assert cached(tmp_path / "s3") == {"groups": 1}
+
+
+def test_pure_tail_call_is_cached_on_the_value_of_its_follow_on(script: Path,
+                                                                 tmp_path: Path) -> None:
+    """A pure target that returns a call (its follow-on, run in the same worker) is cached."""
+    cache = tmp_path / "cache"
+    assert run_cli(script, tmp_path / "s1", cache, "tail", "2").stdout.strip() == "20"
+    assert len(entries_of(cache, "tail")) == 1 and len(entries_of(cache, "leaf_a")) == 1
+    assert run_cli(script, tmp_path / "s2", cache, "tail", "2").stdout.strip() == "20"
+    assert ran(tmp_path / "s2") == {} and cached(tmp_path / "s2") == {"tail": 1}
 
 
 def test_one_line_change_reruns_that_leaf_and_what_depends_on_it(script: Path,
