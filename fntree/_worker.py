@@ -8,8 +8,9 @@
   made private and verified (`StorePaths.make_local_base`), and the store is checked
   to be ours alone (`access.check_store_file`) before the packet is unpickled.
 
-It wires the runtime's `JobRunner` to the DSL's `execute` and `describe` hooks and to a batch
-system's transport; it lives at the top so that no layer imports upward.
+It wires the runtime's `JobRunner` to the DSL's `execute`, `describe` and
+`pure_code_hash` hooks and to a batch system's transport; it lives at the top so
+that no layer imports upward.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 from fntree.compiler import execute
 from fntree.errors import FntreeError
-from fntree.identity import describe
+from fntree.identity import code_hash, describe
 from fntree.runtime.access import check_store_file
 from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
+
+
+def pure_code_hash(fn: Any) -> bytes | None:
+    """The code hash of a target declared pure (`cache=True`), else None: the cache's hook."""
+    return code_hash(fn) if getattr(fn, "cache", False) else None
 
 
 def main(argv: list[str]) -> int:
@@ -34,7 +41,8 @@ def main(argv: list[str]) -> int:
         from fntree.batch.local import serve
 
         rfd, wfd, store, local_dir, limit, parent = rest
-        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit), describe)
+        runner = JobRunner(Path(store), Path(local_dir), execute, int(limit), describe,
+                           pure_code_hash)
         try:
             serve(runner, int(rfd), int(wfd), int(parent))
         finally:
@@ -55,7 +63,8 @@ def main(argv: list[str]) -> int:
             return 2
 
         def work() -> None:
-            runner = JobRunner(Path(store), local, execute, int(limit), describe)
+            runner = JobRunner(Path(store), local, execute, int(limit), describe,
+                               pure_code_hash)
             try:
                 serve_file(runner, Path(packet), atomic_write)
             finally:

@@ -36,6 +36,8 @@ from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
 from fntree.resources import parse_cpu, parse_memory, parse_slurm_args
 from fntree.runtime import codec, context, faults
+from fntree.runtime.cache import ENV as CACHE_ENV
+from fntree.runtime.cache import Cache
 from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Events, LogObserver, Observer
 from fntree.runtime.leader import Leader, Recode
@@ -51,7 +53,7 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
                             "slurm_partition": None, "slurm_args": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
-                            "max_log_mb": None, "max_job_duration": None}
+                            "max_log_mb": None, "max_job_duration": None, "cache": None}
 OPTION_NAMES = tuple(DEFAULTS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
@@ -95,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="local batch system: kill any job running longer than this many "
                        "seconds and retry it (default: only jobs past twice their declared "
                        "time plus 10 s)")
+    group.add_argument("--cache", dest="cache", default=None, metavar="DIR",
+                       help="cache across runs: calls of targets declared cache=True take "
+                       f"their value from DIR when it has it (or ${CACHE_ENV})")
     group.add_argument("--fault-kill", dest="fault_kill", type=float, default=None,
                        help="fault injection: fraction of jobs whose worker is SIGKILLed "
                        f"mid-run (or ${faults.ENV_KILL})")
@@ -116,6 +121,8 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
             resolved[name] = from_options
         elif name in FAULT_ENV and os.environ.get(FAULT_ENV[name]):
             resolved[name] = os.environ[FAULT_ENV[name]]
+        elif name == "cache" and os.environ.get(CACHE_ENV):
+            resolved[name] = os.environ[CACHE_ENV]
     _validate(resolved)
     return resolved
 
@@ -200,19 +207,23 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         log_level: str = UNSET, options: argparse.Namespace | None = None,
         observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
         slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
-        max_job_duration: float | None = UNSET) -> Any:
+        max_job_duration: float | None = UNSET,
+        cache: str | os.PathLike[str] | None = UNSET) -> Any:
     """Run the workflow rooted at `call` to its end and return the root's value.
 
     Defaults: a temporary job store removed after success, the local batch
     system, this machine's cores and memory, one retry, WARNING logging.
     `max_jobs`, `slurm_partition` and `slurm_args` apply to the slurm batch system;
     `max_job_duration` (seconds) caps every job's run time on the local one.
+    `cache` names a cache directory (default: `$FNTREE_CACHE`, else none; `None`
+    turns it off): calls of targets declared `cache=True` take their value from it
+    when it holds it, and leave it there when they ran (fntree/runtime/cache.py).
     """
     _refuse_nested("fntree.run")
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
-                "max_job_duration": max_job_duration}
+                "max_job_duration": max_job_duration, "cache": cache}
     resolved = _resolve(explicit, options, {})
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
@@ -240,6 +251,7 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
             slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
             max_job_duration: float | None = UNSET,
+            cache: str | os.PathLike[str] | None = UNSET,
             env: dict[str, str] | None = None, env_unset: list[str] | None = None) -> Any:
     """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
 
@@ -254,7 +266,7 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
-                "max_job_duration": max_job_duration}
+                "max_job_duration": max_job_duration, "cache": cache}
     resolved = _resolve(explicit, options, config.get("options", {}))
     _check_recorded_places(store, config)
     if env or env_unset:
@@ -273,6 +285,9 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
     env.update(faults.environment(options["fault_kill"], options["fault_raise"],
                                   options["fault_seed"]))
+    env.pop(CACHE_ENV, None)
+    if options["cache"]:
+        env[CACHE_ENV] = options["cache"]  # the workers' cache: this run's, or none
     setup = WorkerSetup(store.paths.root, store.store_id, config["python"], env,
                         tuple(config["sys_path"]), config["cwd"], _log_limit(options),
                         local_base)
@@ -283,7 +298,8 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
         _sweep_local_base(local_base, store.paths, setup.log_limit)
         batch = batch_systems.make(options["batch_system"], setup, options)
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
-                        local_base=local_base)
+                        local_base=local_base,
+                        cache=Cache(Path(options["cache"])) if options["cache"] else None)
         with _terminate_as_interrupt():
             value = leader.run(retry_failed=retry_failed, recode=recode)
     finally:

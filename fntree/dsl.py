@@ -39,6 +39,7 @@ class Target:
 
     __qualname__: str  # set per instance by functools.update_wrapper
     isolate = False  # run each job in a fresh process (@target(isolate=True))
+    cache = False  # declared pure: calls may take their value from the cache across runs
 
     def __init__(self, fn: Callable[..., Any], name: str, resources: Resources,
                  base: Target | None = None) -> None:
@@ -111,7 +112,7 @@ def _load_target(module: str, qualname: str) -> Target:
 
 def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
            retries: Any = None, name: str | None = None, slurm_args: Any = None,
-           isolate: bool = False) -> Any:
+           isolate: bool = False, cache: bool = False) -> Any:
     """Make a function a target: `@target`, or `@target(time, memory, cpu, retries=, name=)`.
 
     `time` is the expected run time (seconds or "90s", "10m", "2h", "1d"),
@@ -121,6 +122,10 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
 
     `isolate=True` runs each job of the target in a fresh process (forked from its
     worker), for code that changes interpreter state that cannot be undone.
+
+    `cache=True` declares the target pure (its value depends only on its code and
+    arguments), so a run with a cache directory takes the value of a call it has
+    seen from the cache.
     """
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Target):
         return Target(args[0], args[0].__name__, Resources())
@@ -144,6 +149,8 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
         if isolate:
             _check_isolate(isolate)
             made.isolate = True
+        if cache:
+            made.cache = True
         return made
 
     return decorate

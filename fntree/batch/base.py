@@ -60,6 +60,10 @@ class Result(NamedTuple):
     functions the outcome's specs name that the leader may not have, and
     `targets` what they are (fntree/identity.py). `chained` marks a follow-on
     the worker ran straight after its predecessor.
+
+    `cached` marks a value taken from the cache across runs instead of running
+    the body; `cache_note`, for a pure target, is (the key under which the leader
+    writes the chain's closing value, or b""; a warning about the cache, or "").
     """
 
     job_id: int
@@ -75,6 +79,8 @@ class Result(NamedTuple):
     chained: bool
     # (module, qualname, code hash, origin) of the functions in `fns`, by key
     targets: dict[bytes, tuple[str, str, bytes, str]] = {}  # never mutated
+    cached: bool = False
+    cache_note: tuple[bytes, str] | None = None
 
 
 class Update(NamedTuple):

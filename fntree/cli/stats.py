@@ -1,7 +1,8 @@
 """`fntree stats DIR`: where a run's time went, per target, from its event log.
 
 Per target: jobs completed, total / mean / max wall time, cpu time, the peak
-memory of the worker process, attempts and failed attempts. For the run: the
+memory of the worker process, attempts and failed attempts, and how many jobs
+took their value from the cache across runs instead of running. For the run: the
 time its leaders ran, jobs per second, and how busy the cores were (job wall
 time times the cores each job was given, and cpu time, over the cores the run
 had for that long). `--json` prints the same as a stable object; `--html FILE`
@@ -40,17 +41,18 @@ class Span(NamedTuple):
 
 
 class _Target:
-    __slots__ = ("attempts", "count", "cpu", "failures", "rss", "wall", "wall_max")
+    __slots__ = ("attempts", "cached", "count", "cpu", "failures", "rss", "wall", "wall_max")
 
     def __init__(self) -> None:
-        self.count = self.attempts = self.failures = self.rss = 0
+        self.count = self.attempts = self.failures = self.rss = self.cached = 0
         self.wall = self.wall_max = self.cpu = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"count": self.count, "wall_total": round(self.wall, 6),
                 "wall_mean": round(self.wall / self.count, 6) if self.count else 0.0,
                 "wall_max": round(self.wall_max, 6), "cpu_total": round(self.cpu, 6),
-                "rss_max_kib": self.rss, "attempts": self.attempts, "failures": self.failures}
+                "rss_max_kib": self.rss, "attempts": self.attempts, "failures": self.failures,
+                "cached": self.cached}
 
 
 class RunStats:
@@ -96,6 +98,7 @@ class RunStats:
         wall, cpu, rss = float(event["wall"]), float(event["cpu"]), int(event["rss"])
         target.count += 1
         target.attempts += 1
+        target.cached += bool(event.get("cached"))
         target.wall += wall
         target.wall_max = max(target.wall_max, wall)
         target.cpu += cpu
@@ -169,13 +172,14 @@ def run(args: argparse.Namespace, console: Console) -> int:
     out.print(f"cores      {figures['cores']:g}: busy {100 * figures['core_busy']:.0f}% "
               f"(job wall time), {100 * figures['cpu_busy']:.0f}% (cpu time)")
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("target", "jobs", "wall total", "mean", "max", "cpu", "peak memory",
-                   "attempts", "failed"):
+    cached = any(t.cached for t in stats.targets.values())  # a column only for runs with hits
+    for column in ("target", "jobs", *(("cached",) if cached else ()), "wall total", "mean",
+                   "max", "cpu", "peak memory", "attempts", "failed"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for name, t in sorted(stats.targets.items(), key=lambda item: -item[1].wall):
         d = t.as_dict()
-        table.add_row(name, f"{t.count:,}", _secs(t.wall), _secs(d["wall_mean"]),
-                      _secs(t.wall_max), _secs(t.cpu),
+        table.add_row(name, f"{t.count:,}", *((f"{t.cached:,}",) if cached else ()),
+                      _secs(t.wall), _secs(d["wall_mean"]), _secs(t.wall_max), _secs(t.cpu),
                       format_memory(t.rss * 1024) if t.rss else "-", f"{t.attempts:,}",
                       f"{t.failures:,}")
     out.print(table)

@@ -8,12 +8,15 @@ the store right now, and the event log (which jobs a live leader has issued, and
     format, jobstore, state ("completed" | "running" | "failed" | "stopped"),
     leader {alive, holder}, epoch, jobs {done, running, ready, waiting, failed},
     targets {name: {done, running, ready, waiting, failed}},
+    cached {jobs, targets {name: count}},
     running [{name, job_id, attempt, since}],
     failed [{name, job_id, attempts, message, log, log_tail, debug_command}],
     restart_command (null when completed or a leader is running),
     env_changes [{time, set {name: value}, unset [name]}]  (restarts' --env, --env-unset)
 
 With `--logs`, each failed entry also has `log_text`, the job's whole kept log.
+`cached` counts the done jobs whose value came from the cache across runs
+instead of running (from the event log).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from rich.table import Table
 
 from fntree.cli.logs import add_max_log_mb, read_log
 from fntree.debug import debug_command
+from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.eventlog import read_events
 from fntree.runtime.records import job_hex
 from fntree.runtime.state import WAITING, RunState
@@ -85,6 +89,7 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
             count(job.name, "ready")
     running.sort(key=lambda r: r["since"] or float("inf"))
     jobs = {kind: sum(t[kind] for t in targets.values()) for kind in KINDS}
+    cached = _cached(store)
     if state.finished:
         overall = "completed"
     elif holder:
@@ -93,7 +98,8 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
         overall = "failed" if state.failed else "stopped"
     return {"format": FORMAT, "jobstore": str(root), "state": overall,
             "leader": {"alive": holder is not None, "holder": holder}, "epoch": state.epoch,
-            "jobs": jobs, "targets": targets, "running": running,
+            "jobs": jobs, "targets": targets,
+            "cached": {"jobs": sum(cached.values()), "targets": cached}, "running": running,
             "failed": _failed(store, state, logs, max_log_mb),
             "restart_command": None if overall in ("completed", "running")
             else f"fntree restart {root}",
@@ -123,6 +129,22 @@ def _issued_now(store: JobStore) -> dict[str, tuple[int, float]]:
         elif kind in ("done", "failed"):
             issued.pop(event["job"], None)
     return issued
+
+
+def _cached(store: JobStore) -> dict[str, int]:
+    """Jobs whose value came from the cache across runs, by target (from the event log).
+
+    A run started with no cache is not read for them (its event log may be long).
+    """
+    config = store.config()
+    if not config.get("options", {}).get("cache") and not config.get("env", {}).get(CACHE_ENV):
+        return {}
+    jobs = {event["job"]: event["name"] for event in read_events(store.paths)
+            if event.get("ev") == "done" and event.get("cached")}
+    counts: dict[str, int] = {}
+    for name in jobs.values():
+        counts[name] = counts.get(name, 0) + 1
+    return counts
 
 
 def _failed(store: JobStore, state: RunState, logs: bool,
@@ -170,14 +192,17 @@ def _summary(out: Console, status: dict[str, Any]) -> None:
         what = [f"{k}={v}" for k, v in sorted(change["set"].items())]
         what += [f"unset {k}" for k in change["unset"]]
         out.print(f"env        changed at a restart {when}: {', '.join(what)}", markup=False)
+    n = status["cached"]["jobs"]
+    cached = f" ({n} from the cache)" if n else ""
     if status["state"] == "completed":
-        out.print(f"state      [green]completed[/]: {jobs['done']} jobs done")
+        out.print(f"state      [green]completed[/]: {jobs['done']} jobs done{cached}")
         return
     style = {"running": "bold", "failed": "bold red", "stopped": "yellow"}[status["state"]]
     running = "running" if leader["alive"] else "interrupted"
     out.print(f"state      [{style}]{status['state']}[/]")
-    out.print(f"jobs       {jobs['done']} done, {jobs['running']} {running}, {jobs['ready']} "
-              f"ready, {jobs['waiting']} waiting for children, {jobs['failed']} failed")
+    out.print(f"jobs       {jobs['done']} done{cached}, {jobs['running']} {running}, "
+              f"{jobs['ready']} ready, {jobs['waiting']} waiting for children, "
+              f"{jobs['failed']} failed")
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("target")
     for kind in KINDS:

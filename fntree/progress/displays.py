@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.text import Text
 
 from fntree.debug import debug_command
-from fntree.progress.model import RunView
+from fntree.progress.model import Counts, RunView
 from fntree.progress.render import render, seconds
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.records import Result, Task
@@ -150,7 +150,8 @@ class PlainProgress(RunView):
         t = self.totals()
         all_done = t.done + self.done_before
         return (f"{seconds(self.elapsed(now))}: {all_done:,}/{t.known() + self.done_before:,} "
-                f"jobs done ({t.running:,} running, {t.queued:,} queued, {t.failed:,} failed, "
+                f"jobs done ({_from_cache(t)}{t.running:,} running, {t.queued:,} queued, "
+                f"{t.failed:,} failed, "
                 f"{t.retried:,} retried), {t.done / self.elapsed(now):,.0f} jobs/s")
 
     def _tick(self) -> None:
@@ -180,3 +181,7 @@ class PlainProgress(RunView):
     def finished(self, ok: bool) -> None:
         super().finished(ok)
         self._line(("completed" if ok else "stopped") + " after " + self._summary())
+
+
+def _from_cache(counts: Counts) -> str:
+    return f"{counts.cached:,} from the cache, " if counts.cached else ""

@@ -1,7 +1,8 @@
 """The progress model: what the displays draw, counted in O(1) per event.
 
 `RunView` is an `Observer`. Per target it counts the jobs queued (spawned, not
-yet issued), running, done, failed and retried; it follows the packets in
+yet issued), running, done (and of those, cached: taken from the cache across
+runs), failed and retried; it follows the packets in
 flight, to know which job of each is running and since when; it keeps the last
 messages and failures. The total is what is known so far: it grows as
 completions spawn children. The leader's thread changes it while a drawing
@@ -25,10 +26,10 @@ RATE_WINDOW = 5.0  # seconds over which the current rate is measured
 
 
 class Counts:
-    __slots__ = ("done", "failed", "queued", "retried", "running")
+    __slots__ = ("cached", "done", "failed", "queued", "retried", "running")
 
     def __init__(self) -> None:
-        self.queued = self.running = self.done = self.failed = self.retried = 0
+        self.queued = self.running = self.done = self.failed = self.retried = self.cached = 0
 
     def known(self) -> int:
         return self.queued + self.running + self.done + self.failed
@@ -103,6 +104,8 @@ class RunView(Observer):
     def completed(self, name: str, result: Result) -> None:
         counts = self.targets.get(name) or self._counts(name)
         counts.done += 1
+        if result.cached:
+            counts.cached += 1
         packet = self.running.pop(result.job_id, None)
         if packet is not None:
             counts.running -= 1
@@ -169,6 +172,7 @@ class RunView(Observer):
             total.done += c.done
             total.failed += c.failed
             total.retried += c.retried
+            total.cached += c.cached
         return total
 
     def elapsed(self, now: float) -> float:

@@ -48,6 +48,8 @@ def render(view: RunView, now: float | None = None) -> RenderableType:
     known = total.known() + view.done_before
     _bar(text, known, all_done, 40)
     text.append(f" {all_done:,} / {known:,} jobs done", "bold")
+    if total.cached:
+        text.append(f", {total.cached:,} from the cache")
     if not ended:
         text.append(" (the total known so far)")
     _target_lines(text, view, total)

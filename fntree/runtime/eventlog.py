@@ -9,7 +9,8 @@ fact or while another process drives the run. The lines, by `ev`:
     issued    one packet handed to the batch system: packet, jobs [[job, name, attempt]],
               and the packet's cpu and memory
     done      a job completed: job, name, attempt, start (epoch seconds), wall, cpu
-              (seconds), rss (peak KiB of the worker process), chained, spawned
+              (seconds), rss (peak KiB of the worker process), chained, spawned, and
+              `"cached": true` when its value came from the cache across runs
     failed    an attempt failed: job, name, attempt, permanent, message, log
     message   a target's `context().log(text)`: job, name, text
     finished  the leader stopped: epoch, ok
@@ -56,6 +57,7 @@ FORMAT = 1
 FLUSH_EVERY = 0.5  # seconds between writes of the queued events
 YIELD_EVERY = 256  # events the writer formats before it lets other threads run
 ARCHIVE_CHUNK = 1 << 16  # compressed bytes inflated at a time when reading the archive
+_CACHED = ',"cached":true'
 
 
 class EventLog(Observer):
@@ -180,7 +182,8 @@ class EventLog(Observer):
             return (f'{{"t":{t:.3f},"ev":"done","job":"{r.job_id:016x}","name":'
                     f'{self._name(name)},"attempt":{r.attempt},"start":{start:.6f},'
                     f'"wall":{wall:.6f},"cpu":{cpu:.6f},"rss":{int(rss)},'
-                    f'"chained":{"true" if r.chained else "false"},"spawned":{spawned}}}\n')
+                    f'"chained":{"true" if r.chained else "false"},"spawned":{spawned}'
+                    f'{_CACHED if r.cached else ""}}}\n')
         if kind == "issued":
             tasks: list[Task] = event[3]
             jobs = ",".join(f'["{task.job_id:016x}",{self._name(task.name)},{task.attempt}]'

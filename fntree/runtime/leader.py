@@ -30,6 +30,11 @@ The machine-local temp base is swept by the caller before the batch system
 starts workers (they boot while the leader recovers and make their dirs there),
 and removed by `_stop` after the batch system is closed; a leader that stops
 busy workers first keeps their jobs' output in the jobs' logs (`salvage`).
+
+The cache across runs (fntree/runtime/cache.py) is the workers' affair, but for
+one case: a pure job that spawned children. Its key comes with its result; the
+leader's `ChainWatch` writes the chain's closing value under it, after the
+commit that records the closing (step 5).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
 from fntree.errors import FailedJob, ResourceError, WorkflowFailed
 from fntree.resources import format_memory
 from fntree.runtime import crashpoints
+from fntree.runtime.cache import Cache, ChainWatch
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.events import Events, Failure
 from fntree.runtime.journal import Journal
@@ -87,7 +93,8 @@ class Leader:
     """Runs a job store's workflow to its end on a batch system."""
 
     def __init__(self, store: JobStore, batch: BatchSystem, events: Events, *,
-                 retry_count: int = 1, local_base: Path | None = None) -> None:
+                 retry_count: int = 1, local_base: Path | None = None,
+                 cache: Cache | None = None) -> None:
         self.store = store
         self.batch = batch
         self.events = events
@@ -101,6 +108,7 @@ class Leader:
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
+        self.watch = None if cache is None else ChainWatch(cache)
 
     # -- the run ----------------------------------------------------------------------
     def run(self, *, retry_failed: bool = False, recode: Recode | None = None) -> Any:
@@ -177,6 +185,9 @@ class Leader:
             crashpoints.point("leader.clean")
             shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)
         state.to_clean.clear()
+        if self.watch is not None and (self.watch.ready or state.finished):
+            for warning in self.watch.flush(wait=state.finished):
+                log.warning("%s", warning)
         after, self._after = self._after, []
         for kind, *args in after:
             getattr(self.events, kind)(*args)
@@ -275,14 +286,27 @@ class Leader:
             self._after.append(("message", name, job_hex(result.job_id), text))
         if result.gtd and not chain.gtd:
             self._record((R_GTD, chain.chain_id))
+        if result.cache_note is not None:
+            self._cache_note(chain, name, result.cache_note)
         if result.ok:
             if result.targets:
                 self._record((R_TARGETS, result.targets))
+            watch = self.watch
+            closing = watch.before(state, chain) if watch is not None and watch.keys else None
             self._record((R_DONE, result.job_id, result.outcome, result.fns))
+            if watch is not None and closing:
+                watch.after(state, closing)
             self._after.append(("completed", name, result))
         else:
             cause = "memory" if result.message.startswith("MemoryError") else ""
             self._fail(chain, result.attempt, result.message, result.log, cause)
+
+    def _cache_note(self, chain: Chain, name: str, note: tuple[bytes, str]) -> None:
+        key, warning = note
+        if warning:
+            log.warning("%s: %s", name, warning)
+        if key and self.watch is not None:
+            self.watch.add(chain.chain_id, key, name)
 
     def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None,
               cause: str = "") -> None:

@@ -28,6 +28,11 @@ and after each task kills and reaps every process the task started, before
 its result is reported (fntree.batch.proctree). `running` names the task being
 run, for the local batch system's heartbeat and time limits.
 
+The cache across runs (fntree/runtime/cache.py): with `$FNTREE_CACHE` set and an
+`identify` hook (the DSL's: a pure target's code hash, or None), a pure job's
+key is computed after its arguments are decoded; on a hit its stored value is
+its outcome and its body does not run.
+
 How tasks arrive and results leave (pipes, files) is the batch system's affair.
 """
 
@@ -49,11 +54,12 @@ from fntree.batch import proctree
 from fntree.batch.jobmark import JobMark, mark_path
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
+from fntree.runtime.cache import WorkerCache
 from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.isolate import IsolatedFailure, run_isolated
 from fntree.runtime.paths import StorePaths
-from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
+from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Task, job_hex
 
 log = logging.getLogger("fntree")
 
@@ -75,7 +81,8 @@ class JobRunner:
     """Runs tasks for one job store in this process."""
 
     def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
-                 log_limit: int = LOG_LIMIT, describe: Describe | None = None) -> None:
+                 log_limit: int = LOG_LIMIT, describe: Describe | None = None,
+                 identify: Callable[[Any], bytes | None] | None = None) -> None:
         self.describe = describe
         self.paths = StorePaths(store_root)
         self.local_dir = local_dir
@@ -86,6 +93,7 @@ class JobRunner:
         self._fns: dict[bytes, Any] = {}
         self._fn_bytes: dict[bytes, bytes] = {}
         self.known: set[bytes] = set()
+        self.cache = WorkerCache.from_env(identify)
         make_private_dir(local_dir)
         self._scratch = os.open(local_dir / "output", os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                                 0o600)
@@ -143,6 +151,10 @@ class JobRunner:
                         and (follow.res.memory or 0) <= memory
                         and time.monotonic() - started < CHAIN_BUDGET):
                     current = follow
+            if task is tasks[-1] and self.cache is not None:
+                # the packet's cache entries are written before its last result leaves:
+                # the leader takes a worker whose jobs all reported to be free
+                self.cache.drain()
             yield results
         self._mark.clear()
 
@@ -161,13 +173,16 @@ class JobRunner:
         outcome: tuple[Any, ...] | None = None
         fns: dict[bytes, bytes] = {}
         message = ""
-        armed = None
+        armed = probe = None
         try:
             if self.faults.active:
                 armed = self.faults.before(task.job_id, task.attempt)
             args, kwargs = codec.loads(task.args, task.values)
             body = self._function(task.fn_key, task.name)
-            outcome, fns = self._execute(body, args, kwargs, task.job_id, ctx)
+            if self.cache is not None:
+                probe = self.cache.probe(task.fn_key, task.name, body, task.args,
+                                         task.values, (args, kwargs))
+            outcome, fns = self._execute(body, args, kwargs, task.job_id, ctx, probe)
             if armed is not None:
                 self.faults.after(armed)
         except BaseException as exc:  # the job's failure, whatever it is, is reported
@@ -192,15 +207,21 @@ class JobRunner:
         if new_fns:
             self.known.update(new_fns)
             self._fn_bytes.update(new_fns)
+        cached = probe is not None and probe.hit
+        note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
                         tuple(ctx.messages), chained,
-                        self.describe(new_fns) if new_fns and self.describe else {})
+                        self.describe(new_fns) if new_fns and self.describe else {}, cached, note)
         return result, self._follow_on(task, outcome)
 
     def _execute(self, body: Any, args: tuple[Any, ...], kwargs: dict[str, Any], job_id: int,
-                 ctx: context.Context) -> tuple[tuple[Any, ...], dict[bytes, bytes]]:
-        """Run the body in place, or in a fresh process if its target asks (isolate=True)."""
+                 ctx: context.Context, probe: Any = None
+                 ) -> tuple[tuple[Any, ...], dict[bytes, bytes]]:
+        """The value the cache holds for it (`probe`, a hit), or else the body run in place,
+        or in a fresh process if its target asks (isolate=True)."""
+        if probe is not None and probe.hit:
+            return (O_VALUE, probe.value), {}
         if not getattr(body, "isolate", False):
             return self.execute(body, args, kwargs, job_id)
         result: tuple[tuple[Any, ...], dict[bytes, bytes]] = run_isolated(

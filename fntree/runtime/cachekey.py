@@ -1,0 +1,84 @@
+"""The key of a call of a pure target in the cache across runs (see fntree/runtime/cache.py).
+
+`job_key` digests the target's code hash, the call's argument bytes, the bytes
+of the values that fill its promised arguments, and the content of every
+`pathlib.Path` among its arguments that names an existing file or directory.
+Everything is length-prefixed or tagged, so two different inputs never hash the
+same stream of bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from fntree.runtime.records import Collected
+
+_PERSON = b"fntree-key-1"
+
+
+def job_key(code: bytes, args: bytes, values: Sequence[Any], decoded: Any) -> bytes:
+    """The key of a call: its code hash, its argument bytes, promised values, file contents."""
+    h = hashlib.blake2b(digest_size=32, person=_PERSON)
+    h.update(struct.pack("<Q", len(code)) + code)
+    h.update(struct.pack("<Q", len(args)) + args)
+    mentions_path = b"pathlib" in args
+    for value in values:
+        mentions_path = _hash_value(h, value) or mentions_path
+    if mentions_path:
+        for path in sorted(set(_paths(decoded, 0)), key=str):
+            h.update(b"P" + os.fsencode(path) + b"\0")
+            _hash_path(h, path)
+    return h.digest()
+
+
+def _hash_value(h: Any, value: Any) -> bool:
+    """Hash a stored value; whether its bytes mention pathlib."""
+    if isinstance(value, Collected):
+        h.update(b"c" + struct.pack("<Q", len(value.values)))
+        mentions = False
+        for v in value.values:  # every value is hashed: no short cut
+            mentions = _hash_value(h, v) or mentions
+        return mentions
+    h.update(b"b" + struct.pack("<Q", len(value)) + value)
+    return b"pathlib" in value
+
+
+def _paths(obj: Any, depth: int) -> Iterator[Path]:
+    if isinstance(obj, Path):
+        yield obj
+    elif depth < 32 and isinstance(obj, (list, tuple, set, frozenset)):
+        for item in obj:
+            yield from _paths(item, depth + 1)
+    elif depth < 32 and isinstance(obj, dict):
+        for item in obj.items():
+            yield from _paths(item, depth + 1)
+
+
+def _hash_path(h: Any, path: Path) -> None:
+    if path.is_file():
+        h.update(b"f" + _file_digest(path))
+    elif path.is_dir():
+        h.update(b"d")
+        for top, dirs, files in os.walk(path):
+            dirs.sort()
+            rel = os.path.relpath(top, path)
+            h.update(b"D" + os.fsencode(rel) + b"\0")
+            for name in sorted(files):
+                full = os.path.join(top, name)
+                h.update(b"F" + os.fsencode(name) + b"\0")
+                h.update(_file_digest(Path(full)) if os.path.isfile(full) else b"-")
+    else:
+        h.update(b"-")
+
+
+def _file_digest(path: Path) -> bytes:
+    h = hashlib.blake2b()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.digest()
