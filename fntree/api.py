@@ -156,6 +156,8 @@ def _validate(resolved: dict[str, Any]) -> None:
                                  or not isinstance(duration, (int, float))
                                  or not 0 < duration < float("inf")):
         raise ResourceError(f"max_job_duration={duration!r} must be a positive number of seconds")
+    if resolved["cache"]:
+        resolved["cache"] = str(Cache.open(resolved["cache"]).root)  # refuses an unsafe one
     if resolved["batch_system"] not in batch_systems.NAMES:
         raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
                           f"{', '.join(batch_systems.NAMES)}")

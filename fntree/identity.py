@@ -226,7 +226,11 @@ class _Hasher:
     def _global(self, fn: Any, name: str) -> tuple[bytes | None, bool]:
         namespace = fn.__globals__
         if name in namespace:
-            return self.reference(namespace[name])
+            value = namespace[name]
+            if getattr(builtins, name, None) is value and value is not None:
+                # a builtin that dill copied into the globals of a function it sent by value
+                return b"builtin:" + name.encode(), False
+            return self.reference(value)
         table = namespace.get("__builtins__", builtins)
         if name in (table if isinstance(table, dict) else vars(table)):
             return b"builtin:" + name.encode(), False

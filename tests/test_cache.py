@@ -390,13 +390,13 @@ def test_progress_display_counts_cached_jobs() -> None:
     view.issued([Task(k, 1, "leaf", b"k", b"", (), k, res) for k in (1, 2)])
     for k, hit in ((1, True), (2, False)):
         view.completed("leaf", Result(k, 1, True, (O_VALUE, b""), "", {}, None, False,
-                                      (time.time(), 0.0, 0.0, 0), (), False, hit))
+                                      (time.time(), 0.0, 0.0, 0), (), False, cached=hit))
     assert view.totals().cached == 1 and view.targets["leaf"].done == 2
     console = Console(file=io.StringIO(), width=120, record=True)
     console.print(render(view))
     assert "2 / 2 jobs done, 1 from the cache" in console.export_text()
     plain = PlainProgress(Console(file=io.StringIO(), width=200, record=True))
     plain.completed("leaf", Result(3, 1, True, (O_VALUE, b""), "", {}, None, False,
-                                   (time.time(), 0.0, 0.0, 0), (), False, True))
+                                   (time.time(), 0.0, 0.0, 0), (), False, cached=True))
     plain.finished(True)
     assert "1 from the cache" in plain.console.export_text()

@@ -128,3 +128,41 @@ def test_a_cycle_hashes_the_same_whichever_end_comes_first(tmp_path: Path) -> No
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                          text=True, timeout=60, check=True).stdout.split()
     assert out[::-1] == _hashes(tmp_path, MODULE)[1:]
+
+
+OPENER = textwrap.dedent('''\
+    import sys
+    import fntree
+    from fntree import identity
+    from fntree.runtime import codec
+
+    def note(text):
+        with open("record", "a") as f:  # `open` is io.open: a builtin not from `builtins`
+            print(text, file=f)
+
+    @fntree.target
+    def leaf(i):
+        note(str(i))
+        return i
+
+    if __name__ == "__main__":
+        sys.stdout.buffer.write(identity.code_hash(leaf) + codec.dumps_function(leaf)[1])
+''')
+
+
+def test_builtins_dill_copies_into_globals_do_not_change_the_hash(tmp_path: Path) -> None:
+    """A script's target run as `__main__`, sent by value, and imported by name has one hash,
+    even when its helper uses builtins that live in other modules (open is io.open)."""
+    (tmp_path / "opener.py").write_text(OPENER)
+    out = subprocess.run([sys.executable, "opener.py"], capture_output=True, cwd=tmp_path,
+                         timeout=60, check=True).stdout
+    here, data = out[:identity.DIGEST_SIZE], out[identity.DIGEST_SIZE:]
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; from fntree import identity; "
+         "sys.stdout.buffer.write(identity.code_hash(pickle.loads(sys.stdin.buffer.read())))"],
+        input=data, capture_output=True, timeout=60, check=True).stdout
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys; import opener; from fntree import identity; "
+         "sys.stdout.buffer.write(identity.code_hash(opener.leaf))"],
+        capture_output=True, cwd=tmp_path, timeout=60, check=True).stdout
+    assert loaded == here == imported
