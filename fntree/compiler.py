@@ -91,14 +91,29 @@ def root_spec(call: Call) -> tuple[Spec, Fns]:
 
 
 def _with_deps(job_id: int, call: Call, seen: set[int], fns: Fns) -> Spec:
-    if id(call) in seen:
-        raise CompileError(f"the call `{call.target.name}(...)` is used in two places; a call "
-                           "runs once, as one job: pass its value on through a follow-on, or "
-                           "make a second call")
-    seen.add(id(call))
-    deps = tuple(_with_deps(derive_id(job_id, DEP, k), dep, seen, fns)
-                 for k, dep in enumerate(call.deps))
-    return _spec(job_id, call, tuple(range(len(deps))), deps, fns)
+    """The spec of `call` with its promises as deps, nested to any depth.
+
+    Promises nest as deep as the user's calls do (`f(f(f(...)))`), so the walk
+    uses a stack: calls in preorder first, then specs built from the innermost out.
+    """
+    order: list[tuple[int, Call]] = []
+    stack = [(job_id, call)]
+    while stack:
+        job_id, call = stack.pop()
+        if id(call) in seen:
+            raise CompileError(f"the call `{call.target.name}(...)` is used in two places; a "
+                               "call runs once, as one job: pass its value on through a "
+                               "follow-on, or make a second call")
+        seen.add(id(call))
+        order.append((job_id, call))
+        promised = call.deps
+        stack.extend((derive_id(job_id, DEP, k), promised[k])
+                     for k in range(len(promised) - 1, -1, -1))
+    built: list[Spec] = []
+    for job_id, call in reversed(order):
+        deps = tuple(built.pop() for _ in call.deps)
+        built.append(_spec(job_id, call, tuple(range(len(deps))), deps, fns))
+    return built[0]
 
 
 def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...],

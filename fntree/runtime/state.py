@@ -110,17 +110,25 @@ class RunState:
                 queue.pop(chain.chain_id, None)
 
     def _add_chain(self, spec: Spec, parent: int | None, index: int) -> None:
-        chain = Chain(spec.job_id, parent, index, spec)
-        self.chains[spec.job_id] = chain
-        self.by_job[spec.job_id] = spec.job_id
-        if spec.deps:
-            chain.status = WAITING
-            chain.pending = len(spec.deps)
-            chain.values = [None] * len(spec.deps)
-            for k, dep in enumerate(spec.deps):
-                self._add_chain(dep, spec.job_id, k)
-        else:
-            self._make_ready(chain)
+        """A chain for `spec` and, as children of its own chain, one for each of its deps.
+
+        Deps nest to any depth: they are walked with a stack, in the order a recursive
+        walk would take, and each chain keeps its job without the deps it has expanded.
+        """
+        stack = [(spec, parent, index)]
+        while stack:
+            spec, parent, index = stack.pop()
+            deps = spec.deps
+            chain = Chain(spec.job_id, parent, index, spec._replace(deps=()) if deps else spec)
+            self.chains[spec.job_id] = chain
+            self.by_job[spec.job_id] = spec.job_id
+            if deps:
+                chain.status = WAITING
+                chain.pending = len(deps)
+                chain.values = [None] * len(deps)
+                stack.extend((deps[k], spec.job_id, k) for k in range(len(deps) - 1, -1, -1))
+            else:
+                self._make_ready(chain)
 
     def _close(self, chain: Chain, value: Any) -> None:
         while True:
