@@ -146,7 +146,7 @@ def decode_value(value: bytes | Collected) -> Any:
     Collected values nest as deep as the tree of children-only chains did, so the
     lists are built without recursion.
     """
-    if type(value) is not Collected:
+    if not isinstance(value, Collected):
         return pickle.loads(value)
     top: list[Any] = []
     stack = [(value.values, top)]
