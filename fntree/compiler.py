@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fntree.dsl import Call, Spawn, Target
+from fntree.dsl import Call, Spawn, Target, made_calls
 from fntree.errors import CompileError, SerializationError
 from fntree.resources import Resources
 from fntree.runtime import codec
@@ -45,6 +45,12 @@ Fns = dict[bytes, bytes]
 
 def lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns]:
     """The outcome of job `job_id` whose body returned `returned`, and the functions it names."""
+    outcome, fns, _ = _lower(job_id, returned)
+    return outcome, fns
+
+
+def _lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns, set[int]]:
+    """`lower`, and the ids of the calls it made into jobs."""
     if isinstance(returned, Call):
         spawn = Spawn((), returned)
     elif isinstance(returned, Spawn):
@@ -55,7 +61,7 @@ def lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns]:
     else:
         data, promises = codec.dumps(returned, Call)
         if not promises:
-            return (O_VALUE, data), {}
+            return (O_VALUE, data), {}, set()
         spawn = Spawn((), Call(build_value, (returned,), {}, build_value.resources))
     fns: Fns = {}
     seen: set[int] = set()
@@ -78,7 +84,7 @@ def lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns]:
         follow = _spec(derive_id(job_id, FOLLOW_ON, 0), spawn.follow, tuple(slots), (), fns)
     specs = tuple(_with_deps(derive_id(job_id, CHILD, i), call, seen, fns)
                   for i, call in enumerate(listed))
-    return (O_SPAWN, specs, follow), fns
+    return (O_SPAWN, specs, follow), fns, seen
 
 
 def root_spec(call: Call) -> tuple[Spec, Fns]:
@@ -127,15 +133,47 @@ def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...
 
 def execute(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],
             job_id: int) -> tuple[tuple[Any, ...], Fns]:
-    """Run a target's body and lower what it returned (the worker's `execute` hook)."""
-    returned = target.fn(*args, **kwargs)
+    """Run a target's body and lower what it returned (the worker's `execute` hook).
+
+    Every call the body made must have become a job: one it neither returned, listed
+    as a child nor passed to another call would never run, so it fails the job.
+    """
+    with made_calls() as made:
+        returned = target.fn(*args, **kwargs)
     try:
-        return lower(job_id, returned)
+        outcome, fns, lowered = _lower(job_id, returned)
     except SerializationError as exc:
         raise SerializationError(
             f"the value returned by target `{target.name}` is a {type(returned).__name__}, "
             f"which cannot be stored ({exc}); return plain data, or write it to a file and "
             "return the path") from None
+    if made:
+        _check_dropped(target, made, lowered)
+    return outcome, fns
+
+
+def _check_dropped(target: Target, made: list[Call], lowered: set[int]) -> None:
+    """Raise CompileError naming the calls in `made` that did not become jobs.
+
+    A dropped call passed to another dropped call is named through that one.
+    """
+    dropped = [call for call in made if id(call) not in lowered]
+    if not dropped:
+        return
+    inner = {id(dep) for call in dropped for dep in call.deps}
+    named = [call for call in dropped if id(call) not in inner]
+    first = named[0]
+    if len(named) == 1:
+        what = f"the call `{first.target.name}(...)` at {first.where()}"
+    else:
+        shown = ", ".join(f"`{c.target.name}(...)` at {c.where()}" for c in named[:5])
+        more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+        what = f"{len(named)} calls ({shown}{more})"
+    raise CompileError(
+        f"target `{target.name}` made {what} but neither returned, listed in "
+        "fntree.children(...), nor passed to another call, so it would never run; return "
+        f"it (e.g. `return fntree.children(...).then({first.target.name}(...))`) or do not "
+        "make it")
 
 
 def _build_value(value: Any) -> Any:
