@@ -117,8 +117,10 @@ def _with_deps(job_id: int, call: Call, seen: set[int], fns: Fns) -> Spec:
                      for k in range(len(promised) - 1, -1, -1))
     built: list[Spec] = []
     for job_id, call in reversed(order):
-        deps = tuple(built.pop() for _ in call.deps)
-        built.append(_spec(job_id, call, tuple(range(len(deps))), deps, fns))
+        count = len(call.deps)
+        deps = tuple(built[:-count - 1:-1]) if count else ()
+        del built[len(built) - count:]
+        built.append(_spec(job_id, call, tuple(range(count)), deps, fns))
     return built[0]
 
 

@@ -93,8 +93,11 @@ def _unflatten_spec(flat: list[tuple[Spec, int]]) -> Spec:
     """The spec `_flatten_spec` flattened."""
     built: list[Spec] = []
     for node, count in reversed(flat):
-        deps = tuple(built.pop() for _ in range(count))
-        built.append(node._replace(deps=deps) if deps else node)
+        if count:
+            deps = tuple(built[:-count - 1:-1])
+            del built[-count:]
+            node = node._replace(deps=deps)
+        built.append(node)
     return built[0]
 
 
@@ -123,8 +126,12 @@ def _unflatten_collected(shape: list[int], leaves: list[Any]) -> Collected:
         if count < 0:
             leaf -= 1
             built.append(leaves[leaf])
+        elif count:
+            values = tuple(built[:-count - 1:-1])
+            del built[-count:]
+            built.append(Collected(values))
         else:
-            built.append(Collected(tuple(built.pop() for _ in range(count))))
+            built.append(Collected(()))
     result: Collected = built[0]
     return result
 
