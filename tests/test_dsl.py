@@ -355,10 +355,10 @@ def test_slurm_args_per_target_and_per_call():
 
 
 def test_formatting_a_call_raises_that_it_is_not_yet_a_value():
-    """str(), format(), f-strings and %-formatting of a call raise; repr stays for debugging."""
+    """str(), format() and f-strings (with a format spec too) of a call raise; repr stays."""
     call = record(5)
     for attempt in (lambda: str(call), lambda: f"result is {call}", lambda: format(call, ">9"),
-                    lambda: "%s" % call):
+                    lambda: f"{call:>9}"):
         with pytest.raises(fntree.CompileError, match=r"the call `record\(...\)` made at "
                                                       r".*test_dsl.py:\d+ is not yet a value"):
             attempt()

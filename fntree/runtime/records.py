@@ -96,8 +96,9 @@ def _unflatten_spec(flat: list[tuple[Spec, int]]) -> Spec:
         if count:
             deps = tuple(built[:-count - 1:-1])
             del built[-count:]
-            node = node._replace(deps=deps)
-        built.append(node)
+            built.append(node._replace(deps=deps))
+        else:
+            built.append(node)
     return built[0]
 
 
