@@ -17,7 +17,12 @@ follow_on)` with the `Spec`s of the new jobs. The rules:
   error that says so.
 
 Ids are derived from the parent's id and the position, so a job that runs again
-after a crash spawns the same ids.
+after a crash spawns the same ids. Promises are walked with a stack, never by
+recursion: a chain of promises may be any number of calls deep.
+
+`execute` (the worker's hook) also checks that nothing was dropped: every call
+the body made (listed by `dsl.made_calls`) must be among those lowered, or the
+job fails naming the call's target and the line that made it.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ target and the value's type, and that later changes to a mutable argument do
 not leak into the job. A `Call` found among the arguments is a promise: it is
 recorded in `Call.deps` and its place in the arguments is a numbered slot that
 the worker fills with its value.
+
+A call is not a value: formatting one (`str`, f-strings) raises. Each call keeps
+the file and line that made it, and the calls made while a job's body runs are
+listed (`made_calls`) so that the compiler can name any the body dropped.
 """
 
 from __future__ import annotations

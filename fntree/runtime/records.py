@@ -3,6 +3,12 @@
 A `Spec` describes one job by value and refers to other jobs by id only. Records
 are plain tuples and NamedTuples so that the journal pickles them fast and small.
 
+Two records nest as deep as a workflow does: a `Spec`'s deps (a promise chain
+`f(f(...f(x)...))`) and a `Collected` value (children-only chains nested in each
+other). Both pickle flat (a preorder list, rebuilt with a stack), so no depth of
+workflow reaches the pickler's recursion limit in the journal, a snapshot, or a
+packet to or from a worker; a flat one keeps the plain pickled form.
+
 Journal records are tuples whose first item is one of the `R_*` kinds below;
 docs/jobstore.md gives their meaning and the order in which they are written.
 """
