@@ -16,6 +16,7 @@ from processes import wait_for
 
 import fntree
 from fntree.runtime import codec
+from fntree.runtime.check import check
 from fntree.runtime.store import JobStore
 
 
@@ -280,6 +281,7 @@ def test_deep_nesting_finishes_after_the_leader_is_killed(store: Path, tmp_path:
     leader.send_signal(signal.SIGKILL)
     leader.wait()
     assert list((store / "journal").glob("snapshot.*")), "compaction should have run"
+    assert not [f for f in check(store) if f.level == "error"]
     assert sw.unwrap(fntree.restart(store)) == (1200, "leaf")
     assert sw.unwrap(fntree.restart(store)) == (1200, "leaf")
 
