@@ -17,7 +17,12 @@ follow_on)` with the `Spec`s of the new jobs. The rules:
   error that says so.
 
 Ids are derived from the parent's id and the position, so a job that runs again
-after a crash spawns the same ids.
+after a crash spawns the same ids. Promises are walked with a stack, never by
+recursion: a chain of promises may be any number of calls deep.
+
+`execute` (the worker's hook) also checks that nothing was dropped: every call
+the body made (listed by `dsl.made_calls`) must be among those lowered, or the
+job fails naming the call's target and the line that made it.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from fntree import identity
-from fntree.dsl import Call, Spawn, Target
+from fntree.dsl import Call, Spawn, Target, made_calls
 from fntree.errors import CompileError, SerializationError
 from fntree.resources import Resources
 from fntree.runtime import codec
@@ -46,6 +51,12 @@ Fns = dict[bytes, bytes]
 
 def lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns]:
     """The outcome of job `job_id` whose body returned `returned`, and the functions it names."""
+    outcome, fns, _ = _lower(job_id, returned)
+    return outcome, fns
+
+
+def _lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns, set[int]]:
+    """`lower`, and the ids of the calls it made into jobs."""
     if isinstance(returned, Call):
         spawn = Spawn((), returned)
     elif isinstance(returned, Spawn):
@@ -56,7 +67,7 @@ def lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns]:
     else:
         data, promises = codec.dumps(returned, Call)
         if not promises:
-            return (O_VALUE, data), {}
+            return (O_VALUE, data), {}, set()
         spawn = Spawn((), Call(build_value, (returned,), {}, build_value.resources))
     fns: Fns = {}
     seen: set[int] = set()
@@ -79,7 +90,7 @@ def lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns]:
         follow = _spec(derive_id(job_id, FOLLOW_ON, 0), spawn.follow, tuple(slots), (), fns)
     specs = tuple(_with_deps(derive_id(job_id, CHILD, i), call, seen, fns)
                   for i, call in enumerate(listed))
-    return (O_SPAWN, specs, follow), fns
+    return (O_SPAWN, specs, follow), fns, seen
 
 
 def root_spec(call: Call) -> tuple[Spec, Fns]:
@@ -92,14 +103,31 @@ def root_spec(call: Call) -> tuple[Spec, Fns]:
 
 
 def _with_deps(job_id: int, call: Call, seen: set[int], fns: Fns) -> Spec:
-    if id(call) in seen:
-        raise CompileError(f"the call `{call.target.name}(...)` is used in two places; a call "
-                           "runs once, as one job: pass its value on through a follow-on, or "
-                           "make a second call")
-    seen.add(id(call))
-    deps = tuple(_with_deps(derive_id(job_id, DEP, k), dep, seen, fns)
-                 for k, dep in enumerate(call.deps))
-    return _spec(job_id, call, tuple(range(len(deps))), deps, fns)
+    """The spec of `call` with its promises as deps, nested to any depth.
+
+    Promises nest as deep as the user's calls do (`f(f(f(...)))`), so the walk
+    uses a stack: calls in preorder first, then specs built from the innermost out.
+    """
+    order: list[tuple[int, Call]] = []
+    stack = [(job_id, call)]
+    while stack:
+        job_id, call = stack.pop()
+        if id(call) in seen:
+            raise CompileError(f"the call `{call.target.name}(...)` is used in two places; a "
+                               "call runs once, as one job: pass its value on through a "
+                               "follow-on, or make a second call")
+        seen.add(id(call))
+        order.append((job_id, call))
+        promised = call.deps
+        stack.extend((derive_id(job_id, DEP, k), promised[k])
+                     for k in range(len(promised) - 1, -1, -1))
+    built: list[Spec] = []
+    for job_id, call in reversed(order):
+        count = len(call.deps)
+        deps = tuple(built[:-count - 1:-1]) if count else ()
+        del built[len(built) - count:]
+        built.append(_spec(job_id, call, tuple(range(count)), deps, fns))
+    return built[0]
 
 
 def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...],
@@ -115,15 +143,47 @@ def _spec(job_id: int, call: Call, slots: tuple[int, ...], deps: tuple[Spec, ...
 
 def execute(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],
             job_id: int) -> tuple[tuple[Any, ...], Fns]:
-    """Run a target's body and lower what it returned (the worker's `execute` hook)."""
-    returned = target.fn(*args, **kwargs)
+    """Run a target's body and lower what it returned (the worker's `execute` hook).
+
+    Every call the body made must have become a job: one it neither returned, listed
+    as a child nor passed to another call would never run, so it fails the job.
+    """
+    with made_calls() as made:
+        returned = target.fn(*args, **kwargs)
     try:
-        return lower(job_id, returned)
+        outcome, fns, lowered = _lower(job_id, returned)
     except SerializationError as exc:
         raise SerializationError(
             f"the value returned by target `{target.name}` is a {type(returned).__name__}, "
             f"which cannot be stored ({exc}); return plain data, or write it to a file and "
             "return the path") from None
+    if made:
+        _check_dropped(target, made, lowered)
+    return outcome, fns
+
+
+def _check_dropped(target: Target, made: list[Call], lowered: set[int]) -> None:
+    """Raise CompileError naming the calls in `made` that did not become jobs.
+
+    A dropped call passed to another dropped call is named through that one.
+    """
+    dropped = [call for call in made if id(call) not in lowered]
+    if not dropped:
+        return
+    inner = {id(dep) for call in dropped for dep in call.deps}
+    named = [call for call in dropped if id(call) not in inner]
+    first = named[0]
+    if len(named) == 1:
+        what = f"the call `{first.target.name}(...)` at {first.where()}"
+    else:
+        shown = ", ".join(f"`{c.target.name}(...)` at {c.where()}" for c in named[:5])
+        more = f" and {len(named) - 5} more" if len(named) > 5 else ""
+        what = f"{len(named)} calls ({shown}{more})"
+    raise CompileError(
+        f"target `{target.name}` made {what} but neither returned, listed in "
+        "fntree.children(...), nor passed to another call, so it would never run; return "
+        f"it (e.g. `return fntree.children(...).then({first.target.name}(...))`) or do not "
+        "make it")
 
 
 def _build_value(value: Any) -> Any:

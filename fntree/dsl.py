@@ -7,14 +7,19 @@ target and the value's type, and that later changes to a mutable argument do
 not leak into the job. A `Call` found among the arguments is a promise: it is
 recorded in `Call.deps` and its place in the arguments is a numbered slot that
 the worker fills with its value.
+
+A call is not a value: formatting one (`str`, f-strings) raises. Each call keeps
+the file and line that made it, and the calls made while a job's body runs are
+listed (`made_calls`) so that the compiler can name any the body dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fntree.errors import CompileError, ResourceError, SerializationError
@@ -162,9 +167,14 @@ def _check_isolate(isolate: Any) -> None:
 
 
 class Call:
-    """A target applied to arguments: a job to be, not yet run."""
+    """A target applied to arguments: a job to be, not yet run.
 
-    __slots__ = ("args", "deps", "resources", "target")
+    Each call keeps where it was made (`site`: file and line), and while a job's
+    body runs every call made is listed in a registry (`made_calls`), so that a
+    call the body neither returned nor passed on is reported, not silently dropped.
+    """
+
+    __slots__ = ("args", "deps", "resources", "site", "target")
 
     def __init__(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],
                  resources: Resources) -> None:
@@ -174,14 +184,51 @@ class Call:
             self.args, self.deps = codec.dumps((args, kwargs), Call)
         except SerializationError:
             raise _explain(target, args, kwargs) from None
+        frame = sys._getframe(1)
+        if frame.f_code is _TARGET_CALL:
+            frame = frame.f_back or frame
+        self.site = (frame.f_code.co_filename, frame.f_lineno)
+        if _made is not None:
+            _made.append(self)
+
+    def where(self) -> str:
+        """`file:line` of the code that made this call."""
+        return f"{self.site[0]}:{self.site[1]}"
 
     def __repr__(self) -> str:
         return f"<fntree call {self.target.name}(...)>"
+
+    def __str__(self) -> str:
+        raise CompileError(
+            f"the call `{self.target.name}(...)` made at {self.where()} is not yet a value: "
+            "it runs later, as a job, so it cannot be formatted into a string; pass the "
+            "call to another target, whose argument then holds its value, and format it "
+            "there")
+
+    def __format__(self, spec: str) -> str:
+        return self.__str__()
 
     def __reduce__(self) -> Any:
         raise SerializationError(
             f"a call of `{self.target.name}` cannot be stored inside a value; return it, "
             "list it in fntree.children(...), or pass it as an argument of another call")
+
+
+_TARGET_CALL = Target.__call__.__code__
+
+# The calls made while a job's body runs, or None outside a body.
+_made: list[Call] | None = None
+
+
+@contextlib.contextmanager
+def made_calls() -> Iterator[list[Call]]:
+    """The list of every `Call` made inside this block, in order (for a job's body)."""
+    global _made
+    outer, _made = _made, []
+    try:
+        yield _made
+    finally:
+        _made = outer
 
 
 def _explain(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> SerializationError:

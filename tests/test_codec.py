@@ -236,3 +236,28 @@ def test_dumps_function_of_an_unpicklable_object_raises():
     """dumps_function raises SerializationError for what cannot be saved."""
     with pytest.raises(fntree.SerializationError, match="cannot be serialized"):
         codec.dumps_function(i for i in range(3))
+
+
+# -- depth ---------------------------------------------------------------------------
+
+
+def test_collected_values_nested_100000_deep_pickle_and_decode_without_recursion():
+    """Nested Collected values (children-only chains) pickle flat and decode into nested lists."""
+    leaf = codec.encode_value(7)
+    value = Collected((leaf,))
+    for _ in range(100_000):
+        value = Collected((codec.encode_value("x"), value, Collected(())))
+    copy = pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+    decoded = codec.decode_value(copy)
+    for _ in range(100_000):
+        assert copy.values[0] == value.values[0] and copy.values[2] == Collected(())
+        assert decoded[0] == "x" and decoded[2] == []
+        copy, value, decoded = copy.values[1], value.values[1], decoded[1]
+    assert copy == value == Collected((leaf,)) and decoded == [7]
+
+
+def test_a_flat_collected_value_pickles_as_before():
+    """A Collected value with no Collected inside keeps the plain pickled form."""
+    value = Collected((b"a", b"b"))
+    assert pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL)) == value
+    assert b"_unflatten" not in pickle.dumps(value, pickle.HIGHEST_PROTOCOL)

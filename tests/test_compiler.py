@@ -5,9 +5,10 @@ from __future__ import annotations
 import pickle
 
 import pytest
+import shape_workflows as sw
 
 import fntree
-from fntree.compiler import build_value, lower, root_spec
+from fntree.compiler import build_value, execute, lower, root_spec
 from fntree.runtime import codec
 from fntree.runtime.records import (
     CHILD,
@@ -304,3 +305,97 @@ def test_root_spec_refuses_anything_but_a_call(value):
     """root_spec of a target, a value or a directive raises CompileError naming its type."""
     with pytest.raises(fntree.CompileError, match=f"not a {type(value).__name__}$"):
         root_spec(value)
+
+
+# -- depth ---------------------------------------------------------------------------
+
+
+def _spine(spec):
+    """The specs along deps[0] from `spec` down, without recursion."""
+    found = [spec]
+    while found[-1].deps:
+        found.append(found[-1].deps[0])
+    return found
+
+
+def test_a_static_promise_chain_of_10000_calls_lowers_and_pickles():
+    """`inc(inc(...inc(0)...))` 10,000 calls deep lowers without recursion and survives pickle."""
+    spec, fns = root_spec(sw.promise_chain(10_000))
+    spine = _spine(spec)
+    assert len(spine) == 10_000
+    assert spine[0].job_id == ROOT_ID and spine[1].job_id == derive_id(ROOT_ID, DEP, 0)
+    assert all(s.slots == (0,) for s in spine[:-1]) and spine[-1].slots == ()
+    assert codec.loads(spine[-1].args) == ((0,), {})
+    copy = _spine(pickle.loads(pickle.dumps(spec, pickle.HIGHEST_PROTOCOL)))
+    assert [s._replace(deps=()) for s in copy] == [s._replace(deps=()) for s in spine]
+    assert set(fns) == {sw.inc.pickled()[0]}
+
+
+def test_a_body_returning_a_deep_promise_chain_lowers_it_as_a_child_with_deps():
+    """A tail call whose promise nests 10,000 deep: one child, its deps nested below it."""
+    (kind, children, follow), _ = lower(JOB, sw.promise_chain(10_000))
+    assert kind == O_SPAWN and follow.slots == (0,) and len(children) == 1
+    assert len(_spine(children[0])) == 9_999
+
+
+def test_a_call_used_twice_deep_in_a_chain_is_refused():
+    """The one-job-per-call rule holds at any depth of promises."""
+    shared = sw.inc(0)
+    call = sw.add(shared, 1)
+    for _ in range(3000):
+        call = sw.inc(call)
+    with pytest.raises(fntree.CompileError, match="used in two places"):
+        root_spec(sw.add(call, shared))
+
+
+# -- calls a body made -----------------------------------------------------------------
+
+
+def _execute(target, *args):
+    return execute(target, args, {}, JOB)
+
+
+def test_a_dropped_call_fails_the_job_naming_its_target_and_line():
+    """`fntree.children(...).then(total(...))` without `return` is an error naming `total`."""
+    with pytest.raises(fntree.CompileError) as info:
+        _execute(sw.forgets_return, 3)
+    message = str(info.value)
+    assert "`forgets_return` made the call `total(...)`" in message
+    assert sw.line_of("forgotten") in message
+    assert "would never run" in message and "part(" not in message
+
+
+def test_calls_that_are_listed_promised_nested_or_built_into_values_are_not_dropped():
+    """Children, promises in arguments, calls made in helpers and calls inside values all run."""
+    outcome, _ = _execute(sw.keeps_every_call, 3)
+    assert outcome[0] == O_SPAWN
+    outcome, _ = _execute(sw.root_returning_calls)
+    assert outcome[0] == O_SPAWN and outcome[2].name == "value"
+    outcome, _ = _execute(sw.returns_promise_chain, 2000)
+    assert len(_spine(outcome[1][0])) == 1999
+
+
+def test_every_dropped_call_is_named_once_through_the_call_it_was_passed_to():
+    """Of dropped calls, those passed to another dropped call are named through it."""
+
+    @fntree.target
+    def drops_two() -> int:
+        sw.add(sw.part(1), 2)
+        sw.part(3)
+        return 0
+
+    with pytest.raises(fntree.CompileError, match=r"made 2 calls \(`add\(...\)` at .*, "
+                                                  r"`part\(...\)` at .*\)"):
+        _execute(drops_two)
+
+
+def test_a_body_that_fails_is_not_charged_with_dropped_calls():
+    """An exception from the body is the job's error, whatever calls it made before."""
+
+    @fntree.target
+    def fails() -> int:
+        sw.part(1)
+        raise ValueError("the body's own error")
+
+    with pytest.raises(ValueError, match="the body's own error"):
+        _execute(fails)

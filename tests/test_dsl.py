@@ -8,6 +8,7 @@ import threading
 import pytest
 
 import fntree
+from fntree import dsl
 from fntree.resources import Resources
 from fntree.runtime import codec
 
@@ -348,3 +349,41 @@ def test_slurm_args_per_target_and_per_call():
         fntree.target(slurm_args='--comment="unclosed')
     with pytest.raises(fntree.ResourceError, match="slurm_args"):
         fntree.target(slurm_args=3)
+
+
+# -- a call is not yet a value ---------------------------------------------------------
+
+
+def test_formatting_a_call_raises_that_it_is_not_yet_a_value():
+    """str(), format() and f-strings (with a format spec too) of a call raise; repr stays."""
+    call = record(5)
+    for attempt in (lambda: str(call), lambda: f"result is {call}", lambda: format(call, ">9"),
+                    lambda: f"{call:>9}"):
+        with pytest.raises(fntree.CompileError, match=r"the call `record\(...\)` made at "
+                                                      r".*test_dsl.py:\d+ is not yet a value"):
+            attempt()
+    assert repr(call) == "<fntree call record(...)>"
+    assert f"{call!r}" == "<fntree call record(...)>"
+
+
+def test_a_call_keeps_the_file_and_line_that_made_it():
+    """`Call.site` is where the target was called, also through `.options(...)`."""
+    here = __file__
+    line = test_a_call_keeps_the_file_and_line_that_made_it.__code__.co_firstlineno
+    plain = record(1)
+    changed = record.options(cpu=2)(1)
+    assert plain.site == (here, line + 4)
+    assert changed.where() == f"{here}:{line + 5}"
+
+
+def test_made_calls_lists_the_calls_of_a_block_and_nests():
+    """Calls made inside `made_calls()` are listed in order; an inner block restores the outer."""
+    before = record(0)
+    with dsl.made_calls() as outer:
+        first = record(1)
+        with dsl.made_calls() as inner:
+            second = record(2)
+        third = pair(first, 3)
+    assert outer == [first, third] and inner == [second]
+    assert before not in outer
+    assert dsl._made is None

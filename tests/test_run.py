@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import shape_workflows as sw
 import workflows as wf
 from processes import wait_for
 
 import fntree
+from fntree.runtime import codec
+from fntree.runtime.check import check
+from fntree.runtime.store import JobStore
 
 
 def test_fan_out_with_summing_follow_on(store: Path) -> None:
@@ -239,3 +244,80 @@ def test_restart_runs_fixed_main_targets(tmp_path: Path) -> None:
                            text=True, cwd=tmp_path, timeout=120)
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.strip() == "[0, 1, 20, 3]"
+
+
+# -- the shape of a workflow has no recursion limit ----------------------------------------
+# Depths here are past Python's recursion limit (fntree used to fail at about 330 and 500);
+# bench/shapes.py runs the full sizes (children-only nesting 100,000 deep, a static promise
+# chain of 10,000 calls, 1,000,000 tail calls) and prints their times.
+
+
+def test_children_only_nesting_far_past_the_recursion_limit(store: Path) -> None:
+    """Children-only nesting 1,100 deep completes with the value nested 1,100 deep."""
+    assert sw.unwrap(fntree.run(sw.nest(1100), jobstore=store)) == (1100, "leaf")
+
+
+def test_static_promise_chains_far_past_the_recursion_limit(store: Path) -> None:
+    """`inc(inc(...))` 1,100 calls deep runs as the root, and as what a body returns."""
+    assert fntree.run(sw.promise_chain(1100), jobstore=store) == 1100
+    assert fntree.run(sw.returns_promise_chain(1100)) == 1100
+
+
+def test_a_long_chain_of_tail_calls(store: Path) -> None:
+    """5,000 tail calls, one job each, complete with the exact count."""
+    assert fntree.run(sw.hop(5000, 0), jobstore=store) == 5000
+
+
+def test_deep_nesting_finishes_after_the_leader_is_killed(store: Path, tmp_path: Path) -> None:
+    """SIGKILL the leader of a 1,100-deep nesting (snapshots on): the restart still finishes."""
+    marker = tmp_path / "halfway"
+    code = (f"import fntree, shape_workflows as sw; "
+            f"fntree.run(sw.nest(1100, {str(marker)!r}, 550), jobstore={str(store)!r})")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent),
+           "FNTREE_COMPACT_BYTES": "65536"}
+    leader = subprocess.Popen([sys.executable, "-c", code], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(marker.exists, timeout=300)
+    leader.send_signal(signal.SIGKILL)
+    leader.wait()
+    assert list((store / "journal").glob("snapshot.*")), "compaction should have run"
+    assert not [f for f in check(store) if f.level == "error"]
+    assert sw.unwrap(fntree.restart(store)) == (1100, "leaf")
+    assert sw.unwrap(fntree.restart(store)) == (1100, "leaf")
+
+
+# -- no call is dropped silently ---------------------------------------------------------
+
+
+def test_a_forgotten_return_fails_the_job_naming_the_call_and_its_line(store: Path) -> None:
+    """`fntree.children(*parts).then(total(parts))` without `return` fails, naming `total`."""
+    with pytest.raises(fntree.WorkflowFailed) as info:
+        fntree.run(sw.forgets_return(3), jobstore=store, retry_count=0)
+    (failed,) = info.value.failed
+    assert failed.name == "forgets_return"
+    assert "the call `total(...)`" in failed.message
+    assert sw.line_of("forgotten") in failed.message
+
+
+def test_formatting_a_call_in_a_body_fails_the_job(store: Path) -> None:
+    """`f"{part(n)}"` in a body raises that a call is not yet a value."""
+    with pytest.raises(fntree.WorkflowFailed) as info:
+        fntree.run(sw.formats_a_call(2), jobstore=store, retry_count=0)
+    message = info.value.failed[0].message
+    assert "the call `part(...)`" in message and "is not yet a value" in message
+    assert sw.line_of("formatted") in message
+
+
+def test_calls_passed_on_in_every_way_all_run() -> None:
+    """Calls listed, promised, nested, made in a helper or built into values are not flagged."""
+    assert fntree.run(sw.keeps_every_call(3)) == {"parts": [0, 1, 2], "pair": (2, [9])}
+
+
+def test_a_root_cannot_leave_calls_unlowered(store: Path) -> None:
+    """What a root returns is lowered whole: its value holds no call, and every call ran."""
+    value = fntree.run(sw.root_returning_calls(), jobstore=store)
+    assert value == {"a": 1, "b": [2, 12], "c": (7,)}
+    done = JobStore.open(store).recover(repair=False)[0].done
+    assert done == {"root_returning_calls": 1, "value": 1, "part": 4, "add": 2, "inc": 1}
+    with pytest.raises(fntree.SerializationError, match="cannot be stored inside a value"):
+        codec.encode_value([sw.part(1)])

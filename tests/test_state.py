@@ -8,6 +8,7 @@ import pytest
 
 import fntree
 from fntree.compiler import lower, root_spec
+from fntree.runtime import codec
 from fntree.runtime.records import (
     O_SPAWN,
     O_VALUE,
@@ -517,3 +518,70 @@ def test_a_snapshot_without_identity_fields_loads_with_empty_ones() -> None:
     del state.__dict__["targets"], state.__dict__["done_by_code"]
     loaded = pickle.loads(pickle.dumps(state))
     assert loaded.targets == {} and loaded.done_by_code == {} and 1 in loaded.chains
+
+
+# -- depth ---------------------------------------------------------------------------
+
+
+def _nest(state, first_id, depth, leaf=b"leaf"):
+    """Apply a children-only nesting `depth` deep below job `first_id`, closing at the leaf."""
+    for job_id in range(first_id, first_id + depth):
+        apply(state, done_spawn(job_id, [spec(job_id + 1)]))
+    apply(state, done_value(first_id + depth, leaf))
+
+
+def _depth(value):
+    """(depth, innermost) of a value nested in one-item Collected values, without recursion."""
+    depth = 0
+    while isinstance(value, Collected):
+        assert len(value.values) == 1
+        value, depth = value.values[0], depth + 1
+    return depth, value
+
+
+def test_children_only_nesting_100000_deep_closes_and_pickles():
+    """100,000 nested children-only chains close into one value that pickles and decodes flat."""
+    leaf = codec.encode_value("leaf")
+    state = run(root(1))
+    _nest(state, 1, 100_000, leaf)
+    assert state.finished and not state.chains
+    assert _depth(state.value) == (100_000, leaf)
+    record = pickle.loads(pickle.dumps([(R_FINISH, state.value)], pickle.HIGHEST_PROTOCOL))
+    assert _depth(record[0][1]) == (100_000, leaf)
+    depth, inner = 0, codec.decode_value(state.value)
+    while isinstance(inner, list):
+        inner, depth = inner[0], depth + 1
+    assert (depth, inner) == (100_000, "leaf")
+
+
+def test_a_snapshot_holding_a_deep_value_continues_like_the_original():
+    """A chain holding a 50,000-deep collected value while a sibling runs pickles and resumes."""
+    state = run(root(1), done_spawn(1, [spec(2), spec(3)], spec(4, slots=(0, 1))))
+    apply(state, done_spawn(2, [spec(100)]))
+    _nest(state, 100, 50_000)
+    copy = pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+    check_invariants(copy)
+    assert _depth(copy.chains[1].values[0]) == (50_001, b"leaf")
+    for each in (state, copy):
+        apply(each, done_value(3, b"sibling"))
+        apply(each, done_value(4, b"sum"))
+        assert each.finished and each.value == b"sum"
+
+
+def test_deps_10000_deep_become_chains_that_run_innermost_first():
+    """A spec whose deps nest 10,000 deep makes one chain per dep; they close innermost first."""
+    deep = spec(10_000)
+    for job_id in range(9_999, 0, -1):
+        deep = spec(job_id, slots=(0,), deps=(deep,))
+    state = run((R_ROOT, deep, {b"key": b"fn"}))
+    assert len(state.chains) == 10_000 and ready_ids(state) == {10_000}
+    assert all(not c.job.deps for c in state.chains.values())
+    copy = pickle.loads(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
+    assert copy.root.job_id == 1 and copy.root.deps[0].deps[0].job_id == 3
+    assert {**snapshot(copy), "root": None} == {**snapshot(state), "root": None}
+    for job_id in range(10_000, 1, -1):
+        apply(copy, done_value(job_id, b"v"))
+        assert ready_ids(copy) == {job_id - 1}
+        assert copy.chains[job_id - 1].slot_values() == (b"v",)
+    apply(copy, done_value(1, b"top"))
+    assert copy.finished and copy.value == b"top"

@@ -127,11 +127,13 @@ class RunView(Observer):
 
     def _spawned(self, specs: Any) -> None:
         targets, pending = self.targets, self.pending
-        for spec in specs:
+        stack = list(specs)
+        while stack:
+            spec = stack.pop()
             (targets.get(spec.name) or self._counts(spec.name)).queued += 1
             pending.add(spec.job_id)
             if spec.deps:
-                self._spawned(spec.deps)
+                stack.extend(spec.deps)
 
     def _leave(self, packet: _Packet) -> None:
         packet.left -= 1

@@ -141,10 +141,25 @@ def encode_value(value: Any) -> bytes:
 
 
 def decode_value(value: bytes | Collected) -> Any:
-    """The Python value of a stored value: bytes, or a `Collected` list of them."""
-    if isinstance(value, Collected):
-        return [decode_value(v) for v in value.values]
-    return pickle.loads(value)
+    """The Python value of a stored value: bytes, or a `Collected` list of them.
+
+    Collected values nest as deep as the tree of children-only chains did, so the
+    lists are built without recursion.
+    """
+    if not isinstance(value, Collected):
+        return pickle.loads(value)
+    top: list[Any] = []
+    stack = [(value.values, top)]
+    while stack:
+        values, out = stack.pop()
+        for item in values:
+            if type(item) is Collected:
+                inner: list[Any] = []
+                out.append(inner)
+                stack.append((item.values, inner))
+            else:
+                out.append(pickle.loads(item))
+    return top
 
 
 def dumps_function(obj: Any) -> tuple[bytes, bytes]:

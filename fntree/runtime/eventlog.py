@@ -217,7 +217,12 @@ def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:
 
 
 def _count_specs(specs: Any) -> int:
-    return sum(1 + _count_specs(spec.deps) for spec in specs)
+    count = 0
+    stack = list(specs)
+    while stack:
+        count += 1
+        stack.extend(stack.pop().deps)
+    return count
 
 
 def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dict[str, Any]]:

@@ -3,6 +3,12 @@
 A `Spec` describes one job by value and refers to other jobs by id only. Records
 are plain tuples and NamedTuples so that the journal pickles them fast and small.
 
+Two records nest as deep as a workflow does: a `Spec`'s deps (a promise chain
+`f(f(...f(x)...))`) and a `Collected` value (children-only chains nested in each
+other). Both pickle flat (a preorder list, rebuilt with a stack), so no depth of
+workflow reaches the pickler's recursion limit in the journal, a snapshot, or a
+packet to or from a worker; a flat one keeps the plain pickled form.
+
 Journal records are tuples whose first item is one of the `R_*` kinds below;
 docs/jobstore.md gives their meaning and the order in which they are written.
 """
@@ -60,11 +66,83 @@ class Spec(NamedTuple):
     slots: tuple[int, ...] = ()
     deps: tuple[Spec, ...] = ()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Deps nest as deep as a workflow's promises do: pickled flat, never recursively.
+        if not self.deps:
+            return Spec, tuple(self)
+        return _unflatten_spec, (_flatten_spec(self),)
+
 
 class Collected(NamedTuple):
     """The value of a chain that spawned children and no follow-on: their values, in order."""
 
     values: tuple[Any, ...]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Children-only chains nest as deep as the tree: pickled flat, never recursively.
+        if Collected not in map(type, self.values):
+            return Collected, (self.values,)
+        return _unflatten_collected, _flatten_collected(self)
+
+
+def _flatten_spec(spec: Spec) -> list[tuple[Spec, int]]:
+    """A spec and its deps, nested to any depth, as (spec without deps, number of deps)
+    in preorder."""
+    flat = []
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        flat.append((node._replace(deps=()), len(node.deps)))
+        stack.extend(reversed(node.deps))
+    return flat
+
+
+def _unflatten_spec(flat: list[tuple[Spec, int]]) -> Spec:
+    """The spec `_flatten_spec` flattened."""
+    built: list[Spec] = []
+    for node, count in reversed(flat):
+        if count:
+            deps = tuple(built[:-count - 1:-1])
+            del built[-count:]
+            built.append(node._replace(deps=deps))
+        else:
+            built.append(node)
+    return built[0]
+
+
+def _flatten_collected(value: Collected) -> tuple[list[int], list[Any]]:
+    """Nested collected values as (preorder shape: a count per `Collected`, -1 per
+    stored value; the stored values in order)."""
+    shape: list[int] = []
+    leaves: list[Any] = []
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is Collected:
+            shape.append(len(node.values))
+            stack.extend(reversed(node.values))
+        else:
+            shape.append(-1)
+            leaves.append(node)
+    return shape, leaves
+
+
+def _unflatten_collected(shape: list[int], leaves: list[Any]) -> Collected:
+    """The value `_flatten_collected` flattened."""
+    built: list[Any] = []
+    leaf = len(leaves)
+    for count in reversed(shape):
+        if count < 0:
+            leaf -= 1
+            built.append(leaves[leaf])
+        elif count:
+            values = tuple(built[:-count - 1:-1])
+            del built[-count:]
+            built.append(Collected(values))
+        else:
+            built.append(Collected(()))
+    result: Collected = built[0]
+    return result
 
 
 def derive_id(parent: int, kind: int, index: int) -> int:

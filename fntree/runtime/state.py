@@ -14,7 +14,13 @@ Invariants:
 - `by_job[j] == c` exactly when chain `c`'s next job has id `j`;
 - a chain is in `ready` iff it has a next job, nothing pending, and is neither
   running nor failed;
-- values of a chain's children live in the chain until it closes.
+- values of a chain's children live in the chain until it closes;
+- a chain's job holds no deps: they are chains of their own from the moment it
+  is added.
+
+No transition recurses: deps are expanded and closes propagate up the tree with
+loops, so a workflow of any depth (children nested 100,000 deep, deps 10,000
+deep) is applied, replayed and snapshotted alike.
 
 Beside the chains: `fns` (each function key's pickled function), `targets`
 (what each key is: module, qualname, code hash, origin; `TARGETS` records) and
@@ -126,17 +132,25 @@ class RunState:
                 queue.pop(chain.chain_id, None)
 
     def _add_chain(self, spec: Spec, parent: int | None, index: int) -> None:
-        chain = Chain(spec.job_id, parent, index, spec)
-        self.chains[spec.job_id] = chain
-        self.by_job[spec.job_id] = spec.job_id
-        if spec.deps:
-            chain.status = WAITING
-            chain.pending = len(spec.deps)
-            chain.values = [None] * len(spec.deps)
-            for k, dep in enumerate(spec.deps):
-                self._add_chain(dep, spec.job_id, k)
-        else:
-            self._make_ready(chain)
+        """A chain for `spec` and, as children of its own chain, one for each of its deps.
+
+        Deps nest to any depth: they are walked with a stack, in the order a recursive
+        walk would take, and each chain keeps its job without the deps it has expanded.
+        """
+        stack = [(spec, parent, index)]
+        while stack:
+            spec, parent, index = stack.pop()
+            deps = spec.deps
+            chain = Chain(spec.job_id, parent, index, spec._replace(deps=()) if deps else spec)
+            self.chains[spec.job_id] = chain
+            self.by_job[spec.job_id] = spec.job_id
+            if deps:
+                chain.status = WAITING
+                chain.pending = len(deps)
+                chain.values = [None] * len(deps)
+                stack.extend((deps[k], spec.job_id, k) for k in range(len(deps) - 1, -1, -1))
+            else:
+                self._make_ready(chain)
 
     def _close(self, chain: Chain, value: Any) -> None:
         while True:
