@@ -63,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jobstore", default=None,
                        help="job store directory (new for a run; default: a temporary one)")
     group.add_argument("--batch-system", dest="batch_system", default=None,
-                       choices=batch_systems.NAMES, help="where jobs run (default: local)")
+                       choices=batch_systems.names(),
+                       help="where jobs run (default: local); plug-ins add more")
     group.add_argument("--max-cpus", dest="max_cpus", type=float, default=None,
                        help="most cores used at once (default: this machine's)")
     group.add_argument("--max-memory", dest="max_memory", default=None,
@@ -116,9 +117,7 @@ def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -
                                              or resolved["max_jobs"] < 1):
         raise ResourceError(f"max_jobs={resolved['max_jobs']!r} must be a whole number, 1 or "
                             "more")
-    if resolved["batch_system"] not in batch_systems.NAMES:
-        raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
-                          f"{', '.join(batch_systems.NAMES)}")
+    batch_systems.check_name(resolved["batch_system"])
     return resolved
 
 

@@ -317,3 +317,9 @@ def serve(runner: Runner, rfd: int, wfd: int, parent: int) -> None:
                 _send(wfd, ("results", pending, False))
                 pending, flushed = [], now
         _send(wfd, ("results", pending, True))
+
+
+def make(setup: WorkerSetup, options: dict[str, Any]) -> LocalBatchSystem:
+    """The `local` entry point of the `fntree.batch_systems` group."""
+    return LocalBatchSystem(setup, max_cpus=options.get("max_cpus"),
+                            max_memory=options.get("max_memory"))
