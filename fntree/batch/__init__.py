@@ -81,7 +81,7 @@ def load(name: str) -> Factory:
     if not callable(factory):
         raise BatchSystemError(f"batch system {name!r} ({entry.value}, from {where}) is not "
                                "a factory (setup, options) -> BatchSystem; fix its entry point")
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
