@@ -37,7 +37,7 @@ from typing import Any
 from fntree.resources import parse_memory
 
 
-class Skip(Exception):  # noqa: N818 -- named as pytest names its own
+class Skip(Exception):
     """This case does not apply to the batch system; `str()` says why."""
 
 
