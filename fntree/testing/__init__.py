@@ -223,11 +223,11 @@ def case_cancel(kit: Kit) -> None:
 def case_restart(kit: Kit) -> None:
     """A leader SIGKILLed mid-run is restarted, and the run ends with the exact value."""
     record = kit.record("restart")
-    leader = kit.start("restart", "slow_fan", str(record), 6, 1.0)
+    leader = kit.start("restart", "slow_fan", str(record), 4, 0.5)
     wait_for(lambda: any(record.glob("done-*")), kit.timeout, "a job completing")
     leader.proc.kill()
     leader.proc.wait()
-    assert kit.restart("restart").value() == 15
+    assert kit.restart("restart").value() == 6
 
 
 def case_packing(kit: Kit) -> None:

@@ -125,7 +125,8 @@ class SubprocessBatchSystem:
     def _updates(self, packet: _Packet) -> list[Update]:
         updates = []
         code = packet.proc.poll() if packet.proc is not None else None
-        while (path := SlurmPaths.result_of(self._packet_file(packet.number), packet.chunk)).exists():
+        packet_file = self._packet_file(packet.number)
+        while (path := SlurmPaths.result_of(packet_file, packet.chunk)).exists():
             results, last = read_result(path, self.setup.store_root)
             path.unlink()
             packet.chunk += 1
