@@ -1,8 +1,8 @@
 """The conformance kit (fntree.testing) passes on every batch system we ship or show.
 
 `local` and the example plug-in `subprocess` (examples/plugin_subprocess, made
-visible as an installed distribution would be: its package on the path and a
-.dist-info declaring its entry point) always run; `slurm` runs against the real
+made visible as an installed distribution would be, by conftest's
+`example_plugin`) always run; `slurm` runs against the real
 Slurm that ci/slurm-up.sh starts, and is skipped without one unless
 FNTREE_REQUIRE_SLURM is set (as in CI), as tests/test_slurm.py does.
 """
@@ -10,8 +10,6 @@ FNTREE_REQUIRE_SLURM is set (as in CI), as tests/test_slurm.py does.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,35 +18,12 @@ from test_slurm import _slurm_missing
 from fntree import batch
 from fntree.testing import CASES, run_case
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "plugin_subprocess"
-
 # The batch systems, with the kit's settings for each.
 SYSTEMS = {
     "local": {"options": {"max_cpus": 2}},
     "subprocess": {"env": {"FNTREE_SUBPROCESS_SLOTS": "2", "FNTREE_SUBPROCESS_DELAY": "0.05"}},
     "slurm": {"time_limits": True, "timeout": 600.0},
 }
-
-
-def install_dist_info(site: Path, name: str, version: str, entry_points: str) -> None:
-    """A .dist-info in `site` declaring `entry_points`: what pip leaves for an install."""
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(entry_points)
-
-
-@pytest.fixture(scope="session")
-def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """examples/plugin_subprocess installed for this session, registered by its entry point."""
-    site = tmp_path_factory.mktemp("site")
-    install_dist_info(site, "fntree-subprocess", "0.1.0",
-                      "[fntree.batch_systems]\nsubprocess = fntree_subprocess:make\n")
-    added = [str(site), str(EXAMPLE)]
-    sys.path[:0] = added
-    yield
-    for entry in added:
-        sys.path.remove(entry)
 
 
 @pytest.fixture(params=list(SYSTEMS))

@@ -133,9 +133,12 @@ def lost(marker: str, n: int) -> object:
 # -- cancel and restart ------------------------------------------------------------------
 @fntree.target(time="5m")
 def pulse(record: str, i: int, seconds: float) -> int:
-    """Rewrites `record/pulse-i` every 0.1 s for `seconds`: it shows whether a job still runs."""
+    """Rewrites `record/pulse-i` every 0.1 s for `seconds`: it shows whether a job still runs.
+
+    Only its first attempt pulses; a later one (after a restart) returns at once.
+    """
     path = Path(record, f"pulse-{i}")
-    end = time.monotonic() + seconds
+    end = time.monotonic() + (seconds if fntree.context().attempt == 1 else 0)
     while time.monotonic() < end:
         path.write_text(str(time.time()))
         time.sleep(0.1)
