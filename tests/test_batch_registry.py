@@ -79,7 +79,8 @@ def test_restart_on_another_batch_system_cancels_the_earlier_ones_jobs(
             "batch_system='subprocess')")
     leader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                               env={"PYTHONPATH": ":".join(sys.path)})
-    wait_for(lambda: len(list(record.glob("pulse-*"))) == 2, timeout=120)
+    wait_for(lambda: len(list(record.glob("pulse-*"))) == 2 and _issued(store) >= 3,
+             timeout=120)  # both pulsing, and their first attempts durable in the journal
     leader.send_signal(signal.SIGKILL)
     leader.wait()
     jobs = (store / "batch" / "subprocess" / "jobs").read_text().split()
@@ -98,3 +99,12 @@ def _state(pid: int) -> str:
     except (OSError, IndexError):
         return "gone"
     return "gone" if state == "Z" else state
+
+
+def _issued(store: Path) -> int:
+    """How many job attempts the job store's journal records as issued."""
+    from fntree.runtime.journal import read_records
+    from fntree.runtime.records import R_ISSUE
+
+    return sum(r[0] == R_ISSUE for segment in sorted((store / "journal").glob("*.log"))
+               for r in read_records(segment)[0])
