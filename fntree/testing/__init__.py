@@ -47,12 +47,12 @@ class Leader:
     def __init__(self, kit: Kit, name: str, workflow: str, args: tuple[Any, ...],
                  restart: bool) -> None:
         self.kit = kit
+        self.out = kit.workdir / f"{name}.out"
         spec = {"workflow": workflow, "args": list(args), "restart": restart,
                 "jobstore": str(kit.store(name)), "batch_system": kit.batch_system,
-                "options": kit.options, "out": str(kit.workdir / f"{name}.out")}
+                "options": kit.options, "out": str(self.out)}
         spec_path = kit.workdir / f"{name}{'-restart' if restart else ''}.json"
         spec_path.write_text(json.dumps(spec))
-        self.out = Path(spec["out"])
         self.out.unlink(missing_ok=True)
         with open(kit.workdir / f"{name}.stderr", "ab") as stderr:
             self.proc = subprocess.Popen(
@@ -174,7 +174,7 @@ def case_failures(kit: Kit) -> None:
 def case_memory_retry(kit: Kit) -> None:
     """A job that raises MemoryError is retried with twice its memory."""
     leader = kit.start("memory", "hungry")
-    assert leader.value() == (2, 2 * parse_memory("64M"))
+    assert leader.value() == (2, 2 * (parse_memory("64M") or 0))
     assert "MemoryError" in leader.report()["failures"][0][4]
 
 

@@ -39,8 +39,8 @@ class Recorder(Observer):
 
 
 def main(argv: list[str]) -> int:
-    with open(argv[0]) as f:
-        spec: dict[str, Any] = json.load(f)
+    with open(argv[0]) as spec_file:
+        spec: dict[str, Any] = json.load(spec_file)
     recorder = Recorder()
     options = {**spec["options"], "batch_system": spec["batch_system"],
                "observers": [recorder]}
