@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jobstore", default=None,
                        help="job store directory (new for a run; default: a temporary one)")
     group.add_argument("--batch-system", dest="batch_system", default=None,
-                       choices=batch_systems.NAMES, help="where jobs run (default: local)")
+                       choices=batch_systems.names(),
+                       help="where jobs run (default: local); plug-ins add more")
     group.add_argument("--max-cpus", dest="max_cpus", type=float, default=None,
                        help="most cores used at once (default: this machine's)")
     group.add_argument("--max-memory", dest="max_memory", default=None,
@@ -158,9 +159,7 @@ def _validate(resolved: dict[str, Any]) -> None:
         raise ResourceError(f"max_job_duration={duration!r} must be a positive number of seconds")
     if resolved["cache"]:
         resolved["cache"] = str(Cache.open(resolved["cache"]).root)  # refuses an unsafe one
-    if resolved["batch_system"] not in batch_systems.NAMES:
-        raise FntreeError(f"unknown batch system {resolved['batch_system']!r}; choose one of: "
-                          f"{', '.join(batch_systems.NAMES)}")
+    batch_systems.check_name(resolved["batch_system"])
     if resolved["batch_system"] == "slurm" and shutil.which("sbatch") is None:
         raise FntreeError("the slurm batch system submits with `sbatch`, which is not on "
                           "PATH here; run where Slurm is installed (a login node), or choose "

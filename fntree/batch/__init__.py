@@ -1,13 +1,87 @@
-"""Batch systems: where tasks run. `base` is the protocol; one module per system."""
+"""Batch systems: where tasks run. `base` is the protocol (docs/batch-systems.md).
+
+The registry is the `fntree.batch_systems` entry-point group: each entry point
+names a factory `(setup: WorkerSetup, options: dict) -> BatchSystem`. fntree's
+own batch systems are registered there exactly as a third party's are (see
+pyproject.toml), so nothing here names one. Several names pointing at the same
+object are one batch system: the first is its name, the others its aliases.
+
+Before a batch system starts on a job store, every other registered batch
+system that left state in the store (a non-empty file under
+`<store>/batch/<its name>/`) is started and closed, which cancels the jobs an
+earlier leader left there: a restart on another batch system never runs a job
+that an earlier leader's job is still running.
+"""
 
 from __future__ import annotations
 
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from fntree.batch.base import BatchSystem, WorkerSetup
-from fntree.errors import FntreeError, SlurmError
+from fntree.batch.base import BatchSystem, Factory, WorkerSetup
+from fntree.errors import FntreeError
 
-NAMES = ("local", "slurm")
+GROUP = "fntree.batch_systems"
+
+
+class BatchSystemError(FntreeError, LookupError):
+    """A batch system that is not registered, or whose plug-in fails to load."""
+
+
+class LeftoverJobsError(FntreeError, RuntimeError):
+    """Jobs an earlier leader left on another batch system cannot be checked or cancelled."""
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    found: dict[str, metadata.EntryPoint] = {}
+    for entry in metadata.entry_points(group=GROUP):
+        found.setdefault(entry.name, entry)
+    return found
+
+
+def names() -> tuple[str, ...]:
+    """Every registered name, aliases included, sorted."""
+    return tuple(sorted(_entry_points()))
+
+
+def describe() -> str:
+    """The registered batch systems for a message: "gridengine (alias sge), local, slurm"."""
+    groups: dict[str, list[str]] = {}
+    for name, entry in _entry_points().items():
+        groups.setdefault(entry.value, []).append(name)
+    parts = [members[0] + (f" (alias {', '.join(members[1:])})" if members[1:] else "")
+             for members in groups.values()]
+    return ", ".join(sorted(parts))
+
+
+def check_name(name: str) -> None:
+    """BatchSystemError, listing what is registered, unless `name` is registered."""
+    if name not in _entry_points():
+        raise BatchSystemError(
+            f"unknown batch system {name!r}; choose one of: {describe()}. A batch system "
+            f"from a plug-in is registered in the {GROUP!r} entry-point group of its "
+            "package: install that package into this Python environment")
+
+
+def load(name: str) -> Factory:
+    """The factory registered as `name`; BatchSystemError naming its plug-in if it fails."""
+    check_name(name)
+    entry = _entry_points()[name]
+    dist = getattr(entry, "dist", None)
+    where = (f"distribution {dist.name} {dist.version}" if dist is not None
+             else "an unknown distribution")
+    try:
+        factory = entry.load()
+    except Exception as exc:
+        raise BatchSystemError(
+            f"batch system {name!r} ({entry.value}, from {where}) fails to load: "
+            f"{type(exc).__name__}: {exc}; reinstall or fix that package, or choose "
+            f"another --batch-system") from exc
+    if not callable(factory):
+        raise BatchSystemError(f"batch system {name!r} ({entry.value}, from {where}) is not "
+                               "a factory (setup, options) -> BatchSystem; fix its entry point")
+    return factory
 
 
 def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
@@ -15,39 +89,27 @@ def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
 
     `options` holds the run's resolved options (see fntree.api.DEFAULTS).
     """
-    if name == "local":
-        from fntree.batch.local import LocalBatchSystem
-
-        _cancel_slurm_leftovers(setup)
-        return LocalBatchSystem(setup, max_cpus=options["max_cpus"],
-                                max_memory=options["max_memory"],
-                                max_job_duration=options.get("max_job_duration"))
-    if name == "slurm":
-        from fntree.batch.slurm import SlurmBatchSystem
-
-        return SlurmBatchSystem(setup, max_jobs=options.get("max_jobs"),
-                                partition=options.get("slurm_partition"),
-                                extra_args=options.get("slurm_args"),
-                                max_memory=options.get("max_memory"))
-    raise FntreeError(f"unknown batch system {name!r}; choose one of: {', '.join(NAMES)}")
+    factory = load(name)
+    _cancel_leftovers(_entry_points()[name].value, setup, options)
+    return factory(setup, options)
 
 
-def _cancel_slurm_leftovers(setup: WorkerSetup) -> None:
-    """A store whose earlier leader ran on Slurm may still have jobs there: cancel them first.
+def _cancel_leftovers(chosen: str, setup: WorkerSetup, options: dict[str, Any]) -> None:
+    """Start and close every other batch system that left state in this store (see above)."""
+    base = setup.store_root / "batch"
+    entries = _entry_points()
+    for directory in sorted(base.iterdir()) if base.is_dir() else []:
+        entry = entries.get(directory.name)
+        if entry is None or entry.value == chosen or not _holds_state(directory):
+            continue
+        try:
+            load(directory.name)(setup, options).close()  # which cancels them, and waits
+        except FntreeError as exc:
+            raise LeftoverJobsError(
+                f"an earlier leader of job store {setup.store_root} ran its jobs on "
+                f"{directory.name}, and whether they still run cannot be checked ({exc}); "
+                f"cancel them, or restart with --batch-system {directory.name}") from exc
 
-    Otherwise a restart on another batch system could run a job that an earlier
-    leader's Slurm job is still running.
-    """
-    jobs = setup.store_root / "batch" / "slurm" / "jobs"
-    if not jobs.is_file() or not jobs.stat().st_size:
-        return
-    from fntree.batch.slurm import SlurmBatchSystem
 
-    try:
-        SlurmBatchSystem(setup).close()  # which cancels them, and waits until they are gone
-    except SlurmError as exc:
-        raise SlurmError(
-            f"an earlier leader of job store {setup.store_root} ran its jobs on Slurm, and "
-            f"whether they still run cannot be checked ({exc}); cancel them "
-            f"(`scancel --name fntree-{setup.store_id}-...`), or restart with "
-            "--batch-system slurm") from exc
+def _holds_state(directory: Path) -> bool:
+    return any(p.is_file() and p.stat().st_size for p in directory.rglob("*"))

@@ -1,5 +1,10 @@
 """The batch-system protocol: what the leader asks of the place where jobs run.
 
+It is public: a plug-in implements it and registers a `Factory` in the
+`fntree.batch_systems` entry-point group; docs/batch-systems.md states each
+member's contract, the threading, what must be durable where, and how results
+travel. `fntree.testing` checks an implementation against it.
+
 Four verbs, two questions and two figures, no more:
 
 - `parallelism` — about how many one-core packets can run at once;
@@ -15,13 +20,16 @@ Four verbs, two questions and two figures, no more:
 - `close()` — release workers and files.
 
 A batch system never touches the journal: it only carries tasks out and
-results back. The leader decides what runs, and records what happened.
+results back. The leader decides what runs, and records what happened. The
+leader calls every member from its one thread; none may block longer than
+`poll`'s timeout.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -150,3 +158,9 @@ class BatchSystem(Protocol):
     def cancel(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+# What an entry point of the `fntree.batch_systems` group names: given how workers start
+# and the run's resolved options (fntree.api.DEFAULTS' keys), a batch system ready to take
+# tasks on that job store (having cancelled the jobs its earlier leaders left there).
+Factory = Callable[[WorkerSetup, dict[str, Any]], BatchSystem]

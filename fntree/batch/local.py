@@ -413,3 +413,8 @@ def _read_output(path: Path, limit: int) -> bytes:
     return data[:half] + f"\n[... {len(data) - 2 * half} bytes cut ...]\n".encode() + data[-half:]
 
 
+def make(setup: WorkerSetup, options: dict[str, Any]) -> LocalBatchSystem:
+    """The `local` entry point of the `fntree.batch_systems` group."""
+    return LocalBatchSystem(setup, max_cpus=options.get("max_cpus"),
+                            max_memory=options.get("max_memory"),
+                            max_job_duration=options.get("max_job_duration"))

@@ -46,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from fntree.batch.base import (
     DEFAULT_MEMORY,
@@ -432,3 +433,11 @@ def read_tail(path: Path, limit: int) -> bytes:
             return f.read()
     except OSError:
         return b""
+
+
+def make(setup: WorkerSetup, options: dict[str, Any]) -> SlurmBatchSystem:
+    """The `slurm` entry point of the `fntree.batch_systems` group."""
+    return SlurmBatchSystem(setup, max_jobs=options.get("max_jobs"),
+                            partition=options.get("slurm_partition"),
+                            extra_args=options.get("slurm_args"),
+                            max_memory=options.get("max_memory"))
