@@ -20,7 +20,7 @@ from fntree.testing import CASES, run_case
 
 # The batch systems, with the kit's settings for each.
 SYSTEMS = {
-    "local": {"options": {"max_cpus": 2}},
+    "local": {"options": {"max_cpus": 2}, "time_limits": True},  # killed past 2 x time + 10 s
     "subprocess": {"env": {"FNTREE_SUBPROCESS_SLOTS": "2", "FNTREE_SUBPROCESS_DELAY": "0.05"}},
     "slurm": {"time_limits": True, "timeout": 600.0},
 }
