@@ -1,4 +1,5 @@
-"""The worker's side of the Slurm batch system: run one packet from the job store.
+"""The worker's side of the cluster batch systems (Slurm, Grid Engine): run one packet from
+the job store, as `fntree.batch.files` lays it out.
 
 `supervise` runs the packet in a forked child, so that when the child dies (out of
 memory, scancel, --time) the small parent still removes the local temp dir and
@@ -18,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fntree.batch.base import Result
+from fntree.batch.files import FLUSH_EVERY, PacketPaths, read_packet, read_tail, result_bytes
 from fntree.batch.local import Runner
-from fntree.batch.slurm import FLUSH_EVERY, SlurmPaths, read_packet, read_tail, result_bytes
 
 
 def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
@@ -33,16 +34,16 @@ def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None
     except FileNotFoundError:
         print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
         return
-    SlurmPaths.started_of(packet).touch(mode=0o600)
+    PacketPaths.started_of(packet).touch(mode=0o600)
     runner.learn(fns)
     pending: list[Result] = []
     chunk, flushed = 0, clock()
     for results in runner.run_packet(tasks):
         pending.extend(results)
         if clock() - flushed > FLUSH_EVERY:
-            write(SlurmPaths.result_of(packet, chunk), result_bytes(pending, False))
+            write(PacketPaths.result_of(packet, chunk), result_bytes(pending, False))
             chunk, pending, flushed = chunk + 1, [], clock()
-    write(SlurmPaths.result_of(packet, chunk), result_bytes(pending, True))
+    write(PacketPaths.result_of(packet, chunk), result_bytes(pending, True))
 
 
 def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
