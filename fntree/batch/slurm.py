@@ -4,10 +4,10 @@ The job store must be on a filesystem that the leader and every compute node see
 Packets and results travel through `<store>/batch/slurm/` as `fntree.batch.files`
 describes (shared with Grid Engine): `<token>/<n>.in` written and sealed before
 `sbatch`, its Slurm id appended to `jobs` and fsynced after. At start a leader
-lists its user's Slurm jobs (one `squeue`), scancels in one call those of this store (recorded in `jobs`, or
-named `fntree-<store id>-...`) still queued or running, waits until they are gone,
-and removes the earlier tokens' directories: the work is issued again by the
-leader, and never runs twice at once.
+lists its user's Slurm jobs (one `squeue`), scancels in one call those of this
+store (recorded in `jobs`, or named `fntree-<store id>-...`) still queued or
+running, waits until they are gone, and removes the earlier tokens' directories:
+the work is issued again by the leader, and never runs twice at once.
 
 Status: `poll` first reads the result files (most completions need no Slurm
 query at all). At an interval that starts at QUERY_MIN and grows to QUERY_MAX
