@@ -37,6 +37,17 @@ class SlurmError(FntreeError, RuntimeError):
         self.stderr = stderr
 
 
+class GridEngineError(FntreeError, RuntimeError):
+    """A Grid Engine command failed; `command`, `returncode` and `stderr` say how."""
+
+    def __init__(self, message: str, command: str = "", returncode: int = 0,
+                 stderr: str = "") -> None:
+        super().__init__(message)
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+
+
 class LeaderRunningError(JobStoreError):
     """Another leader holds the job store."""
 

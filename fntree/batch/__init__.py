@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fntree.batch.base import BatchSystem, WorkerSetup
+from fntree.batch.files import cancel_gridengine_leftovers
 from fntree.errors import FntreeError, SlurmError
 
-NAMES = ("local", "slurm")
+NAMES = ("local", "slurm", "gridengine", "sge")
 
 
 def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
@@ -19,15 +20,26 @@ def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
         from fntree.batch.local import LocalBatchSystem
 
         _cancel_slurm_leftovers(setup)
+        cancel_gridengine_leftovers(setup)
         return LocalBatchSystem(setup, max_cpus=options["max_cpus"],
                                 max_memory=options["max_memory"])
     if name == "slurm":
         from fntree.batch.slurm import SlurmBatchSystem
 
+        cancel_gridengine_leftovers(setup)
         return SlurmBatchSystem(setup, max_jobs=options.get("max_jobs"),
                                 partition=options.get("slurm_partition"),
                                 extra_args=options.get("slurm_args"),
                                 max_memory=options.get("max_memory"))
+    if name in ("gridengine", "sge"):
+        from fntree.batch.gridengine import GridEngineBatchSystem
+
+        _cancel_slurm_leftovers(setup)
+        return GridEngineBatchSystem(setup, max_jobs=options.get("max_jobs"),
+                                     queue=options.get("sge_queue"), pe=options.get("sge_pe"),
+                                     extra_args=options.get("sge_args"),
+                                     resources=options.get("sge_resources"),
+                                     max_memory=options.get("max_memory"))
     raise FntreeError(f"unknown batch system {name!r}; choose one of: {', '.join(NAMES)}")
 
 

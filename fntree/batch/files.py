@@ -125,7 +125,7 @@ class Packet:
     """A live packet as the leader follows it."""
 
     def __init__(self, number: int, job_id: str, tasks: list[Task], memory: int,
-                 minutes: int) -> None:
+                 minutes: float) -> None:
         self.number = number
         self.job_id = job_id
         self.tasks = tasks
@@ -168,7 +168,7 @@ class FileJobs:
         self._next_query = clock() + first_query
 
     def record(self, number: int, job_id: str, tasks: list[Task], memory: int,
-               minutes: int) -> None:
+               minutes: float) -> None:
         """Durably note that packet `number` is scheduler job `job_id`, and follow it."""
         os.write(self._jobs_fd, f"{self.paths.dir.name} {number} {job_id}\n".encode())
         os.fdatasync(self._jobs_fd)
@@ -242,3 +242,25 @@ def wait_until_gone(ours: set[str], live: Callable[[set[str]], set[str]],
         sleep(wait)
         wait = min(2 * wait, 5.0)
         ours = live(ours)
+
+
+def cancel_gridengine_leftovers(setup: WorkerSetup) -> None:
+    """A store whose earlier leader ran on Grid Engine may still have jobs there: qdel them.
+
+    Otherwise a restart on another batch system could run a job that an earlier
+    leader's Grid Engine job is still running.
+    """
+    jobs = setup.store_root / "batch" / "gridengine" / "jobs"
+    if not jobs.is_file() or not jobs.stat().st_size:
+        return
+    from fntree.batch.gridengine import GridEngineBatchSystem
+    from fntree.errors import GridEngineError
+
+    try:
+        GridEngineBatchSystem(setup).close()  # which qdels them, and waits until they are gone
+    except GridEngineError as exc:
+        raise GridEngineError(
+            f"an earlier leader of job store {setup.store_root} ran its jobs on Grid Engine, "
+            f"and whether they still run cannot be checked ({exc}); delete them "
+            f"(`qdel 'fntree-{setup.store_id}-*'`), or restart with "
+            "--batch-system gridengine") from exc
