@@ -128,6 +128,13 @@ if qconf -ssconf | differs "$WORK/sched"; then
     qconf -Msconf "$WORK/sched" >/dev/null 2>&1
 fi
 
+# h_vmem consumable, as at most sites: jobs queue until the memory they ask for is free. Its
+# default must not be 0 (a job that asks for none would be killed at once).
+qconf -sc | awk '$1 == "h_vmem" {$6 = "YES"; $7 = "1G"} {print}' >"$WORK/complex"
+if ! diff -q <(qconf -sc | tr -s ' ') <(tr -s ' ' <"$WORK/complex") >/dev/null; then
+    qconf -Mc "$WORK/complex" >/dev/null 2>&1
+fi
+
 qconf -sh | grep -qx "$HOST" || qconf -ah "$HOST" >/dev/null 2>&1
 qconf -ss 2>/dev/null | grep -qx "$HOST" || qconf -as "$HOST" >/dev/null 2>&1
 

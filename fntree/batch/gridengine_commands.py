@@ -146,17 +146,16 @@ def parse_qacct(text: str) -> Accounting | None:
 def final_state(acct: Accounting, memory: int, seconds: float) -> JobState:
     """What an ended job's accounting means, given the MiB and seconds it asked for.
 
-    A job killed at its limit (`failed 37`) used its memory if its peak reached 95%
-    of it; otherwise it ran out of time.
+    A job killed at its limit (`failed 37`) ran out of time if its wall clock reached
+    its h_rt (less a second: wall clock is whole seconds); otherwise it went over its
+    memory (its maxvmem at or near the request: the execd samples it).
     """
     if acct.failed == FAILED_OK:
         return JobState.COMPLETED if acct.exit_status == 0 else JobState.FAILED
     if acct.failed == FAILED_LIMIT:
-        if acct.maxvmem >= 0.95 * memory * (1 << 20):
-            return JobState.OUT_OF_MEMORY
-        if acct.wallclock >= 0.9 * seconds:
+        if acct.wallclock >= seconds - 1:
             return JobState.TIMEOUT
-        return JobState.OUT_OF_MEMORY  # a limit, not the time: the memory it could not show
+        return JobState.OUT_OF_MEMORY
     if acct.failed == FAILED_DELETED:
         return JobState.CANCELLED
     return JobState.LOST
