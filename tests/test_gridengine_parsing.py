@@ -29,10 +29,10 @@ big                     lx-amd64       64    2   32   64  0.50  503.8G   10.0G  
 """
 
 QSTAT_GC = """\
-CLUSTER QUEUE                   CQLOAD   USED    RES  AVAIL  TOTAL aoACDS  cdsuE  
+CLUSTER QUEUE                   CQLOAD   USED    RES  AVAIL  TOTAL aoACDS  cdsuE
 --------------------------------------------------------------------------------
-all.q                             6.49      3      0      5      8      0      0 
-long.q                            0.01      0      0     64     64      0      0 
+all.q                             6.49      3      0      5      8      0      0
+long.q                            0.01      0      0     64     64      0      0
 """
 
 
@@ -62,12 +62,12 @@ def qstat_xml(*jobs: tuple[str, str, str]) -> str:
 def qacct(failed: str, exit_status: str, wallclock: str, maxvmem: str) -> str:
     """`qacct -j ID` as 8.1.9 prints it (fields fntree does not read trimmed)."""
     return f"""==============================================================
-qname        all.q               
-hostname     vm                  
+qname        all.q
+hostname     vm
 jobname      fntree-0123abcd-leaf
-jobnumber    77                  
-granted_pe   NONE                
-slots        1                   
+jobnumber    77
+granted_pe   NONE
+slots        1
 failed       {failed}
 exit_status  {exit_status}
 ru_wallclock {wallclock}
@@ -81,7 +81,8 @@ QSTAT_J_EQW = """\
 ==============================================================
 job_number:                 32
 jobname:                    fntree-0123abcd-leaf
-error reason          1:      11/29/2026 11:56:32 [0:27830]: error: can't chdir to /nonexistent: No such file or directory
+error reason          1:      11/29/2026 11:56:32 [0:27830]: error: can't chdir to \
+/nonexistent: No such file or directory
 scheduling info:            Job is in error state
 """
 
@@ -156,7 +157,7 @@ def test_qhost_and_queue_slots() -> None:
     assert gc.parse_qhost(QHOST) == (64, int(503.8 * (1 << 30)))
     assert gc.parse_queue_slots(QSTAT_GC, "all.q") == 8
     assert gc.parse_queue_slots(QSTAT_GC, None) == 72
-    with pytest.raises(GridEngineError, match="no queue 'gpu.q'"):
+    with pytest.raises(GridEngineError, match=r"no queue 'gpu\.q'"):
         gc.parse_queue_slots(QSTAT_GC, "gpu.q")
 
 
