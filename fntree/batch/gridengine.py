@@ -33,6 +33,7 @@ from __future__ import annotations
 import getpass
 import logging
 import math
+import os
 import re
 import shlex
 import time
@@ -127,8 +128,10 @@ class GridEngineBatchSystem(FileJobs):
         self._cancel_earlier()
         self.open_jobs(clock, sleep, QUERY_MIN)
         self._script = self.paths.dir / "job.sh"
-        self._script.write_text(SCRIPT)
-        self._script.chmod(0o700)
+        fd = os.open(self._script, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700)
+        with open(fd, "w") as script:
+            os.fchmod(fd, 0o700)  # whatever the umask
+            script.write(SCRIPT)
         self._env = {k: v for k, v in setup.worker_env().items() if k not in JOB_VARIABLES}
         self._interval = QUERY_MIN
 
