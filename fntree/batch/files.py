@@ -24,18 +24,26 @@ only at its own interval, and the bookkeeping of live packets. The worker's side
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from fntree.batch.base import Result, Task, Update, WorkerSetup
+from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
+from fntree.batch.slurm_commands import Commands, Completed
 from fntree.checksum import read_sealed, seal
 from fntree.runtime.durable import make_private_dir, open_private
 
+log = logging.getLogger("fntree")
+
 SCAN_EVERY = 0.1      # seconds between looks at the result files
 FLUSH_EVERY = 5.0     # seconds a worker may hold results before writing them
+CANCEL_WAIT = 120.0   # seconds a restarted leader waits for an earlier leader's jobs to end
+RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds between tries of a submission refused for a while
 
 
 class PacketPaths:
@@ -148,14 +156,102 @@ class Packet:
 class FileJobs:
     """The leader's side shared by the cluster batch systems; see the module docstring.
 
-    A subclass sets `paths` before calling `open_jobs`, and provides `_query()`,
-    which asks the scheduler about every live packet and returns the Updates of
-    those that ended without (all) their results.
+    A subclass sets `setup`, `commands`, `cluster` (with `node_cpus`), `max_jobs`,
+    `max_memory`, `parallelism` and `paths`, calls `_cancel_earlier` then `open_jobs`,
+    and provides `cancel()` and these hooks: `_query()` asks the scheduler about every
+    live packet and returns the Updates of those that ended without (all) their
+    results; `_earlier_live(ids)` the ids of this store's jobs still in the queue
+    (those given, or named after the store); `_delete(ids)` cancels jobs in one call;
+    `_still_there(ids)` the error when they outlive CANCEL_WAIT.
     """
 
+    scheduler = ""               # its name in messages: "Slurm", "Grid Engine"
+    reachable = ""               # how to check that it answers, for error messages
+    transient = r"(?!)"          # what a submission refused only for a while says
+    error: type[Exception] = RuntimeError
+
     setup: WorkerSetup
+    commands: Commands
+    cluster: Any
+    max_jobs: int
+    max_memory: int
+    parallelism: int
     paths: PacketPaths
     _live: dict[int, Packet]
+    _env: dict[str, str]
+    _jobs_fd: int
+    _clock: Callable[[], float]
+    _sleep: Callable[[float], None]
+
+    # -- the protocol's shared verbs ------------------------------------------------------
+    def limits(self) -> tuple[float, int]:
+        return float(self.cluster.node_cpus), self.max_memory
+
+    def can_take(self, res: Res) -> bool:
+        queued = sum(not p.started for p in self._live.values())
+        return (len(self._live) < self.max_jobs and queued < self.parallelism
+                and res.cpu <= self.cluster.node_cpus and (res.memory or 0) <= self.max_memory)
+
+    def cancel(self) -> None:
+        if self._live:
+            self._delete([p.job_id for p in self._live.values()])
+            self._live.clear()
+
+    def close(self) -> None:
+        self.cancel()
+        if self._jobs_fd >= 0:
+            os.close(self._jobs_fd)
+            self._jobs_fd = -1
+        shutil.rmtree(self.paths.dir, ignore_errors=True)
+
+    # -- commands -------------------------------------------------------------------------
+    def _check(self, argv: list[str], purpose: str) -> str:
+        """The output of `argv`, which must succeed (`self.error` otherwise)."""
+        done = self.commands.run(argv)
+        if done.returncode != 0:
+            raise self.error(
+                f"`{argv[0]}` failed to {purpose} (exit {done.returncode}): "
+                f"{done.stderr.strip() or done.stdout.strip()}; check that {self.reachable}, "
+                "or choose another --batch-system", argv[0], done.returncode, done.stderr)
+        return done.stdout
+
+    def _submit_command(self, argv: Sequence[str]) -> Completed:
+        """Run a submission, again after a pause while the scheduler is only busy."""
+        for wait in (*RETRY_WAITS, 0.0):
+            done = self.commands.run(argv, env=self._env)
+            if done.returncode == 0 or not wait or not re.search(self.transient, done.stderr,
+                                                                  re.I):
+                return done
+            log.warning("%s failed (%s); trying again in %gs", argv[0], done.stderr.strip(),
+                        wait)
+            self._sleep(wait)
+        raise AssertionError("unreachable")
+
+    # -- restart --------------------------------------------------------------------------
+    def _cancel_earlier(self) -> None:
+        """Cancel the jobs earlier leaders of this store left queued or running; wait for them."""
+        base = self.paths.base
+        earlier = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
+        recorded = recorded_jobs(self.paths.jobs)
+        if not earlier and not recorded:
+            return
+        ours = self._earlier_live(recorded)
+        if ours:
+            log.info("cancelling %d %s job(s) left by an earlier leader of this job store",
+                     len(ours), self.scheduler)
+            self._delete(sorted(ours))
+        wait_until_gone(ours, lambda left: self._earlier_live(recorded | left), self._clock,
+                        self._sleep, CANCEL_WAIT, self._still_there)
+        forget_earlier(self.paths, earlier)
+
+    def _earlier_live(self, recorded: set[str]) -> set[str]:
+        raise NotImplementedError
+
+    def _delete(self, ids: list[str]) -> None:
+        raise NotImplementedError
+
+    def _still_there(self, ids: set[str]) -> Exception:
+        raise NotImplementedError
 
     def open_jobs(self, clock: Callable[[], float], sleep: Callable[[float], None],
                   first_query: float) -> None:
@@ -187,13 +283,6 @@ class FileJobs:
 
     def _query(self) -> list[Update]:
         raise NotImplementedError
-
-    def close_jobs(self) -> None:
-        """Close `jobs` and remove this leader's packet directory (after cancelling)."""
-        if self._jobs_fd >= 0:
-            os.close(self._jobs_fd)
-            self._jobs_fd = -1
-        shutil.rmtree(self.paths.dir, ignore_errors=True)
 
     def _collect(self) -> list[Update]:
         """Updates from the result files the workers wrote."""

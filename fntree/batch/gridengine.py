@@ -40,16 +40,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-from fntree.batch.base import DEFAULT_TIME, Res, Task, Update, WorkerSetup
-from fntree.batch.files import (
-    FileJobs,
-    Packet,
-    PacketPaths,
-    forget_earlier,
-    recorded_jobs,
-    wait_until_gone,
-    write_packet,
-)
+from fntree.batch.base import DEFAULT_TIME, Task, Update, WorkerSetup
+from fntree.batch.files import CANCEL_WAIT, FileJobs, Packet, PacketPaths, write_packet
 from fntree.batch.gridengine_commands import (
     Cluster,
     JobState,
@@ -62,7 +54,6 @@ from fntree.batch.gridengine_commands import (
     parse_queue_slots,
 )
 from fntree.batch.slurm import (
-    CANCEL_WAIT,
     ENDED_GRACE,
     MAX_JOBS,
     PACKET_TIME,
@@ -102,6 +93,10 @@ class GridEngineBatchSystem(FileJobs):
 
     name = "gridengine"
     packet_time = PACKET_TIME
+    scheduler = "Grid Engine"
+    reachable = "Grid Engine is reachable from this machine (`qstat -f`)"
+    transient = r"commlib|timed? ?out|try again|unable to contact"
+    error = GridEngineError
 
     def __init__(self, setup: WorkerSetup, *, max_jobs: int | None = None,
                  queue: str | None = None, pe: str | None = None,
@@ -135,15 +130,6 @@ class GridEngineBatchSystem(FileJobs):
         self._env = {k: v for k, v in setup.worker_env().items() if k not in JOB_VARIABLES}
         self._interval = QUERY_MIN
 
-    # -- the protocol ---------------------------------------------------------------------
-    def limits(self) -> tuple[float, int]:
-        return float(self.cluster.node_cpus), self.max_memory
-
-    def can_take(self, res: Res) -> bool:
-        queued = sum(not p.started for p in self._live.values())
-        return (len(self._live) < self.max_jobs and queued < self.parallelism
-                and res.cpu <= self.cluster.node_cpus and (res.memory or 0) <= self.max_memory)
-
     def submit(self, tasks: list[Task], fns: dict[bytes, bytes]) -> int:
         number = next(self._numbers)
         packet = self.paths.packet(number)
@@ -162,37 +148,12 @@ class GridEngineBatchSystem(FileJobs):
         self.record(number, self._qsub(argv, tasks[0].name), tasks, memory, seconds / 60)
         return number
 
-    def cancel(self) -> None:
-        if self._live:
-            self._qdel([p.job_id for p in self._live.values()])
-            self._live.clear()
-
-    def close(self) -> None:
-        self.cancel()
-        self.close_jobs()
-
     # -- Grid Engine commands -------------------------------------------------------------
-    def _check(self, argv: list[str], purpose: str) -> str:
-        done = self.commands.run(argv)
-        if done.returncode != 0:
-            raise GridEngineError(
-                f"`{argv[0]}` failed to {purpose} (exit {done.returncode}): "
-                f"{done.stderr.strip() or done.stdout.strip()}; check that Grid Engine is "
-                "reachable from this machine (`qstat -f`), or choose another --batch-system",
-                argv[0], done.returncode, done.stderr)
-        return done.stdout
 
     def _qsub(self, argv: list[str], name: str) -> str:
-        for wait in (1.0, 2.0, 4.0, 8.0, 0.0):
-            done = self.commands.run(argv, env=self._env)
-            if done.returncode == 0:
-                return done.stdout.strip().split(".")[0]
-            transient = re.search(r"commlib|timed? ?out|try again|unable to contact",
-                                  done.stderr, re.I)
-            if not transient or not wait:
-                break
-            log.warning("qsub failed (%s); trying again in %gs", done.stderr.strip(), wait)
-            self._sleep(wait)
+        done = self._submit_command(argv)
+        if done.returncode == 0:
+            return done.stdout.strip().split(".")[0]
         raise GridEngineError(
             f"qsub refused the job of target `{name}` (exit {done.returncode}): "
             f"{done.stderr.strip() or done.stdout.strip()}; check --sge-queue, --sge-pe, "
@@ -211,7 +172,7 @@ class GridEngineBatchSystem(FileJobs):
             log.warning("%s; asking again later", exc)
             return None
 
-    def _qdel(self, ids: list[str]) -> None:
+    def _delete(self, ids: list[str]) -> None:
         done = self.commands.run(["qdel", *ids])
         unknown = re.findall(r"does not exist", done.stderr + done.stdout)
         if done.returncode != 0 and len(unknown) < len(ids):
@@ -240,7 +201,7 @@ class GridEngineBatchSystem(FileJobs):
                                               f"state {native}: {reason or 'no reason given'}",
                                       ""))
         if errors:
-            self._qdel([p.job_id for p, _ in errors])
+            self._delete([p.job_id for p, _ in errors])
         if ended:
             updates.extend(self._collect())
             for packet in ended:
@@ -279,28 +240,11 @@ class GridEngineBatchSystem(FileJobs):
         return self._lost(packet, reason, CAUSES.get(state, "") if state else "")
 
     # -- restart --------------------------------------------------------------------------
-    def _cancel_earlier(self) -> None:
-        """qdel the jobs earlier leaders of this store left queued or running; wait for them."""
-        base = self.paths.base
-        earlier = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
-        recorded = recorded_jobs(self.paths.jobs)
-        if not earlier and not recorded:
-            return
-        ours = self._earlier_live(recorded)
-        if ours:
-            log.info("deleting %d Grid Engine job(s) left by an earlier leader of this job "
-                     "store", len(ours))
-            self._qdel(sorted(ours))
-
-        def too_long(left: set[str]) -> GridEngineError:
-            return GridEngineError(
-                f"Grid Engine jobs {', '.join(sorted(left))} of an earlier leader of this job "
-                f"store are still there {CANCEL_WAIT:g}s after qdel; wait until qstat shows "
-                f"none (or `qdel -f {' '.join(sorted(left))}`), then restart")
-
-        wait_until_gone(ours, lambda left: self._earlier_live(recorded | left), self._clock,
-                        self._sleep, CANCEL_WAIT, too_long)
-        forget_earlier(self.paths, earlier)
+    def _still_there(self, ids: set[str]) -> GridEngineError:
+        return GridEngineError(
+            f"Grid Engine jobs {', '.join(sorted(ids))} of an earlier leader of this job store "
+            f"are still there {CANCEL_WAIT:g}s after qdel; wait until qstat shows none (or "
+            f"`qdel -f {' '.join(sorted(ids))}`), then restart")
 
     def _earlier_live(self, recorded: set[str]) -> set[str]:
         """Ids of this store's jobs still in qstat: recorded, or by their names."""

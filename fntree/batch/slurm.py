@@ -34,20 +34,18 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
-from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, Res, Task, Update, WorkerSetup
-from fntree.batch.files import (  # noqa: F401  (PacketPaths, read_packet: the Slurm names)
+from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, Task, Update, WorkerSetup
+from fntree.batch.files import (  # noqa: F401  (the names Slurm's modules had before)
+    CANCEL_WAIT,
     FLUSH_EVERY,
     SCAN_EVERY,
     FileJobs,
     Packet,
     PacketPaths,
-    forget_earlier,
     read_packet,
     read_result,
     read_tail,
-    recorded_jobs,
     result_bytes,
-    wait_until_gone,
     write_packet,
 )
 from fntree.batch.slurm_commands import (
@@ -68,7 +66,6 @@ MAX_JOBS = 100        # Slurm jobs queued or running at once, unless --max-jobs 
 PACKET_TIME = 120.0   # seconds of declared or measured work a packet aims at
 QUERY_MIN, QUERY_MAX, QUERY_GROWTH = 2.0, 60.0, 1.5   # seconds between squeue calls
 ENDED_GRACE = 2       # queries a job may be gone with no state or results before it is lost
-CANCEL_WAIT = 120.0   # seconds a restarted leader waits for an earlier leader's jobs to end
 
 SlurmPaths = PacketPaths
 
@@ -99,6 +96,10 @@ class SlurmBatchSystem(FileJobs):
 
     name = "slurm"
     packet_time = PACKET_TIME
+    scheduler = "Slurm"
+    reachable = "Slurm is reachable from this machine (`sinfo`)"
+    transient = r"timed out|temporarily|try again|Socket"
+    error = SlurmError
 
     def __init__(self, setup: WorkerSetup, *, max_jobs: int | None = None,
                  partition: str | None = None, extra_args: str | None = None,
@@ -125,15 +126,6 @@ class SlurmBatchSystem(FileJobs):
                      if not k.startswith("SLURM_") or k == "SLURM_CONF"}
         self._interval = QUERY_MIN
 
-    # -- the protocol ---------------------------------------------------------------------
-    def limits(self) -> tuple[float, int]:
-        return float(self.cluster.node_cpus), self.max_memory
-
-    def can_take(self, res: Res) -> bool:
-        queued = sum(not p.started for p in self._live.values())
-        return (len(self._live) < self.max_jobs and queued < self.parallelism
-                and res.cpu <= self.cluster.node_cpus and (res.memory or 0) <= self.max_memory)
-
     def submit(self, tasks: list[Task], fns: dict[bytes, bytes]) -> int:
         number = next(self._numbers)
         packet = self.paths.packet(number)
@@ -150,45 +142,23 @@ class SlurmBatchSystem(FileJobs):
         self.record(number, self._sbatch(argv, tasks[0].name), tasks, memory, minutes)
         return number
 
-    def cancel(self) -> None:
-        if self._live:
-            ids = [p.slurm_id for p in self._live.values()]
-            done = self.commands.run(["scancel", *ids])
-            if done.returncode != 0:
-                log.warning("scancel failed (%s); cancel Slurm jobs %s by hand",
-                            done.stderr.strip(), " ".join(ids))
-            self._live.clear()
-
-    def close(self) -> None:
-        self.cancel()
-        self.close_jobs()
-
     # -- Slurm commands -------------------------------------------------------------------
-    def _check(self, argv: list[str], purpose: str) -> str:
-        done = self.commands.run(argv)
-        if done.returncode != 0:
-            raise SlurmError(
-                f"`{argv[0]}` failed to {purpose} (exit {done.returncode}): "
-                f"{done.stderr.strip() or done.stdout.strip()}; check that Slurm is reachable "
-                "from this machine (`sinfo`), or choose another --batch-system",
-                argv[0], done.returncode, done.stderr)
-        return done.stdout
 
     def _sbatch(self, argv: list[str], name: str) -> str:
-        for wait in (1.0, 2.0, 4.0, 8.0, 0.0):
-            done = self.commands.run(argv, env=self._env)
-            if done.returncode == 0:
-                return done.stdout.strip().split(";")[0]
-            transient = re.search(r"timed out|temporarily|try again|Socket", done.stderr, re.I)
-            if not transient or not wait:
-                break
-            log.warning("sbatch failed (%s); trying again in %gs", done.stderr.strip(), wait)
-            self._sleep(wait)
+        done = self._submit_command(argv)
+        if done.returncode == 0:
+            return done.stdout.strip().split(";")[0]
         raise SlurmError(
             f"sbatch refused the job of target `{name}` (exit {done.returncode}): "
             f"{done.stderr.strip()}; check --slurm-partition and --slurm-args, then continue "
             f"with `fntree restart {self.setup.store_root}`",
             "sbatch", done.returncode, done.stderr)
+
+    def _delete(self, ids: list[str]) -> None:
+        done = self.commands.run(["scancel", *ids])
+        if done.returncode != 0:
+            log.warning("scancel failed (%s); cancel Slurm jobs %s by hand",
+                        done.stderr.strip(), " ".join(ids))
 
     def _squeue(self, argv: list[str]) -> dict[str, tuple[str, str]] | None:
         done = self.commands.run(["squeue", "-h", *argv])
@@ -252,27 +222,11 @@ class SlurmBatchSystem(FileJobs):
         return self._lost(packet, reason, CAUSES.get(state, "") if state else "")
 
     # -- restart --------------------------------------------------------------------------
-    def _cancel_earlier(self) -> None:
-        """Cancel the jobs earlier leaders of this store left queued or running; wait for them."""
-        base = self.paths.base
-        earlier = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
-        recorded = recorded_jobs(self.paths.jobs)
-        if not earlier and not recorded:
-            return
-        ours = self._earlier_live(recorded)
-        if ours:
-            log.info("cancelling %d Slurm job(s) left by an earlier leader of this job store",
-                     len(ours))
-            self.commands.run(["scancel", *sorted(ours)])
-        def too_long(left: set[str]) -> SlurmError:
-            return SlurmError(
-                f"Slurm jobs {', '.join(sorted(left))} of an earlier leader of this job "
-                f"store are still running {CANCEL_WAIT:g}s after scancel; wait until "
-                f"`squeue -j {','.join(sorted(left))}` shows none, then restart")
-
-        wait_until_gone(ours, lambda left: self._earlier_live(recorded | left), self._clock,
-                        self._sleep, CANCEL_WAIT, too_long)
-        forget_earlier(self.paths, earlier)
+    def _still_there(self, ids: set[str]) -> SlurmError:
+        return SlurmError(
+            f"Slurm jobs {', '.join(sorted(ids))} of an earlier leader of this job store are "
+            f"still running {CANCEL_WAIT:g}s after scancel; wait until "
+            f"`squeue -j {','.join(sorted(ids))}` shows none, then restart")
 
     def _earlier_live(self, recorded: set[str]) -> set[str]:
         """Ids of this store's jobs still queued or running: recorded, or by their names."""
