@@ -13,6 +13,10 @@
 # Slurm on 6817-6819; Grid Engine uses no cgroups here (its limits are rlimits and its own
 # polling), so the two share the machine without touching each other's settings.
 set -euo pipefail
+TAG=sge-up
+LOGS=/var/spool/gridengine/*/messages
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 started=$(date +%s%N)
 HOST=$(hostname)
@@ -23,30 +27,6 @@ PE=smp
 SLOTS=$(($(nproc) * 4))   # a few more slots than cores: packets mostly wait on files
 WORK=$(mktemp -d /tmp/sge-up.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-
-say() { printf '[sge-up] %s\n' "$*"; }
-
-# alive PIDFILE NAME: the process recorded in PIDFILE is running and is NAME.
-alive() {
-    local pid
-    [[ -s $1 ]] || return 1
-    pid=$(<"$1")
-    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/comm ]] && [[ $(</proc/"$pid"/comm) == "$2" ]]
-}
-
-# wait_for SECONDS WHAT COMMAND...: retry COMMAND every 0.2 s until it succeeds.
-wait_for() {
-    local seconds=$1 what=$2 deadline
-    shift 2
-    deadline=$(($(date +%s) + seconds))
-    until "$@" >/dev/null 2>&1; do
-        if (($(date +%s) >= deadline)); then
-            say "gave up waiting for $what after ${seconds}s; see /var/spool/gridengine/*/messages"
-            return 1
-        fi
-        sleep 0.2
-    done
-}
 
 # -- packages ------------------------------------------------------------------------------
 PACKAGES="gridengine-common gridengine-client gridengine-master gridengine-exec"

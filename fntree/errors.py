@@ -26,8 +26,8 @@ class JobStoreError(FntreeError, OSError):
     """A job store is missing, foreign, damaged, or in use."""
 
 
-class SlurmError(FntreeError, RuntimeError):
-    """A Slurm command failed; `command`, `returncode` and `stderr` say how."""
+class BatchSystemError(FntreeError, RuntimeError):
+    """A batch system's command failed; `command`, `returncode` and `stderr` say how."""
 
     def __init__(self, message: str, command: str = "", returncode: int = 0,
                  stderr: str = "") -> None:
@@ -37,15 +37,12 @@ class SlurmError(FntreeError, RuntimeError):
         self.stderr = stderr
 
 
-class GridEngineError(FntreeError, RuntimeError):
-    """A Grid Engine command failed; `command`, `returncode` and `stderr` say how."""
+class SlurmError(BatchSystemError):
+    """A Slurm command failed."""
 
-    def __init__(self, message: str, command: str = "", returncode: int = 0,
-                 stderr: str = "") -> None:
-        super().__init__(message)
-        self.command = command
-        self.returncode = returncode
-        self.stderr = stderr
+
+class GridEngineError(BatchSystemError):
+    """A Grid Engine command failed."""
 
 
 class LeaderRunningError(JobStoreError):

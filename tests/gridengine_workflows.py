@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import fntree
 
@@ -32,16 +31,6 @@ def two_processes(megabytes: int) -> tuple[int, int | None]:
     for child in children:
         child.wait()
     return ctx.attempt, ctx.memory
-
-
-@fntree.target(time="20s", memory="300M")
-def overtime() -> tuple[int, float | None]:
-    """Sleeps past its time on its first attempt; its retry, given twice the time, returns."""
-    ctx = fntree.context()
-    if ctx.attempt == 1:
-        print("sleeping past my time", flush=True)
-        time.sleep(600)
-    return ctx.attempt, ctx.time
 
 
 @fntree.target(cpu=2, memory="300M")

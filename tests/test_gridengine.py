@@ -15,8 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import gridengine_workflows as gw
@@ -24,11 +23,11 @@ import pytest
 import slurm_workflows as sw
 import workflows as wf
 from processes import recorded_done
+from test_slurm import Failures, _lines, _wait_for
 
 import fntree
 from fntree.batch import gridengine_commands as gc
 from fntree.batch import slurm_commands
-from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 
 TESTS = Path(__file__).resolve().parent
@@ -67,11 +66,12 @@ def cluster() -> gc.Cluster:
 @pytest.fixture(scope="module", autouse=True)
 def overtime_run(cluster: gc.Cluster, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """A leader running `gw.overtime()`, started first: Grid Engine takes a while to kill a
-    job at its h_rt, so that run overlaps the other tests; a later test checks it."""
+    """A leader running `sw.overtime` with 20 s, started first: Grid Engine takes a while to
+    kill a job at its h_rt, so that run overlaps the other tests; a later test checks it."""
     where = tmp_path_factory.mktemp("overtime")
-    code = (f"import fntree, gridengine_workflows as gw; value = fntree.run(gw.overtime(), "
-            f"jobstore={str(where / 'jobstore')!r}, batch_system='gridengine'); "
+    code = (f"import fntree, slurm_workflows as sw; value = fntree.run(sw.overtime.options("
+            f"time='20s', memory='300M')(), jobstore={str(where / 'jobstore')!r}, "
+            f"batch_system='gridengine'); "
             f"open({str(where / 'value')!r}, 'w').write(repr(value))")
     with open(where / "stderr", "wb") as stderr:
         leader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
@@ -113,27 +113,6 @@ def _failed(ids: list[str]) -> dict[str, int]:
 
 def _job_ids(store: Path) -> list[str]:
     return [line[2] for line in _lines(store / "batch" / GE / "jobs")]
-
-
-class Failures(Observer):
-    """Collects the failed attempts a run reports."""
-
-    def __init__(self) -> None:
-        self.seen: list[Failure] = []
-
-    def failed(self, failure: Failure) -> None:
-        self.seen.append(failure)
-
-
-def _lines(path: Path) -> list[list[str]]:
-    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def _wait_for(condition: Callable[[], object], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.3)
 
 
 def _start_leader(store: Path, call_source: str) -> subprocess.Popen[bytes]:

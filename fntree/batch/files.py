@@ -36,6 +36,7 @@ from typing import Any
 from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
 from fntree.batch.slurm_commands import Commands, Completed
 from fntree.checksum import read_sealed, seal
+from fntree.errors import BatchSystemError
 from fntree.runtime.durable import make_private_dir, open_private
 
 log = logging.getLogger("fntree")
@@ -168,7 +169,7 @@ class FileJobs:
     scheduler = ""               # its name in messages: "Slurm", "Grid Engine"
     reachable = ""               # how to check that it answers, for error messages
     transient = r"(?!)"          # what a submission refused only for a while says
-    error: type[Exception] = RuntimeError
+    error: type[BatchSystemError] = BatchSystemError
 
     setup: WorkerSetup
     commands: Commands
