@@ -287,16 +287,16 @@ def test_sigterm_deletes_every_grid_engine_job(cluster: gc.Cluster, store: Path,
 
 def test_time_limit_killed_by_grid_engine_and_retried_with_more(
         overtime_run: tuple[subprocess.Popen[bytes], Path]) -> None:
-    """A job past its h_rt is killed (failed 37, within its memory): out of time, and its retry
-    gets twice the time."""
+    """A job past its s_rt gets SIGUSR1 and ends, showing what its task printed: out of time,
+    and its retry gets twice the time."""
     leader, where = overtime_run
     assert leader.wait(timeout=300) == 0, (where / "stderr").read_text()
     assert (where / "value").read_text() == "(2, 40.0)"
     stderr = (where / "stderr").read_text()
-    assert "ran past its h_rt of 20s" in stderr and "(retrying with 40s of time)" in stderr
+    assert "ran past its s_rt of 20s" in stderr and "(retrying with 40s of time)" in stderr
     log = next((where / "jobstore" / "logs").rglob("*.log")).read_text()
-    assert "sleeping past my time" in log
-    assert sorted(_failed(_job_ids(where / "jobstore")).values()) == [0, gc.FAILED_LIMIT]
+    assert "sleeping past my time" in log and "killed by signal" in log
+    assert sorted(_failed(_job_ids(where / "jobstore")).values()) == [0, 0]
 
 
 def test_restart_on_local_deletes_the_earlier_grid_engine_jobs(cluster: gc.Cluster,

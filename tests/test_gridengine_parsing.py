@@ -132,6 +132,7 @@ def test_qacct_gives_the_last_record() -> None:
 @pytest.mark.parametrize(("failed", "status", "wall", "maxvmem", "state"), [
     ("0", "0", "5s", "100MB", JobState.COMPLETED),
     ("0", "1", "5s", "100MB", JobState.FAILED),
+    ("0", "138", "60s", "100MB", JobState.TIMEOUT),
     ("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", "137", "12s", "350MB",
      JobState.OUT_OF_MEMORY),
     ("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", "137", "60s", "120MB",
@@ -141,7 +142,8 @@ def test_qacct_gives_the_last_record() -> None:
 ])
 def test_ended_jobs_are_told_apart_by_failed_code_wall_clock_and_memory(
         failed: str, status: str, wall: str, maxvmem: str, state: JobState) -> None:
-    """failed 37 is time when the wall clock reached h_rt (60 s here), else memory (300M)."""
+    """Ending at the time asked for (60 s here) is a timeout, by s_rt's SIGUSR1 or h_rt's
+    kill (failed 37); failed 37 earlier is memory."""
     acct = gc.parse_qacct(qacct(failed, status, wall, maxvmem))
     assert acct is not None and gc.final_state(acct, 300, 60.0) is state
 
@@ -179,7 +181,7 @@ def test_qsub_gets_a_script_resources_pe_queue_and_extra_args(tmp_path: Path) ->
     batch.submit([task(5, time=90.0, memory=2_000_000_000, cpu=2.0)], {b"k": b"fn"})
     argv = commands.argv[-1]
     assert argv[0] == "qsub" and "-b" not in argv
-    assert argv[argv.index("-l") + 1] == "h_vmem=954M,h_rt=90"
+    assert argv[argv.index("-l") + 1] == "h_vmem=954M,s_rt=90,h_rt=105"
     assert argv[argv.index("-pe") + 1:argv.index("-pe") + 3] == ["smp", "2"]
     assert argv[argv.index("-q") + 1] == "all.q" and argv[argv.index("-N") + 1] == (
         "fntree-0123abcd-leaf")
@@ -218,7 +220,8 @@ def test_results_are_read_from_files_without_asking_grid_engine(tmp_path: Path) 
     (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", "137", "4s", "980MB"),
      "memory", "went over its h_vmem of 954M"),
     (qacct("37  : qmaster enforced h_rt, h_cpu, or h_vmem limit", "137", "3600s", "80MB"),
-     "time", "ran past its h_rt of 3600s"),
+     "time", "ran past its s_rt of 3600s"),
+    (qacct("0", "138", "3600s", "80MB"), "time", "exit status 138"),
     (qacct("0", "1", "4s", "80MB"), "", "ended with exit status 1"),
     (qacct("100 : assumedly after job", "137", "4s", "80MB"), "", "failed 100"),
 ])

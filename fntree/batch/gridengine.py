@@ -10,10 +10,12 @@ Slurm: the packet is written and sealed before `qsub`, its job id appended to
 earlier leader of the store left (recorded in `jobs`, or named
 `fntree-<store id>-...`), waits until they are gone, and removes their files.
 
-Requests: `-l h_vmem=<MiB per slot>M,h_rt=<seconds>` (the site's names for memory
-and time are configurable), `-pe <pe> <cpus>` for a packet of multi-core targets
-(h_vmem is per slot, so the packet's memory is divided among its slots), `-q`
-when a queue is given, then the run's free `--sge-args`.
+Requests: `-l h_vmem=<MiB per slot>M,s_rt=<seconds>,h_rt=<seconds + TIME_GRACE>`
+(the site's names for memory and time are configurable): at s_rt the job gets
+SIGUSR1, on which the worker stops its task and copies what it printed to the job's
+output, as on Slurm at --time; h_rt kills it if it cannot. `-pe <pe> <cpus>` for a
+packet of multi-core targets (h_vmem is per slot, so the packet's memory is divided
+among its slots), `-q` when a queue is given, then the run's free `--sge-args`.
 
 Status: `poll` reads the result files first; at an interval that starts at
 QUERY_MIN and backs off to QUERY_MAX while nothing ends without results, one
@@ -70,6 +72,7 @@ log = logging.getLogger("fntree")
 SCRIPT = '#!/bin/bash\n# fntree: runs the packet command given as arguments\nexec "$@"\n'
 DEFAULT_PE = "smp"
 DEFAULT_RESOURCES = "h_vmem,h_rt"
+TIME_GRACE = 15  # seconds from the soft time limit (SIGUSR1) to the hard one (SIGKILL)
 # A job's own variables, which must not leak from a leader that runs inside a job.
 JOB_VARIABLES = frozenset({"JOB_ID", "JOB_NAME", "JOB_SCRIPT", "QUEUE", "NSLOTS", "NHOSTS",
                            "NQUEUES", "PE", "PE_HOSTFILE", "RESTARTED", "ENVIRONMENT",
@@ -110,6 +113,8 @@ class GridEngineBatchSystem(FileJobs):
         self.queue, self.pe = queue, pe or DEFAULT_PE
         self.extra_args = shlex.split(extra_args or "")
         self.memory_resource, self.time_resource = resource_names(resources)
+        hard = self.time_resource.startswith("h_")
+        self.soft_time = f"s_{self.time_resource[2:]}" if hard else None
         self._clock, self._sleep = clock, sleep
         self._jobs_fd = -1
         self.user = getpass.getuser()
@@ -140,13 +145,19 @@ class GridEngineBatchSystem(FileJobs):
                                      self.setup.store_id, str(self.setup.log_limit))
         argv = ["qsub", "-terse", "-N", job_name(self.setup.store_id, tasks),
                 "-o", str(self.paths.output(number)), "-j", "y", "-wd", self.setup.cwd,
-                "-r", "n", "-V", "-l", f"{self.memory_resource}={math.ceil(memory / cpus)}M,"
-                f"{self.time_resource}={seconds}",
+                "-r", "n", "-V", "-l", self._limits(math.ceil(memory / cpus), seconds),
                 *(["-pe", self.pe, str(cpus)] if cpus > 1 else []),
                 *(["-q", self.queue] if self.queue else []),
                 *self.extra_args, str(self._script), *command]
         self.record(number, self._qsub(argv, tasks[0].name), tasks, memory, seconds / 60)
         return number
+
+    def _limits(self, megabytes: int, seconds: int) -> str:
+        """`-l`'s value: memory per slot, and time (soft, then hard a little later)."""
+        if self.soft_time is None:
+            return f"{self.memory_resource}={megabytes}M,{self.time_resource}={seconds}"
+        return (f"{self.memory_resource}={megabytes}M,{self.soft_time}={seconds},"
+                f"{self.time_resource}={seconds + TIME_GRACE}")
 
     # -- Grid Engine commands -------------------------------------------------------------
 
@@ -230,8 +241,8 @@ class GridEngineBatchSystem(FileJobs):
             reason = (f"{job} went over its {self.memory_resource} of {packet.memory}M "
                       f"(maxvmem {acct.maxvmem >> 20}M, failed {acct.failed_text})")
         elif state is JobState.TIMEOUT:
-            reason = (f"{job} ran past its {self.time_resource} of {seconds:g}s "
-                      f"(failed {acct.failed_text})")
+            reason = (f"{job} ran past its {self.soft_time or self.time_resource} of "
+                      f"{seconds:g}s (failed {acct.failed_text}, exit status {acct.exit_status})")
         else:
             reason = (f"{job} ended with exit status {acct.exit_status}, failed "
                       f"{acct.failed_text}")

@@ -6,7 +6,9 @@ answer from recorded text. Native states (qstat's letters, qacct's `failed` code
 map through literal tables into the small state enum the Slurm batch system uses
 (`JobState`, alias of `slurm_commands.SlurmState`).
 
-Limits as Son of Grid Engine 8.1 reports them in qacct: a job over its `h_rt`, or
+Limits as Son of Grid Engine 8.1 reports them in qacct: a job past its `s_rt` gets
+SIGUSR1 and, as fntree's worker does, ends itself (`failed 0`, exit status 138); a
+job over its `h_rt`, or
 whose processes together go over its `h_vmem`, ends `failed 37` with exit status 137;
 the two are told apart by `maxvmem` against the requested memory. A job deleted
 with qdel ends `failed 100`. One process over `h_vmem` is not killed: its
@@ -146,14 +148,18 @@ def parse_qacct(text: str) -> Accounting | None:
 def final_state(acct: Accounting, memory: int, seconds: float) -> JobState:
     """What an ended job's accounting means, given the MiB and seconds it asked for.
 
-    A job killed at its limit (`failed 37`) ran out of time if its wall clock reached
-    its h_rt (less a second: wall clock is whole seconds); otherwise it went over its
+    A job that ran `seconds` (less one: wall clock is whole seconds) ran out of time:
+    ended by itself (`failed 0`) with a non-zero status after the SIGUSR1 of its s_rt,
+    or killed at its h_rt (`failed 37`). Killed at a limit earlier, it went over its
     memory (its maxvmem at or near the request: the execd samples it).
     """
+    timed_out = acct.wallclock >= seconds - 1
     if acct.failed == FAILED_OK:
-        return JobState.COMPLETED if acct.exit_status == 0 else JobState.FAILED
+        if acct.exit_status == 0:
+            return JobState.COMPLETED
+        return JobState.TIMEOUT if timed_out else JobState.FAILED
     if acct.failed == FAILED_LIMIT:
-        if acct.wallclock >= seconds - 1:
+        if timed_out:
             return JobState.TIMEOUT
         return JobState.OUT_OF_MEMORY
     if acct.failed == FAILED_DELETED:

@@ -22,6 +22,8 @@ from fntree.batch.base import Result
 from fntree.batch.files import FLUSH_EVERY, PacketPaths, read_packet, read_tail, result_bytes
 from fntree.batch.local import Runner
 
+WARNINGS = (signal.SIGTERM, signal.SIGUSR1)  # what a scheduler sends before it kills
+
 
 def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
                clock: Callable[[], float] = time.monotonic) -> None:
@@ -50,14 +52,16 @@ def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
     """Do `work` in a child process; if it dies, show what its last task printed, and clean up.
 
     The parent stays small, so the kernel's out-of-memory killer picks the child, and
-    passes SIGTERM (scancel, --time) on to the child, so that it outlives it: either way it
-    copies `output` (the dying task's prints) to its own stdout (the Slurm job's output,
-    which the leader reads) and removes `local_dir`. Returns the exit status to exit with.
+    passes SIGTERM (scancel, --time) and SIGUSR1 (Grid Engine's warning at s_rt) on to the
+    child as SIGTERM, so that it outlives it: either way it copies `output` (the dying
+    task's prints) to its own stdout (the batch job's output, which the leader reads) and
+    removes `local_dir`. Returns the exit status to exit with.
     """
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in WARNINGS}
     pid = os.fork()
     if pid == 0:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         code = 1
         try:
             work()
@@ -68,9 +72,11 @@ def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
+    for sig in WARNINGS:
+        signal.signal(sig, lambda signum, frame: os.kill(pid, signal.SIGTERM))
     _, status = os.waitpid(pid, 0)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the child's pid may now be reused
+    for sig in WARNINGS:
+        signal.signal(sig, signal.SIG_IGN)  # the child's pid may now be reused
     code = os.waitstatus_to_exitcode(status)
     if code:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
