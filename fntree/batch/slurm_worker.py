@@ -9,6 +9,7 @@ leader reads. `serve_file` reads the packet and writes its results in chunks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -72,8 +73,12 @@ def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    def warn(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it died of the signal too
+            os.kill(pid, signal.SIGTERM)
+
     for sig in WARNINGS:
-        signal.signal(sig, lambda signum, frame: os.kill(pid, signal.SIGTERM))
+        signal.signal(sig, warn)
     _, status = os.waitpid(pid, 0)
     for sig in WARNINGS:
         signal.signal(sig, signal.SIG_IGN)  # the child's pid may now be reused
