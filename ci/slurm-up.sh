@@ -10,6 +10,10 @@
 # start in about a second. Idempotent: a daemon already running is left alone. Ends when
 # `srun true` succeeds. Facts behind each setting: shared/notes/slurm.md.
 set -euo pipefail
+TAG=slurm-up
+LOGS=/var/log/slurm
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 started=$(date +%s%N)
 NODE=$(hostname -s)
@@ -22,30 +26,6 @@ STATE=/var/lib/slurm
 DB_NAME=slurm_acct_db
 DB_USER=slurm
 DB_PASS=fntree-ci-local   # MariaDB listens on 127.0.0.1 and its socket only
-
-say() { printf '[slurm-up] %s\n' "$*"; }
-
-# alive PIDFILE NAME: the process recorded in PIDFILE is running and is NAME.
-alive() {
-    local pid
-    [[ -s $1 ]] || return 1
-    pid=$(<"$1")
-    [[ $pid =~ ^[0-9]+$ ]] && [[ -r /proc/$pid/comm ]] && [[ $(</proc/"$pid"/comm) == "$2" ]]
-}
-
-# wait_for SECONDS WHAT COMMAND...: retry COMMAND every 0.2 s until it succeeds.
-wait_for() {
-    local seconds=$1 what=$2 deadline
-    shift 2
-    deadline=$(($(date +%s) + seconds))
-    until "$@" >/dev/null 2>&1; do
-        if (($(date +%s) >= deadline)); then
-            say "gave up waiting for $what after ${seconds}s; see $LOG"
-            return 1
-        fi
-        sleep 0.2
-    done
-}
 
 # install_if_changed PATH MODE: replace PATH with stdin when different; returns 0 if replaced.
 install_if_changed() {

@@ -2,9 +2,10 @@
 
 - `python -m fntree._worker pipe RFD WFD STORE DIR LIMIT PID` (the local batch system):
   packets arrive on a pipe from the leader, results go back on another;
-- `python -m fntree._worker file PACKET STORE STORE_ID LIMIT` (Slurm): one packet read
-  from a file in the job store, its results written there atomically; the local temp
-  dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`,
+- `python -m fntree._worker file PACKET STORE STORE_ID LIMIT` (Slurm, Grid Engine): one
+  packet read from a file in the job store, its results written there atomically; the
+  local temp dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`
+  (`sge-<JOB_ID>` on Grid Engine),
   made private and verified (`StorePaths.make_local_base`), and the store is checked
   to be ours alone (`access.check_store_file`) before the packet is unpickled.
 
@@ -52,12 +53,14 @@ def main(argv: list[str]) -> int:
         from fntree.batch.slurm_worker import serve_file, supervise
 
         packet, store, store_id, limit = rest
-        job = os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
+        env = os.environ
+        job = (f"slurm-{env['SLURM_JOB_ID']}" if "SLURM_JOB_ID" in env else
+               f"sge-{env['JOB_ID']}" if "JOB_ID" in env else f"slurm-pid{os.getpid()}")
         if stat.S_ISREG(os.fstat(1).st_mode):
             os.fchmod(1, 0o600)  # Slurm made our --output file with the submitter's umask
         try:
             check_store_file(Path(store), Path(packet))  # before its packet is unpickled
-            local = StorePaths.make_local_base(store_id) / f"slurm-{job}"
+            local = StorePaths.make_local_base(store_id) / job
         except FntreeError as exc:
             print(f"fntree worker: {exc}", flush=True)  # the leader shows the job's output
             return 2

@@ -52,6 +52,8 @@ HOST_VARIABLES = frozenset({"HOSTNAME", "HOSTTYPE", "TMPDIR", "TMP", "TEMP", "PW
 DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memory": None,
                             "retry_count": 1, "log_level": "WARNING", "max_jobs": None,
                             "slurm_partition": None, "slurm_args": None,
+                            "sge_queue": None, "sge_pe": None, "sge_args": None,
+                            "sge_resources": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
                             "max_log_mb": None, "max_job_duration": None, "cache": None}
 OPTION_NAMES = tuple(DEFAULTS)
@@ -91,6 +93,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Slurm partition to submit to (default: the cluster's default)")
     group.add_argument("--slurm-args", dest="slurm_args", default=None,
                        help='more sbatch options for every job, e.g. "--qos=long --account=lab"')
+    group.add_argument("--sge-queue", dest="sge_queue", default=None,
+                       help="Grid Engine queue to submit to (default: any)")
+    group.add_argument("--sge-pe", dest="sge_pe", default=None,
+                       help="Grid Engine parallel environment for multi-core jobs "
+                       "(default: smp)")
+    group.add_argument("--sge-resources", dest="sge_resources", default=None,
+                       help='Grid Engine\'s memory and time resources (default: "h_vmem,h_rt")')
+    group.add_argument("--sge-args", dest="sge_args", default=None,
+                       help='more qsub options for every job, e.g. "-P lab -l scratch=1"')
     group.add_argument("--max-log-mb", dest="max_log_mb", type=float, default=None,
                        help="most of each attempt's output kept in its log, in MB; past it "
                        f"the head and the tail are kept (default: {LOG_LIMIT / 2**20:g})")

@@ -26,8 +26,8 @@ class JobStoreError(FntreeError, OSError):
     """A job store is missing, foreign, damaged, or in use."""
 
 
-class SlurmError(FntreeError, RuntimeError):
-    """A Slurm command failed; `command`, `returncode` and `stderr` say how."""
+class BatchSystemError(FntreeError, RuntimeError):
+    """A batch system's command failed; `command`, `returncode` and `stderr` say how."""
 
     def __init__(self, message: str, command: str = "", returncode: int = 0,
                  stderr: str = "") -> None:
@@ -35,6 +35,14 @@ class SlurmError(FntreeError, RuntimeError):
         self.command = command
         self.returncode = returncode
         self.stderr = stderr
+
+
+class SlurmError(BatchSystemError):
+    """A Slurm command failed."""
+
+
+class GridEngineError(BatchSystemError):
+    """A Grid Engine command failed."""
 
 
 class LeaderRunningError(JobStoreError):

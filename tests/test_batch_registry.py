@@ -14,7 +14,7 @@ from processes import wait_for
 
 import fntree
 from fntree import batch
-from fntree.batch import BatchSystemError
+from fntree.batch import BatchSystemLookupError
 from fntree.cli import main as cli_main
 
 
@@ -35,7 +35,7 @@ def _plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, module: 
 
 def test_unknown_batch_system_lists_the_registered_ones() -> None:
     """An unknown name is an error that lists every registered batch system."""
-    with pytest.raises(BatchSystemError, match=r"unknown batch system 'lsf'; choose one of: "
+    with pytest.raises(BatchSystemLookupError, match=r"unknown batch system 'lsf'; choose one of: "
                                                r"local, slurm"):
         fntree.run(square(2), batch_system="lsf")
 
@@ -63,7 +63,7 @@ def test_a_plugin_that_fails_to_load_is_named(tmp_path: Path,
     """A plug-in whose module fails at import is an error naming its distribution and why."""
     _plugin(tmp_path, monkeypatch, "broken_plugin", "import no_such_module_anywhere\n",
             "[fntree.batch_systems]\nbroken = broken_plugin:make\n")
-    with pytest.raises(BatchSystemError, match=r"batch system 'broken' \(broken_plugin:make, "
+    with pytest.raises(BatchSystemLookupError, match=r"batch system 'broken' \(broken_plugin:make, "
                                                r"from distribution demo-plugin 1.2\) fails to "
                                                r"load: ModuleNotFoundError"):
         fntree.run(square(2), batch_system="broken")

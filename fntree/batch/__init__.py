@@ -25,7 +25,7 @@ from fntree.errors import FntreeError
 GROUP = "fntree.batch_systems"
 
 
-class BatchSystemError(FntreeError, LookupError):
+class BatchSystemLookupError(FntreeError, LookupError):
     """A batch system that is not registered, or whose plug-in fails to load."""
 
 
@@ -56,16 +56,16 @@ def describe() -> str:
 
 
 def check_name(name: str) -> None:
-    """BatchSystemError, listing what is registered, unless `name` is registered."""
+    """BatchSystemLookupError, listing what is registered, unless `name` is registered."""
     if name not in _entry_points():
-        raise BatchSystemError(
+        raise BatchSystemLookupError(
             f"unknown batch system {name!r}; choose one of: {describe()}. A batch system "
             f"from a plug-in is registered in the {GROUP!r} entry-point group of its "
             "package: install that package into this Python environment")
 
 
 def load(name: str) -> Factory:
-    """The factory registered as `name`; BatchSystemError naming its plug-in if it fails."""
+    """The factory registered as `name`; BatchSystemLookupError naming its plug-in if it fails."""
     check_name(name)
     entry = _entry_points()[name]
     dist = getattr(entry, "dist", None)
@@ -74,12 +74,12 @@ def load(name: str) -> Factory:
     try:
         factory = entry.load()
     except Exception as exc:
-        raise BatchSystemError(
+        raise BatchSystemLookupError(
             f"batch system {name!r} ({entry.value}, from {where}) fails to load: "
             f"{type(exc).__name__}: {exc}; reinstall or fix that package, or choose "
             f"another --batch-system") from exc
     if not callable(factory):
-        raise BatchSystemError(f"batch system {name!r} ({entry.value}, from {where}) is not "
+        raise BatchSystemLookupError(f"batch system {name!r} ({entry.value}, from {where}) is not "
                                "a factory (setup, options) -> BatchSystem; fix its entry point")
     return factory
 

@@ -1,22 +1,13 @@
 """The Slurm batch system: packets of tasks as `sbatch` jobs, results through the job store.
 
 The job store must be on a filesystem that the leader and every compute node see.
-This module owns one directory in it (`SlurmPaths`):
-
-    <store>/batch/slurm/jobs              one line "<token> <packet> <slurm id>" per job
-    <store>/batch/slurm/<token>/<n>.in    packet n: (tasks, fns), pickled and sealed
-                                          (durable.seal: checksummed), written before sbatch
-    <store>/batch/slurm/<token>/<n>.run   made by the worker when it starts
-    <store>/batch/slurm/<token>/<n>.out.<k>  the worker's k-th batch of results (atomic, sealed)
-    <store>/batch/slurm/<token>/<n>.log   Slurm's --output for the job
-
-`<token>` is new for every leader, so results that a job of an earlier leader
-writes are never read. Submitting a packet: write `<n>.in`, run `sbatch`, append
-its Slurm id to `jobs` and fsync. At start a leader lists its user's Slurm jobs
-(one `squeue`), scancels in one call those of this store (recorded in `jobs`, or
-named `fntree-<store id>-...`) still queued or running, waits until they are gone,
-and removes the earlier tokens' directories: the work is issued again by the
-leader, and never runs twice at once.
+Packets and results travel through `<store>/batch/slurm/` as `fntree.batch.files`
+describes (shared with Grid Engine): `<token>/<n>.in` written and sealed before
+`sbatch`, its Slurm id appended to `jobs` and fsynced after. At start a leader
+lists its user's Slurm jobs (one `squeue`), scancels in one call those of this
+store (recorded in `jobs`, or named `fntree-<store id>-...`) still queued or
+running, waits until they are gone, and removes the earlier tokens' directories:
+the work is issued again by the leader, and never runs twice at once.
 
 Status: `poll` first reads the result files (most completions need no Slurm
 query at all). At an interval that starts at QUERY_MIN and grows to QUERY_MAX
@@ -37,25 +28,26 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import pickle
 import re
 import shlex
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from fntree.batch.base import (
-    DEFAULT_MEMORY,
-    DEFAULT_TIME,
-    Res,
-    Result,
-    Task,
-    Update,
-    WorkerSetup,
+from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, Task, Update, WorkerSetup
+from fntree.batch.files import (  # noqa: F401  (the names Slurm's modules had before)
+    CANCEL_WAIT,
+    FLUSH_EVERY,
+    SCAN_EVERY,
+    FileJobs,
+    Packet,
+    PacketPaths,
+    read_packet,
+    read_result,
+    read_tail,
+    result_bytes,
+    write_packet,
 )
 from fntree.batch.slurm_commands import (
     CAUSES,
@@ -67,19 +59,16 @@ from fntree.batch.slurm_commands import (
     parse_sinfo,
     parse_squeue,
 )
-from fntree.checksum import read_sealed, seal
 from fntree.errors import SlurmError
-from fntree.private import make_private_dir, open_private
 
 log = logging.getLogger("fntree")
 
 MAX_JOBS = 100        # Slurm jobs queued or running at once, unless --max-jobs says
 PACKET_TIME = 120.0   # seconds of declared or measured work a packet aims at
 QUERY_MIN, QUERY_MAX, QUERY_GROWTH = 2.0, 60.0, 1.5   # seconds between squeue calls
-SCAN_EVERY = 0.1      # seconds between looks at the result files
 ENDED_GRACE = 2       # queries a job may be gone with no state or results before it is lost
-CANCEL_WAIT = 120.0   # seconds a restarted leader waits for an earlier leader's jobs to end
-FLUSH_EVERY = 5.0     # seconds a worker may hold results before writing them
+
+SlurmPaths = PacketPaths
 
 
 def next_interval(interval: float, news: bool) -> float:
@@ -102,83 +91,16 @@ def packet_request(tasks: Sequence[Task], time_limit: float | None) -> tuple[int
     return cpus, math.ceil(memory / (1 << 20)), max(1, math.ceil(seconds / 60))
 
 
-# -- files ---------------------------------------------------------------------------------
-class SlurmPaths:
-    """The Slurm batch system's files in a job store (see the module docstring)."""
-
-    def __init__(self, store_root: Path, token: str) -> None:
-        self.base = store_root / "batch" / "slurm"
-        self.jobs = self.base / "jobs"
-        self.dir = self.base / token
-
-    def packet(self, number: int) -> Path:
-        return self.dir / f"{number}.in"
-
-    def output(self, number: int) -> Path:
-        return self.dir / f"{number}.log"
-
-    def started(self, number: int) -> Path:
-        return self.started_of(self.packet(number))
-
-    @staticmethod
-    def started_of(packet: Path) -> Path:
-        return packet.with_name(f"{packet.stem}.run")
-
-    def result(self, number: int, chunk: int) -> Path:
-        return self.result_of(self.packet(number), chunk)
-
-    @staticmethod
-    def result_of(packet: Path, chunk: int) -> Path:
-        return packet.with_name(f"{packet.stem}.out.{chunk}")
-
-
-def write_packet(path: Path, tasks: list[Task], fns: dict[bytes, bytes]) -> None:
-    """Packet file `path` holding `tasks` and `fns`, sealed with a checksum."""
-    path.write_bytes(seal(pickle.dumps((tasks, fns), pickle.HIGHEST_PROTOCOL)))
-
-
-def read_packet(path: Path) -> tuple[list[Task], dict[bytes, bytes]]:
-    """The verified tasks and functions of packet file `path` (FileNotFoundError if gone)."""
-    body = read_sealed(path, "this Slurm job runs none of its tasks; the leader sees it end "
-                             "without results and runs them again")
-    tasks, fns = pickle.loads(body)
-    return tasks, fns
-
-
-def result_bytes(results: list[Result], last: bool) -> bytes:
-    """The contents of a result file: a batch of results, sealed, and whether it is the last."""
-    return seal(pickle.dumps((results, last), pickle.HIGHEST_PROTOCOL))
-
-
-def read_result(path: Path, store_root: Path) -> tuple[list[Result], bool]:
-    """The verified results in result file `path`; DamagedFile rather than a wrong value."""
-    body = read_sealed(path, "the run stops rather than use a wrong value: continue it with "
-                             f"`fntree restart {store_root}`, which runs the packet's "
-                             "unfinished jobs again")
-    results, last = pickle.loads(body)
-    return results, last
-
-
-class _Packet:
-    def __init__(self, number: int, slurm_id: str, tasks: list[Task], memory: int,
-                 minutes: int) -> None:
-        self.number = number
-        self.slurm_id = slurm_id
-        self.tasks = tasks
-        self.memory = memory
-        self.minutes = minutes
-        self.reported: set[int] = set()
-        self.chunk = 0
-        self.gone = 0
-        self.started = False
-
-
 # -- the leader's side -------------------------------------------------------------------------
-class SlurmBatchSystem:
+class SlurmBatchSystem(FileJobs):
     """Runs packets as Slurm batch jobs; see the module docstring."""
 
     name = "slurm"
     packet_time = PACKET_TIME
+    scheduler = "Slurm"
+    reachable = "Slurm is reachable from this machine (`sinfo`)"
+    transient = r"timed out|temporarily|try again|Socket"
+    error = SlurmError
 
     def __init__(self, setup: WorkerSetup, *, max_jobs: int | None = None,
                  partition: str | None = None, extra_args: str | None = None,
@@ -190,32 +112,20 @@ class SlurmBatchSystem:
         self.max_jobs = max_jobs or MAX_JOBS
         self.extra_args = shlex.split(extra_args or "")
         self._clock, self._sleep = clock, sleep
+        self._jobs_fd = -1
         self.cluster = parse_sinfo(self._check(
             ["sinfo", "-h", "-N", "-o", "%N|%P|%c|%m|%l",
              *(["-p", partition] if partition else [])], "read the cluster"), partition)
         self.partition = partition
         self.max_memory = min(self.cluster.node_memory, max_memory or self.cluster.node_memory)
         self.parallelism = max(1, min(self.max_jobs, self.cluster.total_cpus))
-        self.paths = SlurmPaths(setup.store_root, uuid.uuid4().hex[:12])
+        self.paths = PacketPaths(setup.store_root, uuid.uuid4().hex[:12], "slurm")
         self._prefix = f"fntree-{setup.store_id}-"
         self._cancel_earlier()
-        make_private_dir(self.paths.dir)
-        self._jobs_fd = os.open(self.paths.jobs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.open_jobs(clock, sleep, QUERY_MIN)
         self._env = {k: v for k, v in setup.worker_env().items()
                      if not k.startswith("SLURM_") or k == "SLURM_CONF"}
-        self._live: dict[int, _Packet] = {}
-        self._numbers = iter(range(1, 1 << 62))
         self._interval = QUERY_MIN
-        self._next_query = clock() + QUERY_MIN
-
-    # -- the protocol ---------------------------------------------------------------------
-    def limits(self) -> tuple[float, int]:
-        return float(self.cluster.node_cpus), self.max_memory
-
-    def can_take(self, res: Res) -> bool:
-        queued = sum(not p.started for p in self._live.values())
-        return (len(self._live) < self.max_jobs and queued < self.parallelism
-                and res.cpu <= self.cluster.node_cpus and (res.memory or 0) <= self.max_memory)
 
     def submit(self, tasks: list[Task], fns: dict[bytes, bytes]) -> int:
         number = next(self._numbers)
@@ -230,65 +140,26 @@ class SlurmBatchSystem:
                 "--no-requeue", *(["--partition", self.partition] if self.partition else []),
                 *self.extra_args, *shlex.split(tasks[0].res.slurm_args or ""),
                 "--wrap", f"exec {shlex.join(command)}"]
-        slurm_id = self._sbatch(argv, tasks[0].name)
-        os.write(self._jobs_fd, f"{self.paths.dir.name} {number} {slurm_id}\n".encode())
-        os.fdatasync(self._jobs_fd)
-        self._live[number] = _Packet(number, slurm_id, tasks, memory, minutes)
+        self.record(number, self._sbatch(argv, tasks[0].name), tasks, memory, minutes)
         return number
 
-    def poll(self, timeout: float) -> list[Update]:
-        deadline = self._clock() + timeout
-        while True:
-            updates = self._collect()
-            if self._live and self._clock() >= self._next_query:
-                updates.extend(self._query())
-            left = deadline - self._clock()
-            if updates or not self._live or left <= 0:
-                return updates
-            self._sleep(min(SCAN_EVERY, left))
-
-    def cancel(self) -> None:
-        if self._live:
-            ids = [p.slurm_id for p in self._live.values()]
-            done = self.commands.run(["scancel", *ids])
-            if done.returncode != 0:
-                log.warning("scancel failed (%s); cancel Slurm jobs %s by hand",
-                            done.stderr.strip(), " ".join(ids))
-            self._live.clear()
-
-    def close(self) -> None:
-        self.cancel()
-        if self._jobs_fd >= 0:
-            os.close(self._jobs_fd)
-            self._jobs_fd = -1
-        shutil.rmtree(self.paths.dir, ignore_errors=True)
-
     # -- Slurm commands -------------------------------------------------------------------
-    def _check(self, argv: list[str], purpose: str) -> str:
-        done = self.commands.run(argv)
-        if done.returncode != 0:
-            raise SlurmError(
-                f"`{argv[0]}` failed to {purpose} (exit {done.returncode}): "
-                f"{done.stderr.strip() or done.stdout.strip()}; check that Slurm is reachable "
-                "from this machine (`sinfo`), or choose another --batch-system",
-                argv[0], done.returncode, done.stderr)
-        return done.stdout
 
     def _sbatch(self, argv: list[str], name: str) -> str:
-        for wait in (1.0, 2.0, 4.0, 8.0, 0.0):
-            done = self.commands.run(argv, env=self._env)
-            if done.returncode == 0:
-                return done.stdout.strip().split(";")[0]
-            transient = re.search(r"timed out|temporarily|try again|Socket", done.stderr, re.I)
-            if not transient or not wait:
-                break
-            log.warning("sbatch failed (%s); trying again in %gs", done.stderr.strip(), wait)
-            self._sleep(wait)
+        done = self._submit_command(argv)
+        if done.returncode == 0:
+            return done.stdout.strip().split(";")[0]
         raise SlurmError(
             f"sbatch refused the job of target `{name}` (exit {done.returncode}): "
             f"{done.stderr.strip()}; check --slurm-partition and --slurm-args, then continue "
             f"with `fntree restart {self.setup.store_root}`",
             "sbatch", done.returncode, done.stderr)
+
+    def _delete(self, ids: list[str]) -> None:
+        done = self.commands.run(["scancel", *ids])
+        if done.returncode != 0:
+            log.warning("scancel failed (%s); cancel Slurm jobs %s by hand",
+                        done.stderr.strip(), " ".join(ids))
 
     def _squeue(self, argv: list[str]) -> dict[str, tuple[str, str]] | None:
         done = self.commands.run(["squeue", "-h", *argv])
@@ -303,26 +174,6 @@ class SlurmBatchSystem:
         return parse_sacct(done.stdout) if done.returncode == 0 else {}
 
     # -- results and ends -----------------------------------------------------------------
-    def _collect(self) -> list[Update]:
-        """Updates from the result files the workers wrote."""
-        try:
-            names = set(os.listdir(self.paths.dir))
-        except FileNotFoundError:
-            return []
-        updates = []
-        for packet in list(self._live.values()):
-            packet.started = packet.started or self.paths.started(packet.number).name in names
-            while (path := self.paths.result(packet.number, packet.chunk)).name in names:
-                results, last = read_result(path, self.setup.store_root)
-                path.unlink()
-                packet.chunk += 1
-                packet.reported.update(r.job_id for r in results)
-                updates.append(Update(packet.number, results, last))
-                if last:
-                    self._forget(packet)
-                    break
-        return updates
-
     def _query(self) -> list[Update]:
         """One squeue for every live job; one sacct for those that ended without results."""
         by_id = {p.slurm_id: p for p in self._live.values()}
@@ -350,7 +201,7 @@ class SlurmBatchSystem:
         self._next_query = self._clock() + self._interval
         return updates
 
-    def _ended(self, packet: _Packet, native: str, code: str) -> Update | None:
+    def _ended(self, packet: Packet, native: str, code: str) -> Update | None:
         """The Update of a packet whose job left the queue without (all) its results."""
         state = native_state(native)
         if state is None or state.live or state is SlurmState.COMPLETED:
@@ -369,48 +220,14 @@ class SlurmBatchSystem:
                                                                 if code else "")
             if state is SlurmState.COMPLETED:
                 reason += ", without writing all its results"
-        output = read_tail(self.paths.output(packet.number), self.setup.log_limit)
-        self._forget(packet)
-        lost = tuple(t.job_id for t in packet.tasks if t.job_id not in packet.reported)
-        return Update(packet.number, [], True, lost, reason, output,
-                      CAUSES.get(state, "") if state else "")
-
-    def _forget(self, packet: _Packet) -> None:
-        self._live.pop(packet.number, None)
-        self.paths.packet(packet.number).unlink(missing_ok=True)
-        self.paths.output(packet.number).unlink(missing_ok=True)
-        self.paths.started(packet.number).unlink(missing_ok=True)
+        return self._lost(packet, reason, CAUSES.get(state, "") if state else "")
 
     # -- restart --------------------------------------------------------------------------
-    def _cancel_earlier(self) -> None:
-        """Cancel the jobs earlier leaders of this store left queued or running; wait for them."""
-        base = self.paths.base
-        earlier = [d for d in base.iterdir() if d.is_dir()] if base.is_dir() else []
-        recorded = set()
-        if self.paths.jobs.exists():
-            recorded = {line.split()[2] for line in self.paths.jobs.read_text().splitlines()
-                        if len(line.split()) == 3}
-        if not earlier and not recorded:
-            return
-        ours = self._earlier_live(recorded)
-        if ours:
-            log.info("cancelling %d Slurm job(s) left by an earlier leader of this job store",
-                     len(ours))
-            self.commands.run(["scancel", *sorted(ours)])
-        deadline, wait = self._clock() + CANCEL_WAIT, 0.5
-        while ours:
-            if self._clock() > deadline:
-                raise SlurmError(
-                    f"Slurm jobs {', '.join(sorted(ours))} of an earlier leader of this job "
-                    f"store are still running {CANCEL_WAIT:g}s after scancel; wait until "
-                    f"`squeue -j {','.join(sorted(ours))}` shows none, then restart")
-            self._sleep(wait)
-            wait = min(2 * wait, 5.0)
-            ours = self._earlier_live(recorded | ours)
-        for directory in earlier:
-            shutil.rmtree(directory, ignore_errors=True)
-        with open(open_private(self.paths.jobs, os.O_WRONLY | os.O_TRUNC), "wb") as f:
-            os.fsync(f.fileno())
+    def _still_there(self, ids: set[str]) -> SlurmError:
+        return SlurmError(
+            f"Slurm jobs {', '.join(sorted(ids))} of an earlier leader of this job store are "
+            f"still running {CANCEL_WAIT:g}s after scancel; wait until "
+            f"`squeue -j {','.join(sorted(ids))}` shows none, then restart")
 
     def _earlier_live(self, recorded: set[str]) -> set[str]:
         """Ids of this store's jobs still queued or running: recorded, or by their names."""
@@ -422,17 +239,6 @@ class SlurmBatchSystem:
                 if (job in recorded or name.startswith(self._prefix))
                 and (state := native_state(native)) is not None and state.live}
 
-
-def read_tail(path: Path, limit: int) -> bytes:
-    """The last `limit` bytes of `path` (what a job printed before it died)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - limit))
-            return f.read()
-    except OSError:
-        return b""
 
 
 def make(setup: WorkerSetup, options: dict[str, Any]) -> SlurmBatchSystem:

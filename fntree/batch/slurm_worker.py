@@ -1,4 +1,5 @@
-"""The worker's side of the Slurm batch system: run one packet from the job store.
+"""The worker's side of the cluster batch systems (Slurm, Grid Engine): run one packet from
+the job store, as `fntree.batch.files` lays it out.
 
 `supervise` runs the packet in a forked child, so that when the child dies (out of
 memory, scancel, --time) the small parent still removes the local temp dir and
@@ -8,6 +9,7 @@ leader reads. `serve_file` reads the packet and writes its results in chunks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,8 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fntree.batch.base import Result
+from fntree.batch.files import FLUSH_EVERY, PacketPaths, read_packet, read_tail, result_bytes
 from fntree.batch.local import Runner
-from fntree.batch.slurm import FLUSH_EVERY, SlurmPaths, read_packet, read_tail, result_bytes
+
+WARNINGS = (signal.SIGTERM, signal.SIGUSR1)  # what a scheduler sends before it kills
 
 
 def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None],
@@ -33,30 +37,32 @@ def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None
     except FileNotFoundError:
         print(f"fntree worker: {packet} is gone (its leader moved on); nothing to run")
         return
-    SlurmPaths.started_of(packet).touch(mode=0o600)
+    PacketPaths.started_of(packet).touch(mode=0o600)
     runner.learn(fns)
     pending: list[Result] = []
     chunk, flushed = 0, clock()
     for results in runner.run_packet(tasks):
         pending.extend(results)
         if clock() - flushed > FLUSH_EVERY:
-            write(SlurmPaths.result_of(packet, chunk), result_bytes(pending, False))
+            write(PacketPaths.result_of(packet, chunk), result_bytes(pending, False))
             chunk, pending, flushed = chunk + 1, [], clock()
-    write(SlurmPaths.result_of(packet, chunk), result_bytes(pending, True))
+    write(PacketPaths.result_of(packet, chunk), result_bytes(pending, True))
 
 
 def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
     """Do `work` in a child process; if it dies, show what its last task printed, and clean up.
 
     The parent stays small, so the kernel's out-of-memory killer picks the child, and
-    passes SIGTERM (scancel, --time) on to the child, so that it outlives it: either way it
-    copies `output` (the dying task's prints) to its own stdout (the Slurm job's output,
-    which the leader reads) and removes `local_dir`. Returns the exit status to exit with.
+    passes SIGTERM (scancel, --time) and SIGUSR1 (Grid Engine's warning at s_rt) on to the
+    child as SIGTERM, so that it outlives it: either way it copies `output` (the dying
+    task's prints) to its own stdout (the batch job's output, which the leader reads) and
+    removes `local_dir`. Returns the exit status to exit with.
     """
-    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in WARNINGS}
     pid = os.fork()
     if pid == 0:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         code = 1
         try:
             work()
@@ -67,9 +73,15 @@ def supervise(work: Callable[[], None], local_dir: Path, output: Path) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    signal.signal(signal.SIGTERM, lambda signum, frame: os.kill(pid, signal.SIGTERM))
+    def warn(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):  # it died of the signal too
+            os.kill(pid, signal.SIGTERM)
+
+    for sig in WARNINGS:
+        signal.signal(sig, warn)
     _, status = os.waitpid(pid, 0)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the child's pid may now be reused
+    for sig in WARNINGS:
+        signal.signal(sig, signal.SIG_IGN)  # the child's pid may now be reused
     code = os.waitstatus_to_exitcode(status)
     if code:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
