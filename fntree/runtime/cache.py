@@ -65,7 +65,7 @@ from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
 from fntree.runtime.cachekey import job_key
-from fntree.runtime.durable import fsync_dir
+from fntree.runtime.durable import atomic_write, make_private_dir
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
 
 log = logging.getLogger("fntree")
@@ -184,23 +184,9 @@ def decode_entry(data: bytes, load: bool = True) -> tuple[str, Any]:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """Atomically and durably: a temp file unique to this process, fsync, rename, fsync dir."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    """Atomically and durably, in an owner-only directory (one per key prefix)."""
+    make_private_dir(path.parent)
+    atomic_write(path, data)
 
 
 # -- in the worker -----------------------------------------------------------------------
