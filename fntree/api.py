@@ -32,9 +32,9 @@ from fntree import batch as batch_systems
 from fntree import changes, environment, identity
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
-from fntree.rerun import rerun_for
 from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
+from fntree.rerun import rerun_for
 from fntree.resources import parse_cpu, parse_memory, parse_slurm_args
 from fntree.runtime import codec, context, faults
 from fntree.runtime.cache import ENV as CACHE_ENV
