@@ -12,7 +12,10 @@ runs (fntree/runtime/cache.py) supply every call that need not run:
   fntree/changes.py: same module and qualname, a `__main__` target only from
   its own script or notebook), and a fresh root id `derive_id(ROOT_ID,
   RERUN, n)` for the n-th re-run, so no job id, log or global temp dir of the
-  earlier run is reused;
+  earlier run is reused. When the current code of one of them cannot be
+  loaded here (a script's target restarted from the shell), the restart is
+  refused before anything is written: the recorded code would not give a
+  fresh run's answer;
 - one `RERUN` record carries it; `apply` drops every open chain, failure and
   the finished value and adds the new root chain (fntree/runtime/state.py).
 
@@ -36,11 +39,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from fntree import changes
+from fntree import changes, identity
+from fntree.errors import FntreeError
+from fntree.identity import NOTEBOOK, Identity
 from fntree.runtime.records import DEP, R_RERUN, R_TARGETS, RERUN, ROOT_ID, Spec, derive_id
 from fntree.runtime.state import RunState
 
 log = logging.getLogger("fntree")
+
+
+class RerunRefused(FntreeError, ValueError):
+    """--rerun-changed cannot load the current code of the run's root call."""
 
 
 def rerun_for(config: dict[str, Any], cached: bool) -> Callable[[RunState], list[tuple[Any, ...]]]:
@@ -60,7 +69,7 @@ def plan(state: RunState, config: dict[str, Any], cached: bool) -> list[tuple[An
         if key not in keys:
             found = changes.current_code(state, key, config)
             if found is None:
-                keys[key] = key
+                _refuse(state, key)
             else:
                 new_key, data, now = found
                 keys[key] = new_key
@@ -81,6 +90,29 @@ def plan(state: RunState, config: dict[str, Any], cached: bool) -> list[tuple[An
         records.append((R_TARGETS, targets))
     records.append((R_RERUN, spec, fns))
     return records
+
+
+def _refuse(state: RunState, key: bytes) -> None:
+    """A re-run with the recorded code would not be the fresh run asked for: refuse."""
+    recorded = state.targets.get(key)
+    if recorded is None:
+        raise RerunRefused("the job store does not record which target the run's root call "
+                           "is (it was made by an earlier fntree), so --rerun-changed cannot "
+                           "load its current code; nothing was run. Start a new run instead")
+    target = Identity(*recorded)
+    here = identity.main_origin()
+    if target.module == "__main__" and target.origin != here:
+        source = "the notebook" if target.origin == NOTEBOOK else f"the script {target.origin}"
+        remedy = (f"run `fntree.restart(DIR, rerun_changed=True)` from {source}, whose "
+                  "targets travel by value and are seen only there")
+    else:
+        remedy = ("a target is re-bound only when its module imports here with the run's "
+                  "import path (see any warning above) and it is not defined inside a "
+                  "function")
+    raise RerunRefused(f"--rerun-changed cannot load the current code of target "
+                       f"`{target.qualname}` ({target.where()}), which the run's root call "
+                       f"uses, so it cannot give a fresh run's answer; nothing was run: "
+                       f"{remedy}")
 
 
 def respec(spec: Spec, job_id: int, rebind: Callable[[bytes], bytes]) -> Spec:

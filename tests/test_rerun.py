@@ -148,3 +148,19 @@ def test_leader_killed_during_the_rerun_then_restarted(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str([i * 100 for i in range(6)] + [-i for i in range(6)])
     check(store)
+
+
+def test_shell_rerun_of_a_script_run_is_refused(tmp_path: Path) -> None:
+    """`fntree restart --rerun-changed` from the shell cannot see a `python script.py`
+    run's edited targets: it refuses, names the script, and writes nothing."""
+    script, store = tmp_path / "script.py", tmp_path / "store"
+    script.write_text(SCRIPT.replace("BROKEN = True", "BROKEN = False"))
+    first = subprocess.run([sys.executable, str(script), "run", str(store)], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0 and first.stdout.strip() == "60", first.stderr
+    out = fntree_cli("restart", str(store), "--rerun-changed", "--no-progress", cwd=tmp_path)
+    assert out.returncode != 0 and "nothing was run" in out.stderr
+    assert f"from the script {script}" in out.stderr and "Traceback" not in out.stderr
+    status = json.loads(fntree_cli("status", str(store), "--json", cwd=tmp_path).stdout)
+    assert status["state"] == "completed" and status["reruns"] == []
+    check(store)

@@ -63,7 +63,8 @@ def test_status_json_is_stable(failed: tuple[Path, fntree.WorkflowFailed],
     assert code == 0
     status = json.loads(out)
     assert set(status) == {"format", "jobstore", "state", "leader", "epoch", "jobs", "targets",
-                           "cached", "running", "failed", "restart_command", "env_changes", "reruns"}
+                           "cached", "running", "failed", "restart_command", "env_changes",
+                           "reruns"}
     assert status["env_changes"] == []
     assert status["reruns"] == []
     assert status["cached"] == {"jobs": 0, "targets": {}}
