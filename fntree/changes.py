@@ -18,7 +18,8 @@ unrelated code.
 
 Each recorded target whose code hash differs is named in one WARNING: how many
 of its jobs completed with the old code (their values are kept) and how many
-live jobs will run with the new (perhaps none). The plan is a list of records:
+live jobs will run with the new (perhaps none); with `--rerun-changed`
+(fntree/rerun.py), that its calls run again with the new code. The plan is a list of records:
 `TARGETS` for the new identities of targets with live jobs (so the next restart
 compares with them) and `RECODE` for the live jobs whose function key changes
 (code saved by value). The leader writes them before anything runs; nothing
@@ -122,10 +123,15 @@ def _describe(target: Target | None, live: int) -> tuple[Identity, bytes, bytes]
 
 def _warn(changed: list[Changed], rerun: bool) -> None:
     for change in changed:
-        kept = ("the run starts again from its root (--rerun-changed), so they run again"
-                if rerun else "their values are kept (a new run recomputes them)")
-        done = (f"{change.completed} job(s) completed with the old code and {kept}"
-                if change.completed else "no job completed with the old code")
+        if rerun:  # the run starts again from its root: every call runs the new code
+            log.warning("the code of target `%s` (%s) changed since its jobs were made: %d "
+                        "job(s) completed with the old code; its calls run again with the "
+                        "new code", change.recorded.qualname, change.recorded.where(),
+                        change.completed)
+            continue
+        done = (f"{change.completed} job(s) completed with the old code and their values are "
+                "kept (a new run recomputes them)" if change.completed
+                else "no job completed with the old code")
         log.warning("the code of target `%s` (%s) changed since its jobs were made: %s; %d "
                     "live job(s) will run with the new code", change.recorded.qualname,
                     change.recorded.where(), done, change.live)
