@@ -34,6 +34,7 @@ from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
 from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
+from fntree.rerun import rerun_for
 from fntree.resources import parse_cpu, parse_memory, parse_slurm_args
 from fntree.runtime import codec, context, faults
 from fntree.runtime.cache import ENV as CACHE_ENV
@@ -264,13 +265,17 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
             max_job_duration: float | None = UNSET,
             cache: str | os.PathLike[str] | None = UNSET,
-            env: dict[str, str] | None = None, env_unset: list[str] | None = None) -> Any:
+            env: dict[str, str] | None = None, env_unset: list[str] | None = None,
+            rerun_changed: bool = False) -> Any:
     """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
 
     Options not given are those the run was started with. `env` sets and
     `env_unset` removes environment variables of the run's jobs from now on
     (recorded in the job store). Live jobs of targets whose code changed run the
     current code, with a warning naming them (fntree/changes.py).
+    `rerun_changed` starts the run again from its root with the current code, even
+    when it had completed: calls of pure targets found in the run's cache are not
+    run again, every other job is (fntree/rerun.py); the value is a fresh run's.
     """
     _refuse_nested("fntree.restart")
     store = JobStore.open(jobstore)
@@ -285,13 +290,15 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
         config = environment.record_change(store, config, env or {}, env_unset or [])
     config = {**config, "env": environment.current(config)}
     identity.new_run()
-    return _lead(store, config, resolved, observers, retry_failed=True,
-                 recode=changes.recode_for(config))
+    recode = (rerun_for(config, bool(resolved["cache"])) if rerun_changed
+              else changes.recode_for(config))
+    return _lead(store, config, resolved, observers, retry_failed=True, recode=recode,
+                 rerun=rerun_changed)
 
 
 def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
           observers: list[Observer] | None, *, retry_failed: bool,
-          recode: Recode | None = None) -> Any:
+          recode: Recode | None = None, rerun: bool = False) -> Any:
     _configure_logging(options["log_level"])
     local_base = StorePaths.make_local_base(store.store_id)
     env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
@@ -313,7 +320,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
                         local_base=local_base,
                         cache=Cache(Path(options["cache"])) if options["cache"] else None)
         with _terminate_as_interrupt():
-            value = leader.run(retry_failed=retry_failed, recode=recode)
+            value = leader.run(retry_failed=retry_failed, recode=recode, rerun=rerun)
     finally:
         store.unlock()
     return codec.decode_value(value)

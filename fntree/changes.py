@@ -18,7 +18,8 @@ unrelated code.
 
 Each recorded target whose code hash differs is named in one WARNING: how many
 of its jobs completed with the old code (their values are kept) and how many
-live jobs will run with the new (perhaps none). The plan is a list of records:
+live jobs will run with the new (perhaps none); with `--rerun-changed`
+(fntree/rerun.py), that its calls run again with the new code. The plan is a list of records:
 `TARGETS` for the new identities of targets with live jobs (so the next restart
 compares with them) and `RECODE` for the live jobs whose function key changes
 (code saved by value). The leader writes them before anything runs; nothing
@@ -62,8 +63,10 @@ def recode_for(config: dict[str, Any]) -> Callable[[RunState], list[tuple[Any, .
     return lambda state: plan(state, config)
 
 
-def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
-    """The records that make live jobs run the current code; warns of what changed."""
+def plan(state: RunState, config: dict[str, Any], *,
+         rerun: bool = False) -> list[tuple[Any, ...]]:
+    """The records that make live jobs run the current code; warns of what changed
+    (`rerun`: the completed jobs run again, fntree/rerun.py)."""
     main = _main_targets()
     here = identity.main_origin()
     targets: dict[bytes, tuple[str, str, bytes, str]] = {}
@@ -95,7 +98,7 @@ def plan(state: RunState, config: dict[str, Any]) -> list[tuple[Any, ...]]:
         seen = changed.get((place, recorded.code_hash))
         changed[(place, recorded.code_hash)] = Changed(
             recorded, state.done_by_code[recorded.code_hash], live + (seen.live if seen else 0))
-    _warn(list(changed.values()))
+    _warn(list(changed.values()), rerun)
     records: list[tuple[Any, ...]] = []
     if targets:
         records.append((R_TARGETS, targets))
@@ -118,14 +121,38 @@ def _describe(target: Target | None, live: int) -> tuple[Identity, bytes, bytes]
         return None
 
 
-def _warn(changed: list[Changed]) -> None:
+def _warn(changed: list[Changed], rerun: bool) -> None:
     for change in changed:
+        if rerun:  # the run starts again from its root: every call runs the new code
+            log.warning("the code of target `%s` (%s) changed since its jobs were made: %d "
+                        "job(s) completed with the old code; its calls run again with the "
+                        "new code", change.recorded.qualname, change.recorded.where(),
+                        change.completed)
+            continue
         done = (f"{change.completed} job(s) completed with the old code and their values are "
                 "kept (a new run recomputes them)" if change.completed
                 else "no job completed with the old code")
         log.warning("the code of target `%s` (%s) changed since its jobs were made: %s; %d "
                     "live job(s) will run with the new code", change.recorded.qualname,
                     change.recorded.where(), done, change.live)
+
+
+def current_code(state: RunState, key: bytes,
+                 config: dict[str, Any]) -> tuple[bytes, bytes, Identity] | None:
+    """The (key, pickled function, identity) of the code that now stands where function
+    `key` of the run was defined, or None when this process cannot see it (its recorded
+    code then runs)."""
+    recorded_tuple = state.targets.get(key)
+    if recorded_tuple is None:
+        return None
+    recorded = Identity(*recorded_tuple)
+    main, here = _main_targets(), identity.main_origin()
+    _refuse_other(recorded, main, here)
+    found = _describe(_current(recorded, main, here, config), 1)
+    if found is None:
+        return None
+    now, new_key, data = found
+    return new_key, data, now
 
 
 def _main_targets() -> dict[str, Target]:

@@ -585,3 +585,21 @@ def test_deps_10000_deep_become_chains_that_run_innermost_first():
         assert copy.chains[job_id - 1].slot_values() == (b"v",)
     apply(copy, done_value(1, b"top"))
     assert copy.finished and copy.value == b"top"
+
+
+def test_rerun_drops_every_open_chain_and_starts_from_the_new_root():
+    """RERUN: open, failed and finished chains are dropped; the new root is the one ready
+    chain; completion counts and functions are kept, and the re-run is counted."""
+    from fntree.runtime.records import R_RERUN
+
+    state = run(root(1), done_spawn(1, [spec(2), spec(3)], spec(4)), done_value(2, 5),
+                (R_ISSUE, 3, 1), (R_FAIL, 3, 1, True, "boom", None), (R_GTD, 1),
+                (R_RERUN, spec(9, deps=(spec(10),), slots=(0,)), {b"new": b"fn2"}))
+    assert set(state.chains) == {9, 10} and ready_ids(state) == {10}
+    assert state.failed == {} and state.running == {} and not state.finished
+    assert state.reruns == 1 and state.root is not None and state.root.job_id == 9
+    assert state.done["job1"] == 1 and state.done["job2"] == 1
+    assert state.fns[b"new"] == b"fn2" and state.to_clean == [1]
+    state = run(root(1), done_value(1, 7), (R_FINISH, 7),
+                (R_RERUN, spec(9), {}), done_value(9, 8))
+    assert state.finished and state.value == 8 and state.reruns == 1

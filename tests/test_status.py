@@ -63,8 +63,10 @@ def test_status_json_is_stable(failed: tuple[Path, fntree.WorkflowFailed],
     assert code == 0
     status = json.loads(out)
     assert set(status) == {"format", "jobstore", "state", "leader", "epoch", "jobs", "targets",
-                           "cached", "running", "failed", "restart_command", "env_changes"}
+                           "cached", "running", "failed", "restart_command", "env_changes",
+                           "reruns"}
     assert status["env_changes"] == []
+    assert status["reruns"] == []
     assert status["cached"] == {"jobs": 0, "targets": {}}
     assert status["format"] == 1 and status["jobstore"] == str(store)
     assert status["state"] == "failed" and status["epoch"] == 1

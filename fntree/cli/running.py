@@ -50,6 +50,10 @@ def add_parser(sub: Any) -> None:
     restart.add_argument("--env-unset", dest="env_unset", action="append", default=[],
                          metavar="NAME", help="remove an environment variable of the run's "
                          "jobs from now on (repeatable)")
+    restart.add_argument("--rerun-changed", dest="rerun_changed", action="store_true",
+                         help="start the run again from its root with the current code (even "
+                         "a completed run): pure targets' calls found in the run's cache are "
+                         "not run again, every other job is; the value is a fresh run's")
     restart.set_defaults(command=_restart)
 
 
@@ -85,7 +89,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _restart(args: argparse.Namespace, console: Console) -> int:
     value = fntree.restart(args.jobstore, options=args, observers=_observers(args, console),
-                           env=parse_assignments(args.env), env_unset=args.env_unset)
+                           env=parse_assignments(args.env), env_unset=args.env_unset,
+                           rerun_changed=args.rerun_changed)
     _print_value(value)
     return 0
 

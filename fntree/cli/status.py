@@ -13,6 +13,8 @@ the store right now, and the event log (which jobs a live leader has issued, and
     failed [{name, job_id, attempts, message, log, log_tail, debug_command}],
     restart_command (null when completed or a leader is running),
     env_changes [{time, set {name: value}, unset [name]}]  (restarts' --env, --env-unset)
+    reruns [{time, epoch, root}]  (restarts with --rerun-changed; null where the event
+        log no longer has them)
 
 With `--logs`, each failed entry also has `log_text`, the job's whole kept log.
 `cached` counts the done jobs whose value came from the cache across runs
@@ -103,7 +105,18 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
             "failed": _failed(store, state, logs, max_log_mb),
             "restart_command": None if overall in ("completed", "running")
             else f"fntree restart {root}",
-            "env_changes": _env_changes(store)}
+            "env_changes": _env_changes(store), "reruns": _reruns(store, state.reruns)}
+
+
+def _reruns(store: JobStore, count: int) -> list[dict[str, Any]]:
+    """The times the run started again from its root (--rerun-changed): the journal
+    counts them; the event log says when and with which leader (while it has them)."""
+    if not count:
+        return []
+    found = [{"time": e["t"], "epoch": e["epoch"], "root": e["root"]}
+             for e in read_events(store.paths) if e.get("ev") == "rerun"]
+    found = found[-count:]
+    return [{"time": None, "epoch": None, "root": None}] * (count - len(found)) + found
 
 
 def _env_changes(store: JobStore) -> list[dict[str, Any]]:
@@ -192,6 +205,12 @@ def _summary(out: Console, status: dict[str, Any]) -> None:
         what = [f"{k}={v}" for k, v in sorted(change["set"].items())]
         what += [f"unset {k}" for k in change["unset"]]
         out.print(f"env        changed at a restart {when}: {', '.join(what)}", markup=False)
+    for again in status["reruns"]:
+        when = ("" if again["time"] is None else
+                " " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(again["time"])))
+        by = "" if again["epoch"] is None else f" by leader {again['epoch']}"
+        out.print(f"rerun      restarted from its root with the current code (--rerun-changed)"
+                  f"{when}{by}", markup=False)
     n = status["cached"]["jobs"]
     cached = f" ({n} from the cache)" if n else ""
     if status["state"] == "completed":

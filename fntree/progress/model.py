@@ -83,6 +83,9 @@ class RunView(Observer):
         self.jobstore, self.epoch, self.done_before = jobstore, epoch, done
         self.started_at = self.clock()
 
+    def rerun(self, epoch: int, reruns: int, root: str) -> None:
+        self.done_before = 0  # the run starts again from its root: count this run's jobs
+
     def issued(self, tasks: list[Task]) -> None:
         packet = _Packet(tasks, self.clock())
         self.packets.add(packet)

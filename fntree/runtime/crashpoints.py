@@ -10,7 +10,8 @@ Points: `journal.write` (records buffered, nothing written), `journal.torn`
 `leader.commit` (synced, nothing acted on yet), `leader.clean` (closed chains'
 temp dirs being removed), `compact.snapshot` (snapshot written, new segment not
 yet made), `compact.segment` (new segment made, old ones not yet removed),
-`store.create` (identity written, journal not yet).
+`store.create` (identity written, journal not yet), `leader.start` (a new leader's
+first records, such as a restart's `RERUN`, committed; nothing issued yet).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import signal
 
 ENV = "FNTREE_CRASH_AT"
 POINTS = ("journal.write", "journal.torn", "journal.sync", "leader.commit", "leader.clean",
-          "compact.snapshot", "compact.segment", "store.create")
+          "compact.snapshot", "compact.segment", "store.create", "leader.start")
 
 
 def _parse(value: str | None) -> tuple[str | None, int]:

@@ -6,6 +6,8 @@ line to `StorePaths.event_log()` (`DIR/events.log`), so that `fntree status`,
 fact or while another process drives the run. The lines, by `ev`:
 
     leader    a leader started: epoch, pid, host, cores, jobs done before, live chains
+    rerun     that leader started the run again from its root (--rerun-changed): epoch,
+              reruns (how many times so far), root (the root call's target)
     issued    one packet handed to the batch system: packet, jobs [[job, name, attempt]],
               and the packet's cpu and memory
     done      a job completed: job, name, attempt, start (epoch seconds), wall, cpu
@@ -84,6 +86,9 @@ class EventLog(Observer):
             self._thread = threading.Thread(target=self._flush_loop, name="fntree-eventlog",
                                             daemon=True)
             self._thread.start()
+
+    def rerun(self, epoch: int, reruns: int, root: str) -> None:
+        self._queue.append(("rerun", time.time(), epoch, reruns, root))
 
     def issued(self, tasks: list[Task]) -> None:
         self._packets += 1
@@ -199,6 +204,8 @@ class EventLog(Observer):
                                       "log": f.log_path}
         elif kind == "message":
             record = {"job": event[3], "name": event[2], "text": event[4]}
+        elif kind == "rerun":
+            record = {"epoch": event[2], "reruns": event[3], "root": event[4]}
         elif kind == "leader":
             record = {"format": FORMAT, "epoch": event[2], "pid": os.getpid(),
                       "host": socket.gethostname(), "cores": os.cpu_count() or 1,

@@ -34,6 +34,10 @@ class Observer:
     def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
         """A leader started on `jobstore`; `done` jobs already completed, `live` chains open."""
 
+    def rerun(self, epoch: int, reruns: int, root: str) -> None:
+        """Leader `epoch` started the run again from its root, a call of target `root`
+        (`--rerun-changed`; the run's `reruns`-th time)."""
+
     def issued(self, tasks: list[Task]) -> None:
         """`tasks` were handed to the batch system."""
 
@@ -59,6 +63,10 @@ class Events(Observer):
     def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
         for s in self.subscribers:
             s.started(jobstore, epoch, done, live)
+
+    def rerun(self, epoch: int, reruns: int, root: str) -> None:
+        for s in self.subscribers:
+            s.rerun(epoch, reruns, root)
 
     def issued(self, tasks: list[Task]) -> None:
         for s in self.subscribers:

@@ -2,8 +2,10 @@
 
 It owns the `RunState` (rebuilt from the job store at every start) and the open
 journal segment. At start, a restart's `recode` hook looks at the recovered
-state and returns the records that make live jobs run changed code (or refuses,
-before anything is written). Each turn of its loop:
+state and returns the records that make live jobs run changed code, or (with
+`--rerun-changed`) the `RERUN` record that starts the run again from its root
+(or refuses, before anything is written); they are committed with the new
+`EPOCH`, before anything is issued. Each turn of its loop:
 
 1. issue ready jobs to the batch system in packets, while it can take them
    (`ISSUE` records are buffered);
@@ -65,6 +67,7 @@ from fntree.runtime.records import (
     R_GTD,
     R_ISSUE,
     R_REQUEUE,
+    R_RERUN,
     R_RETRY_FAILED,
     R_TARGETS,
     Res,
@@ -111,15 +114,18 @@ class Leader:
         self.watch = None if cache is None else ChainWatch(cache)
 
     # -- the run ----------------------------------------------------------------------
-    def run(self, *, retry_failed: bool = False, recode: Recode | None = None) -> Any:
+    def run(self, *, retry_failed: bool = False, recode: Recode | None = None,
+            rerun: bool = False) -> Any:
         """Run to the end; the root's stored value, or WorkflowFailed / ResourceError.
 
         `recode`, given the recovered state, says which live jobs run new code (a
         restart after the targets' code changed); it is recorded before anything runs.
+        `rerun`: `recode` may start the run again from its root (a `RERUN` record,
+        fntree/rerun.py), so it is asked even when the run has finished.
         """
         ok = False
         try:
-            self._start(retry_failed, recode)
+            self._start(retry_failed, recode, rerun)
             while not self.state.finished:
                 self._dispatch()
                 if not self.state.running and not self._packets:
@@ -133,11 +139,11 @@ class Leader:
             return self.state.value
         raise self._failure()
 
-    def _start(self, retry_failed: bool, recode: Recode | None) -> None:
+    def _start(self, retry_failed: bool, recode: Recode | None, rerun: bool) -> None:
         state, self.segment, good = self.store.recover(repair=True)
         self.state = state
         self.journal = self.store.open_journal(self.segment, good)
-        if state.finished:
+        if state.finished and not rerun:
             return
         recoded = recode(state) if recode is not None else []  # may refuse: nothing written
         if retry_failed and state.failed:
@@ -146,9 +152,13 @@ class Leader:
             self._record(record)
         self._record((R_EPOCH, state.epoch + 1, os.getpid(), socket.gethostname()))
         self.journal.commit()
+        crashpoints.point("leader.start")
         self.store.sweep_global_temp_dirs(state.chains)
         self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
                             len(state.chains))
+        if any(record[0] == R_RERUN for record in recoded):
+            assert state.root is not None
+            self.events.rerun(state.epoch, state.reruns, state.root.name)
 
     def _stop(self, ok: bool) -> None:
         try:

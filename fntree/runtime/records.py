@@ -36,11 +36,13 @@ R_REQUEUE = 9       # (R_REQUEUE, job_id)  issued, not run, ready again: no atte
 R_REBIND = 10       # (R_REBIND, {name: (fn_key, fn_bytes)})  live jobs of these run new code
 R_TARGETS = 11      # (R_TARGETS, {fn_key: (module, qualname, code_hash, origin)})
 R_RECODE = 12       # (R_RECODE, {old_key: (new_key, fn_bytes)})  live jobs of old_key run new code
+R_RERUN = 13        # (R_RERUN, spec, fns)  the run starts again from a new root (--rerun-changed)
 
 RECORD_NAMES = {R_ROOT: "ROOT", R_EPOCH: "EPOCH", R_ISSUE: "ISSUE", R_DONE: "DONE",
                 R_FAIL: "FAIL", R_GTD: "GTD", R_RETRY_FAILED: "RETRY_FAILED",
                 R_FINISH: "FINISH", R_REQUEUE: "REQUEUE",
-                R_REBIND: "REBIND", R_TARGETS: "TARGETS", R_RECODE: "RECODE"}
+                R_REBIND: "REBIND", R_TARGETS: "TARGETS", R_RECODE: "RECODE",
+                R_RERUN: "RERUN"}
 
 # Outcome kinds: what a job's completion says.
 O_VALUE = 0   # (O_VALUE, value)            the job's value; its chain closes
@@ -151,7 +153,7 @@ def derive_id(parent: int, kind: int, index: int) -> int:
     return int.from_bytes(digest, "little") or 1
 
 
-CHILD, FOLLOW_ON, DEP = 1, 2, 3
+CHILD, FOLLOW_ON, DEP, RERUN = 1, 2, 3, 4  # RERUN: the root of the n-th re-run
 
 
 def job_hex(job_id: int) -> str:

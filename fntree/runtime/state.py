@@ -26,6 +26,12 @@ Beside the chains: `fns` (each function key's pickled function), `targets`
 (what each key is: module, qualname, code hash, origin; `TARGETS` records) and
 `done_by_code` (completed jobs by code hash), which a restart compares with
 the code it loads (fntree/changes.py).
+
+A `RERUN` record (`fntree restart --rerun-changed`, fntree/rerun.py) starts the
+run again from a new root spec, made from the recorded root call with the
+current code and a fresh root id (so no id, log or temp dir of the earlier run
+is reused): every open chain, failure and the finished value are dropped; the
+counts of completed jobs, `fns` and `targets` are kept.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from fntree.runtime.records import (
     R_REBIND,
     R_RECODE,
     R_REQUEUE,
+    R_RERUN,
     R_RETRY_FAILED,
     R_ROOT,
     R_TARGETS,
@@ -102,6 +109,7 @@ class RunState:
         # many jobs completed with each code hash (what a restart compares against).
         self.targets: dict[bytes, tuple[str, str, bytes, str]] = {}
         self.done_by_code = Counter[bytes]()
+        self.reruns = 0  # RERUN records: times the run started again from its root
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
         # A snapshot from before a field existed gets that field's empty default.
@@ -255,6 +263,21 @@ class RunState:
             if job is not None and job.fn_key in functions:
                 chain.job = job._replace(fn_key=functions[job.fn_key][0])
 
+    def _rerun(self, spec: Spec, fns: dict[bytes, bytes]) -> None:
+        """The run starts again from `spec` (a new root id): every open chain is dropped."""
+        self.to_clean.extend(c.chain_id for c in self.chains.values() if c.gtd)
+        self.chains.clear()
+        self.by_job.clear()
+        self.ready.clear()
+        self.running.clear()
+        self.failed.clear()
+        self.finished = False
+        self.value = None
+        self.reruns += 1
+        self.root = spec
+        self.fns.update(fns)
+        self._add_chain(spec, None, 0)
+
     def live_jobs(self) -> Counter[bytes]:
         """How many live jobs (ready, running, waiting or failed) run each function key."""
         return Counter(c.job.fn_key for c in self.chains.values() if c.job is not None)
@@ -298,6 +321,8 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
         state.targets.update(record[1])
     elif kind == R_RECODE:
         state._recode(record[1])
+    elif kind == R_RERUN:
+        state._rerun(record[1], record[2])
     elif kind == R_FINISH:
         state.finished = True
         state.value = record[1]

@@ -8,7 +8,9 @@ the run survives it. `FNTREE_CHAOS_KILLS` sets how many leader kills to land
 processes and of the processes their jobs started, from outside, at random
 instants (default 30), and `FNTREE_CHAOS_WORKER_STOPS` how many SIGSTOPs of
 workers (default 5), `FNTREE_CHAOS_LEADER_STOPS` how many SIGSTOP/SIGCONT pauses
-of the leader (default 3); seeds make every run reproducible.
+of the leader (default 3), `FNTREE_CHAOS_CACHE_KILLS` how many leader kills to land
+in each of the two runs of a tree through one cache and in its `--rerun-changed`
+restart (default 4); seeds make every run reproducible.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from processes import processes_mentioning, wait_for
 from fntree.batch import proctree
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.crashpoints import POINTS
+from fntree.runtime.eventlog import read_events
 from fntree.runtime.paths import StorePaths
+from fntree.runtime.store import JobStore
 
 TREE = str(Path(__file__).with_name("tree.py"))
 KILLS = int(os.environ.get("FNTREE_CHAOS_KILLS") or 30)
 WORKER_KILLS = int(os.environ.get("FNTREE_CHAOS_WORKER_KILLS") or 30)
 WORKER_STOPS = int(os.environ.get("FNTREE_CHAOS_WORKER_STOPS") or 5)
 LEADER_STOPS = int(os.environ.get("FNTREE_CHAOS_LEADER_STOPS") or 3)
+CACHE_KILLS = int(os.environ.get("FNTREE_CHAOS_CACHE_KILLS") or 4)  # in each of two runs
 SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
 
@@ -61,14 +66,20 @@ def wait_until_gone(store: Path) -> None:
 
 
 def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
-                       kills_left: int, env: dict[str, str] | None = None) -> tuple[int, int]:
-    """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills)."""
+                       kills_left: int, env: dict[str, str] | None = None,
+                       target: str = "node", rerun: bool = False) -> tuple[int, int]:
+    """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills).
+
+    `rerun`: the store holds a completed run, restarted with `--rerun-changed` until
+    its RERUN record is durable, then with plain restarts."""
     kills = 0
-    first = ["run", f"{TREE}:node", str(seed), str(DEPTH), "--jobstore", str(store),
+    first = ["run", f"{TREE}:{target}", str(seed), str(DEPTH), "--jobstore", str(store),
              "--no-progress", *options]
     while True:
         args = first if kills == 0 and not store.exists() else ["restart", str(store),
                                                                   "--no-progress"]
+        if rerun and not JobStore.open(store).recover(repair=False)[0].reruns:
+            args = [*args, "--rerun-changed"]
         leader = fntree_command(*args, env=env)
         if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
             wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
@@ -140,11 +151,40 @@ def test_leader_workers_and_targets_fail_together(tmp_path: Path) -> None:
     assert count_in_logs(store, "InjectedFault:") > 0
 
 
+def test_tree_run_twice_through_a_cache(tmp_path: Path) -> None:
+    """A tree run twice through one cache, then restarted with --rerun-changed, the leader
+    killed at random instants in all three: the second run and the re-run take the leaves
+    and sums from the cache, and every value is exact."""
+    rng = random.Random(1966)
+    options = ["--cache", str(tmp_path / "cache")]
+    seed = 8
+    for name in ("first", "second"):
+        store = tmp_path / name
+        value, kills = run_until_complete(store, seed, rng, options, CACHE_KILLS,
+                                          target="cached_node")
+        assert value == tree.expected(seed, DEPTH)
+        assert_clean_after_success(store)
+        TALLY["leader kills"] += kills
+        TALLY["trees completed"] += 1
+        TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
+    hits = [e for e in read_events(StorePaths(tmp_path / "second"))
+            if e.get("ev") == "done" and e.get("cached")]
+    assert hits, "the second run took nothing from the cache"
+    TALLY["cache hits"] += len(hits)
+    store = tmp_path / "second"
+    value, kills = run_until_complete(store, seed, rng, [], CACHE_KILLS, rerun=True)
+    assert value == tree.expected(seed, DEPTH)
+    assert_clean_after_success(store)
+    assert JobStore.open(store).recover(repair=False)[0].reruns >= 1
+    TALLY["leader kills"] += kills
+
+
 @pytest.mark.parametrize("point", [p for p in POINTS if p != "store.create"])
 def test_kill_inside_the_commit(tmp_path: Path, point: str) -> None:
     """A kill between any two steps of the leader's commit loses nothing and doubles nothing."""
     store = tmp_path / "tree"
-    env = {"FNTREE_CRASH_AT": f"{point}:3", "FNTREE_COMPACT_BYTES": "4000"}
+    nth = 1 if point == "leader.start" else 3  # a leader reaches its start once
+    env = {"FNTREE_CRASH_AT": f"{point}:{nth}", "FNTREE_COMPACT_BYTES": "4000"}
     leader = fntree_command("run", f"{TREE}:node", "7", str(DEPTH), "--jobstore", str(store),
                             "--no-progress", env=env)
     leader.communicate(timeout=120)

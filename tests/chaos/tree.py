@@ -7,6 +7,11 @@ temp dir for its follow-on to read. Leaves sleep a little and return a large
 seeded number, so a leaf counted twice (or lost) changes the sum; one leaf in
 eight also leaves a `setsid` daemon behind, which must not outlive its job.
 `expected(seed)` computes the same tree's value in plain Python.
+
+`cached_node` is the same tree with its pure parts declared so (`cache=True`):
+its leaves are calls of `leaf`, and `combine` sums; a second run through the
+same cache takes them from it, while the nodes (which write files for their
+follow-ons) run again.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import random
 import subprocess
 import sys
 import time
+from typing import Any
 
 import fntree
 
@@ -51,12 +57,34 @@ def size(seed: int, depth: int) -> int:
 def node(seed: int, depth: int) -> object:
     mode, kids, own = _shape(seed, depth)
     if mode == "leaf":
-        if own % 8 == 0:  # its worker must kill it when the job ends
-            subprocess.Popen(["setsid", sys.executable, "-c", DAEMON, "fntree-chaos-daemon",
-                              os.environ.get("FNTREE_RUN", "")])
-        time.sleep(LEAF_SLEEP)
-        return own
-    calls = [node(k, depth - 1) for k in kids]
+        return _leaf(own)
+    return _spawn(own, mode, [node(k, depth - 1) for k in kids])
+
+
+@fntree.target
+def cached_node(seed: int, depth: int) -> object:
+    mode, kids, own = _shape(seed, depth)
+    if mode == "leaf":
+        return _leaf(own)
+    calls = [leaf(k, depth - 1) if _shape(k, depth - 1)[0] == "leaf"
+             else cached_node(k, depth - 1) for k in kids]
+    return _spawn(own, mode, calls)
+
+
+@fntree.target(cache=True)
+def leaf(seed: int, depth: int) -> int:
+    return _leaf(_shape(seed, depth)[2])
+
+
+def _leaf(own: int) -> int:
+    if own % 8 == 0:  # its worker must kill it when the job ends
+        subprocess.Popen(["setsid", sys.executable, "-c", DAEMON, "fntree-chaos-daemon",
+                          os.environ.get("FNTREE_RUN", "")])
+    time.sleep(LEAF_SLEEP)
+    return own
+
+
+def _spawn(own: int, mode: str, calls: list[Any]) -> object:
     if mode == "promise":
         return combine(calls)
     if mode == "follow":
@@ -66,7 +94,7 @@ def node(seed: int, depth: int) -> object:
     return fntree.children(*calls).then(combine_with_note(str(note), calls))
 
 
-@fntree.target
+@fntree.target(cache=True)
 def combine(values: list[int]) -> int:
     return sum(values)
 
