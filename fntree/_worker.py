@@ -10,7 +10,7 @@
   to be ours alone (`access.check_store_file`) before the packet is unpickled.
 
 It wires the runtime's `JobRunner` to the DSL's `execute`, `describe` and
-`pure_code_hash` hooks and to a batch system's transport; it lives at the top so
+`target_identity` hooks and to a batch system's transport; it lives at the top so
 that no layer imports upward.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fntree.compiler import execute
+from fntree.dsl import Target
 from fntree.errors import FntreeError
 from fntree.identity import code_hash, describe
 from fntree.runtime.access import check_store_file
@@ -31,9 +32,11 @@ from fntree.runtime.paths import StorePaths
 from fntree.runtime.worker import JobRunner
 
 
-def pure_code_hash(fn: Any) -> bytes | None:
-    """The code hash of a target declared pure (`cache=True`), else None: the cache's hook."""
-    return code_hash(fn) if getattr(fn, "cache", False) else None
+def target_identity(obj: Any) -> tuple[bytes, bool] | None:
+    """(code hash, declared pure with cache=True) of a target, else None: the cache's hook."""
+    if not isinstance(obj, Target):
+        return None
+    return code_hash(obj), bool(obj.cache)
 
 
 def main(argv: list[str]) -> int:
@@ -43,7 +46,7 @@ def main(argv: list[str]) -> int:
 
         rfd, wfd, store, local_dir, limit, parent = rest
         runner = JobRunner(Path(store), Path(local_dir), execute, int(limit), describe,
-                           pure_code_hash)
+                           target_identity)
         try:
             serve(runner, int(rfd), int(wfd), int(parent))
         finally:
@@ -67,7 +70,7 @@ def main(argv: list[str]) -> int:
 
         def work() -> None:
             runner = JobRunner(Path(store), local, execute, int(limit), describe,
-                               pure_code_hash)
+                               target_identity)
             try:
                 serve_file(runner, Path(packet), atomic_write)
             finally:

@@ -400,3 +400,37 @@ def test_progress_display_counts_cached_jobs() -> None:
                                    (time.time(), 0.0, 0.0, 0), (), False, cached=True))
     plain.finished(True)
     assert "1 from the cache" in plain.console.export_text()
+
+
+APPLY = textwrap.dedent("""\
+    import sys
+    import fntree
+    import steps
+
+    @fntree.target(cache=True)
+    def apply_to(fn, x):
+        return fn.__wrapped__(x)
+
+    if __name__ == "__main__":
+        print(fntree.run(apply_to(steps.double, 21), jobstore=sys.argv[1], cache=sys.argv[2]))
+""")
+
+
+def test_a_target_passed_as_an_argument_is_keyed_by_its_code(tmp_path: Path) -> None:
+    """A pure call whose argument is a target misses once that target's code changed: the
+    target travels by name, so its code hash, not its name, is in the key."""
+    (tmp_path / "apply.py").write_text(APPLY)
+    steps = tmp_path / "steps.py"
+    steps.write_text("import fntree\n\n@fntree.target\ndef double(x):\n    return 2 * x\n")
+    cache = tmp_path / "cache"
+
+    def run(store: str) -> str:
+        out = subprocess.run([sys.executable, "apply.py", str(tmp_path / store), str(cache)],
+                             capture_output=True, text=True, cwd=tmp_path, timeout=180)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    assert run("s1") == "42"
+    assert run("s2") == "42" and cached(tmp_path / "s2") == {"apply_to": 1}
+    steps.write_text("import fntree\n\n@fntree.target\ndef double(x):\n    return 3 * x\n")
+    assert run("s3") == "63" and cached(tmp_path / "s3") == {}

@@ -200,6 +200,10 @@ class Probe(NamedTuple):
     warning: str
 
 
+# The DSL's hook: (code hash, declared pure) of a target, None for anything else.
+Identify = Callable[[Any], "tuple[bytes, bool] | None"]
+
+
 class WorkerCache:
     """The worker's side: keys, lookups before a pure job runs, writes after it ran.
 
@@ -209,14 +213,14 @@ class WorkerCache:
     pure job's result.
     """
 
-    def __init__(self, cache: Cache, identify: Callable[[Any], bytes | None]) -> None:
+    def __init__(self, cache: Cache, identify: Identify) -> None:
         self.cache = cache
         self.identify = identify
         self._codes: dict[bytes, bytes | None] = {}
         self._writer = _Writer(cache)
 
     @classmethod
-    def from_env(cls, identify: Callable[[Any], bytes | None] | None) -> WorkerCache | None:
+    def from_env(cls, identify: Identify | None) -> WorkerCache | None:
         """The cache `$FNTREE_CACHE` names, or None (no cache, or one that cannot be used)."""
         root = os.environ.get(ENV)
         if not root or identify is None:
@@ -232,16 +236,23 @@ class WorkerCache:
         """None for a target that is not pure; else its key and what the cache holds."""
         code = self._codes.get(fn_key, b"")
         if code == b"":
-            code = self._codes[fn_key] = self.identify(body)
+            ident = self.identify(body)
+            code = self._codes[fn_key] = ident[0] if ident is not None and ident[1] else None
         if code is None:
             return None
         try:
-            key = job_key(code, args, values, decoded)
+            key = job_key(code, args, values, decoded, self._code_of)
         except OSError as exc:  # a file argument that cannot be read: the body will say so
             return Probe(b"", name, False, None, f"cannot make the cache key ({exc}); the job "
                          "runs and its value is not cached")
         found, value, warning = self.cache.get(key)
         return Probe(key, name, found, value, warning)
+
+    def _code_of(self, obj: Any) -> bytes | None:
+        """The code hash of a target passed as an argument (by name, its code is not in the
+        argument bytes), else None."""
+        found = self.identify(obj)
+        return None if found is None else found[0]
 
     def settle(self, probe: Probe, outcome: tuple[Any, ...] | None) -> tuple[bytes, str]:
         """After the body ran: (key for the leader to write when the chain closes, warning)."""

@@ -2,7 +2,9 @@
 
 `job_key` digests the target's code hash, the call's argument bytes, the bytes
 of the values that fill its promised arguments, and the content of every
-`pathlib.Path` among its arguments that names an existing file or directory.
+`pathlib.Path` among its arguments that names an existing file or directory,
+and the code hash of every target among its arguments (a target travels by
+name, so its code is not in the argument bytes).
 Everything is length-prefixed or tagged, so two different inputs never hash the
 same stream of bytes.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,10 @@ from fntree.runtime.records import Collected
 _PERSON = b"fntree-key-1"
 
 
-def job_key(code: bytes, args: bytes, values: Sequence[Any], decoded: Any) -> bytes:
-    """The key of a call: its code hash, its argument bytes, promised values, file contents."""
+def job_key(code: bytes, args: bytes, values: Sequence[Any], decoded: Any,
+            code_of: Callable[[Any], bytes | None] | None = None) -> bytes:
+    """The key of a call: its code hash, its argument bytes, promised values, file contents,
+    and the code hashes (`code_of`) of the targets among its arguments."""
     h = hashlib.blake2b(digest_size=32, person=_PERSON)
     h.update(struct.pack("<Q", len(code)) + code)
     h.update(struct.pack("<Q", len(args)) + args)
@@ -33,7 +37,27 @@ def job_key(code: bytes, args: bytes, values: Sequence[Any], decoded: Any) -> by
         for path in sorted(set(_paths(decoded, 0)), key=str):
             h.update(b"P" + os.fsencode(path) + b"\0")
             _hash_path(h, path)
+    if code_of is not None and any(marker in args for marker in _TARGET_MARKERS):
+        for item in _items(decoded, 0):
+            target_code = code_of(item)
+            if target_code is not None:
+                h.update(b"T" + struct.pack("<Q", len(target_code)) + target_code)
     return h.digest()
+
+
+# What the argument bytes hold when a target is among them (by reference, or by value).
+_TARGET_MARKERS = (b"_load_target", b"fntree.dsl")
+
+
+def _items(obj: Any, depth: int) -> Iterator[Any]:
+    """`obj` and what lists, tuples, sets and dicts in it hold, in order."""
+    yield obj
+    if depth < 32 and isinstance(obj, (list, tuple)):
+        for item in obj:
+            yield from _items(item, depth + 1)
+    elif depth < 32 and isinstance(obj, dict):
+        for item in obj.items():
+            yield from _items(item, depth + 1)
 
 
 def _hash_value(h: Any, value: Any) -> bool:

@@ -29,7 +29,7 @@ its result is reported (fntree.batch.proctree). `running` names the task being
 run, for the local batch system's heartbeat and time limits.
 
 The cache across runs (fntree/runtime/cache.py): with `$FNTREE_CACHE` set and an
-`identify` hook (the DSL's: a pure target's code hash, or None), a pure job's
+`identify` hook (the DSL's: a target's code hash and whether it is pure), a pure job's
 key is computed after its arguments are decoded; on a hit its stored value is
 its outcome and its body does not run.
 
@@ -54,7 +54,7 @@ from fntree.batch import proctree
 from fntree.batch.jobmark import JobMark, mark_path
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults
-from fntree.runtime.cache import WorkerCache
+from fntree.runtime.cache import Identify, WorkerCache
 from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.isolate import IsolatedFailure, run_isolated
@@ -82,7 +82,7 @@ class JobRunner:
 
     def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
                  log_limit: int = LOG_LIMIT, describe: Describe | None = None,
-                 identify: Callable[[Any], bytes | None] | None = None) -> None:
+                 identify: Identify | None = None) -> None:
         self.describe = describe
         self.paths = StorePaths(store_root)
         self.local_dir = local_dir
