@@ -36,7 +36,7 @@ def _plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, module: 
 def test_unknown_batch_system_lists_the_registered_ones() -> None:
     """An unknown name is an error that lists every registered batch system."""
     with pytest.raises(BatchSystemLookupError, match=r"unknown batch system 'lsf'; choose one of: "
-                                               r"local, slurm"):
+                                                     r"gridengine \(alias sge\), local, slurm"):
         fntree.run(square(2), batch_system="lsf")
 
 
