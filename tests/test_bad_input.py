@@ -18,7 +18,7 @@ import workflows as wf
 
 import fntree
 from fntree.runtime.journal import encode
-from fntree.runtime.store import meta_bytes
+from fntree.runtime.meta import meta_bytes
 
 
 def test_directory_that_is_not_a_job_store(tmp_path: Path) -> None:

@@ -32,12 +32,12 @@ import os
 import shutil
 import stat
 import uuid
-import zlib
 from pathlib import Path
 from typing import Any
 
 from fntree.errors import JobStoreError
 from fntree.runtime.durable import atomic_write
+from fntree.runtime.meta import meta_bytes
 from fntree.runtime.paths import StorePaths
 
 PICKLE_DIRS = frozenset({"journal", "batch"})
@@ -130,17 +130,6 @@ def is_copy(recorded: Any, here: dict[str, Any]) -> bool:
     if recorded.get("ino") != here["ino"]:
         return True
     return recorded.get("dev") != here["dev"] and recorded.get("path") != here["path"]
-
-
-def meta_bytes(meta: dict[str, Any]) -> bytes:
-    """`fntree.json`: the identity fields and a crc32 of them, so that a flipped bit shows."""
-    fields = {k: v for k, v in meta.items() if k != "crc32"}
-    return json.dumps({**fields, "crc32": meta_crc(fields)}, indent=1).encode()
-
-
-def meta_crc(fields: dict[str, Any]) -> int:
-    """The crc32 of `fntree.json`'s fields, serialized canonically (sorted keys, no spaces)."""
-    return zlib.crc32(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode())
 
 
 def own_identity(paths: StorePaths, meta: dict[str, Any]) -> dict[str, Any]:

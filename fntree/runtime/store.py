@@ -12,7 +12,7 @@ do; nothing is cut or removed then.
 Readers (`repair=False`) hold no lock: when a compaction changes the files
 under them they list and read again, a bounded number of times.
 
-`fntree.json` carries a crc32 of its fields (`meta_bytes`, `read_meta`);
+`fntree.json` carries a crc32 of its fields (fntree/runtime/meta.py);
 `config.pkl` and snapshots are sealed (`fntree.checksum`).
 
 `JobStore.open` refuses a store that is not its owner's alone, all the way
@@ -28,7 +28,6 @@ reader never makes a leader refuse (docs/jobstore.md).
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import pickle
 import shutil
@@ -42,8 +41,6 @@ from fntree.runtime import crashpoints
 from fntree.runtime.access import (
     check_store_tree,
     identity_of,
-    meta_bytes,
-    meta_crc,
     new_store_id,
     own_identity,
 )
@@ -55,12 +52,11 @@ from fntree.runtime.durable import (
     seal,
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
+from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
 from fntree.runtime.state import RunState, apply
 
-PROGRAM = "fntree"
-FORMAT = 2
 READ_TRIES = 20  # times a reader lists and rereads a store that a compaction is changing
 
 
@@ -402,41 +398,6 @@ class JobStore:
             if not alive:
                 shutil.rmtree(root / entry, ignore_errors=True)
 
-
-def read_meta(paths: StorePaths) -> dict[str, Any]:
-    """The identity in `fntree.json`, checked: fntree's, of this format, and undamaged."""
-    try:
-        meta = json.loads(paths.meta.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise JobStoreError(f"{paths.meta} is damaged ({exc}); the job store cannot be "
-                            "used: restore the file from a backup") from exc
-    damaged = JobStoreError(f"{paths.meta} is damaged (its fields do not match their "
-                            "checksum); restore the file from a backup")
-    if not isinstance(meta, dict):
-        raise damaged
-    fields = {k: v for k, v in meta.items() if k != "crc32"}
-    if "crc32" in meta and meta["crc32"] != meta_crc(fields):
-        raise damaged
-    if fields.get("program") != PROGRAM:
-        raise JobStoreError(f"{paths.root} belongs to another program, not fntree; "
-                            "check the path")
-    if "crc32" not in meta:
-        if meta.get("format") == 1:
-            raise JobStoreError(
-                f"{paths.root} was written by an earlier fntree (store format 1, whose files "
-                f"carry no checksums; this fntree reads format {FORMAT}): continue or inspect "
-                "that run with the fntree that started it")
-        raise damaged
-    if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT:
-        raise JobStoreError(
-            f"{paths.root} was written by a newer fntree (store format "
-            f"{meta.get('format')}, this fntree reads up to {FORMAT}); upgrade fntree")
-    if meta["format"] < FORMAT:
-        raise JobStoreError(
-            f"{paths.root} was written by an earlier fntree (store format {meta['format']}; "
-            f"this fntree reads format {FORMAT}): continue or inspect that run with the fntree "
-            "that started it")
-    return fields
 
 def _try_lock(fd: int, kind: int) -> bool:
     """Take the flock `kind` on `fd` if no one holds a conflicting one; never wait."""
