@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dist_info import install_dist_info
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin_subprocess"
 
@@ -15,14 +16,6 @@ EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin_s
 def store(tmp_path: Path) -> Path:
     """A job store path that does not exist yet."""
     return tmp_path / "jobstore"
-
-
-def install_dist_info(site: Path, name: str, version: str, entry_points: str) -> None:
-    """A .dist-info in `site` declaring `entry_points`: what pip leaves for an install."""
-    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-    (info / "entry_points.txt").write_text(entry_points)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import install_dist_info
+from dist_info import install_dist_info
 from processes import wait_for
 
 import fntree
