@@ -1,8 +1,10 @@
-"""The worker process's entry point, in one of two modes:
+"""The worker process's entry point (`main`, started by `WorkerSetup.command` so that
+fntree is imported from the leader's path, never from the working directory), in one
+of two modes:
 
-- `python -m fntree._worker pipe RFD WFD STORE DIR LIMIT PID` (the local batch system):
+- `pipe RFD WFD STORE DIR LIMIT PID` (the local batch system):
   packets arrive on a pipe from the leader, results go back on another;
-- `python -m fntree._worker file PACKET STORE STORE_ID LIMIT` (Slurm, Grid Engine): one
+- `file PACKET STORE STORE_ID LIMIT` (Slurm, Grid Engine): one
   packet read from a file in the job store, its results written there atomically; the
   local temp dirs live under this machine's `<tmp>/fntree-<uid>/<store id>/slurm-<SLURM_JOB_ID>`
   (`sge-<JOB_ID>` on Grid Engine),

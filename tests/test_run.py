@@ -321,3 +321,23 @@ def test_a_root_cannot_leave_calls_unlowered(store: Path) -> None:
     assert done == {"root_returning_calls": 1, "value": 1, "part": 4, "add": 2, "inc": 1}
     with pytest.raises(fntree.SerializationError, match="cannot be stored inside a value"):
         codec.encode_value([sw.part(1)])
+
+
+def test_a_package_named_fntree_in_the_working_directory_does_not_reach_the_workers(
+        tmp_path: Path) -> None:
+    """Workers import fntree from the leader's path, never from the run's working directory,
+    where a checkout or another copy named `fntree` would make them run other code."""
+    decoy = tmp_path / "cwd"
+    (decoy / "fntree").mkdir(parents=True)
+    (decoy / "fntree" / "__init__.py").write_text("raise ImportError('the decoy fntree')\n")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "pipeline.py").write_text(
+        "import fntree\n\n@fntree.target\ndef double(x):\n    return 2 * x\n\n"
+        "@fntree.target\ndef main(n):\n"
+        "    return fntree.children(*[double(i) for i in range(n)])\n\n"
+        "if __name__ == '__main__':\n    print(fntree.run(main(4)))\n")
+    out = subprocess.run([sys.executable, str(scripts / "pipeline.py")], cwd=decoy,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[0, 2, 4, 6]"

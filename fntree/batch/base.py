@@ -115,6 +115,12 @@ DEFAULT_TIME = 3600.0
 DEFAULT_MEMORY = 1 << 30
 
 
+# How a worker process starts: the working directory ('' on the path of `python -c`) is
+# dropped, so fntree comes from the leader's import path (PYTHONPATH, worker_env).
+WORKER_BOOT = ("import sys; del sys.path[0]; from fntree._worker import main; "
+               "sys.exit(main(sys.argv[1:]))")
+
+
 class WorkerSetup(NamedTuple):
     """How to start a worker process: the same for every batch system."""
 
@@ -137,7 +143,13 @@ class WorkerSetup(NamedTuple):
         return env
 
     def command(self, *args: str) -> list[str]:
-        return [self.python or sys.executable, "-m", "fntree._worker", *args]
+        """The worker's command line: `fntree._worker`'s main, imported from the leader's path.
+
+        Not `python -m`, which puts the working directory first on the import path: a
+        directory there named like fntree, or like a module fntree imports, would then
+        shadow the leader's own, and the worker would run other code than the leader.
+        """
+        return [self.python or sys.executable, "-c", WORKER_BOOT, *args]
 
 
 class BatchSystem(Protocol):

@@ -3,7 +3,7 @@
 Son of Grid Engine (and its relatives that keep qsub/qstat/qacct/qdel) runs each
 packet as a batch job whose script is a two-line `job.sh` in this leader's packet
 directory (`exec "$@"`: never `qsub -b y`, which re-splits its arguments), given
-`python -m fntree._worker file ...` as arguments. Packets and results travel as
+the worker command (`WorkerSetup.command`) as arguments. Packets and results travel as
 `fntree.batch.files` describes, in `<store>/batch/gridengine/`, exactly as on
 Slurm: the packet is written and sealed before `qsub`, its job id appended to
 `jobs` and fsynced after, and a restarted leader qdels in one call the jobs an

@@ -1,6 +1,6 @@
 """The local batch system: long-lived worker processes on this machine, fed through pipes.
 
-Each worker is a `python -m fntree._worker pipe ...` process started on demand
+Each worker is a `fntree._worker` process (`WorkerSetup.command`) started on demand
 and kept for the run, so a trivial job costs a message, not an interpreter. A
 worker takes one packet at a time; the packet holds cores and memory (the
 largest of its tasks') until it is finished, and no more packets start than fit
