@@ -142,10 +142,14 @@ def finish_tree(store: Path, seed: int, value: int, tally: Tally) -> None:
     shutil.rmtree(store)
 
 
-def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917) -> Tally:
-    """Exactly `kills` leader SIGKILLs at random instants, over as many trees as it takes."""
+def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
+                         tally: Tally | None = None) -> Tally:
+    """Exactly `kills` leader SIGKILLs at random instants, over as many trees as it takes.
+
+    Counts into `tally` (a new one if none) as it goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
-    tally = Tally()
+    tally = tally if tally is not None else Tally()
+    workdir.mkdir(parents=True, exist_ok=True)
     seeds = tree_seeds(trees_rng, len(SEEDS) + kills)
     while tally.leader_kills < kills:
         tree_seed = next(seeds)
@@ -228,12 +232,15 @@ def _cmdline(pid: int) -> bytes:
 
 
 def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
-                    seed: int = 1917) -> Tally:
+                    seed: int = 1917, tally: Tally | None = None) -> Tally:
     """Exactly `kills` SIGKILLs of a run's processes from outside, `stops` SIGSTOPs of its
-    workers and `leader_stops` pauses of its leader, with two leader kills per tree."""
+    workers and `leader_stops` pauses of its leader, with two leader kills per tree.
+
+    Counts into `tally` (a new one if none) as it goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
     env = {"FNTREE_WORKER_SILENCE": "2"}
-    tally = Tally()
+    tally = tally if tally is not None else Tally()
+    workdir.mkdir(parents=True, exist_ok=True)
     seeds = tree_seeds(trees_rng, len(SEEDS) + kills + stops + leader_stops)
     while (tally.worker_kills < kills or tally.worker_stops < stops
            or tally.leader_stops < leader_stops):
