@@ -3,7 +3,9 @@
 Shared by the pytest suite (`test_chaos.py`) and the extended run
 (`python -m tests.chaos`). A campaign lands exactly the number of kills it is
 asked for: it runs the suite's seeded trees, then fresh trees drawn from its own
-seeded generator, until every kill has landed, and fails (AssertionError) if it
+seeded generator (at most TREE_KILLS leader kills a tree, so the kills fall all
+through a tree's life, not only in the restarts of its last jobs), until every kill
+has landed, and fails (AssertionError) if it
 needs more trees than its bound. After every kill `fntree check` must pass; after
 every tree its value must be exact and no temp dir or process of the run may
 survive. What happened is counted in a `Tally`.
@@ -36,6 +38,7 @@ from fntree.runtime.store import JobStore
 TREE = str(Path(__file__).with_name("tree.py"))
 SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
+TREE_KILLS = 12  # leader kills per tree at most, so a long campaign spans many trees
 
 
 @dataclass
@@ -144,7 +147,7 @@ def finish_tree(store: Path, seed: int, value: int, tally: Tally) -> None:
 
 def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
                          tally: Tally | None = None) -> Tally:
-    """Exactly `kills` leader SIGKILLs at random instants, over as many trees as it takes.
+    """Exactly `kills` leader SIGKILLs at random instants, at most TREE_KILLS a tree.
 
     Counts into `tally` (a new one if none) as it goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
@@ -155,7 +158,8 @@ def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
         tree_seed = next(seeds)
         store = workdir / f"tree-{tree_seed}"
         value, landed = run_until_complete(store, tree_seed, rng, [],
-                                           kills - tally.leader_kills, tally=tally)
+                                           min(TREE_KILLS, kills - tally.leader_kills),
+                                           tally=tally)
         tally.leader_kills += landed
         finish_tree(store, tree_seed, value, tally)
     return tally
