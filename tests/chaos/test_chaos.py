@@ -66,6 +66,8 @@ def add_to_tally(tally: Tally) -> None:
     TALLY["leader stops"] += tally.leader_stops
     TALLY["trees completed"] += tally.trees
     TALLY["jobs in those trees"] += tally.jobs
+    TALLY["restarts"] += tally.restarts
+    TALLY["check runs"] += tally.checks
 
 
 def test_leader_killed_at_random_instants(tmp_path: Path) -> None:
@@ -80,10 +82,11 @@ def test_leader_workers_and_targets_fail_together(tmp_path: Path) -> None:
     rng = random.Random(2009)
     options = ["--fault-kill", "0.05", "--fault-raise", "0.1", "--fault-seed", "7",
                "--retry-count", "25"]
-    store = tmp_path / "tree"
-    value, kills = run_until_complete(store, 8, rng, options, 8)
+    store, tally = tmp_path / "tree", Tally()
+    value, kills = run_until_complete(store, 8, rng, options, 8, tally=tally)
     assert value == tree.expected(8, DEPTH)
-    assert_clean_after_success(store)
+    assert_clean_after_success(store, tally)
+    add_to_tally(tally)
     TALLY["leader kills"] += kills
     TALLY["worker kills injected"] += count_in_logs(store, "killed by signal 9")
     TALLY["raises injected"] += count_in_logs(store, "InjectedFault:")
@@ -98,13 +101,13 @@ def test_tree_run_twice_through_a_cache(tmp_path: Path) -> None:
     and sums from the cache, and every value is exact."""
     rng = random.Random(1966)
     options = ["--cache", str(tmp_path / "cache")]
-    seed = 8
+    seed, tally = 8, Tally()
     for name in ("first", "second"):
         store = tmp_path / name
         value, kills = run_until_complete(store, seed, rng, options, CACHE_KILLS,
-                                          target="cached_node")
+                                          target="cached_node", tally=tally)
         assert value == tree.expected(seed, DEPTH)
-        assert_clean_after_success(store)
+        assert_clean_after_success(store, tally)
         TALLY["leader kills"] += kills
         TALLY["trees completed"] += 1
         TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
@@ -113,11 +116,13 @@ def test_tree_run_twice_through_a_cache(tmp_path: Path) -> None:
     assert hits, "the second run took nothing from the cache"
     TALLY["cache hits"] += len(hits)
     store = tmp_path / "second"
-    value, kills = run_until_complete(store, seed, rng, [], CACHE_KILLS, rerun=True)
+    value, kills = run_until_complete(store, seed, rng, [], CACHE_KILLS, rerun=True,
+                                      tally=tally)
     assert value == tree.expected(seed, DEPTH)
-    assert_clean_after_success(store)
+    assert_clean_after_success(store, tally)
     assert JobStore.open(store).recover(repair=False)[0].reruns >= 1
     TALLY["leader kills"] += kills
+    add_to_tally(tally)
 
 
 @pytest.mark.parametrize("point", [p for p in POINTS if p != "store.create"])
