@@ -39,6 +39,7 @@ TREE = str(Path(__file__).with_name("tree.py"))
 SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
 TREE_KILLS = 12  # leader kills per tree at most, so a long campaign spans many trees
+TREE_WORKER_KILLS = 20  # and outside kills of a run's processes
 
 
 @dataclass
@@ -238,7 +239,8 @@ def _cmdline(pid: int) -> bytes:
 def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
                     seed: int = 1917, tally: Tally | None = None) -> Tally:
     """Exactly `kills` SIGKILLs of a run's processes from outside, `stops` SIGSTOPs of its
-    workers and `leader_stops` pauses of its leader, with two leader kills per tree.
+    workers and `leader_stops` pauses of its leader, with two leader kills and at most
+    TREE_WORKER_KILLS outside kills a tree.
 
     Counts into `tally` (a new one if none) as it goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
@@ -250,7 +252,8 @@ def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
            or tally.leader_stops < leader_stops):
         tree_seed = next(seeds)
         store = workdir / f"tree-{tree_seed}"
-        harasser = Harasser(store, random.Random(tree_seed), kills - tally.worker_kills,
+        harasser = Harasser(store, random.Random(tree_seed),
+                            min(TREE_WORKER_KILLS, kills - tally.worker_kills),
                             stops - tally.worker_stops, leader_stops - tally.leader_stops)
         harasser.start()
         try:
