@@ -8,7 +8,8 @@ from typing import Any
 
 TALLY = {"leader kills": 0, "commit-window kills": 0, "worker kills injected": 0,
          "worker kills from outside": 0, "worker stops": 0, "leader stops": 0,
-         "raises injected": 0, "cache hits": 0, "trees completed": 0, "jobs in those trees": 0}
+         "raises injected": 0, "cache hits": 0, "trees completed": 0, "jobs in those trees": 0,
+         "restarts": 0, "check runs": 0}
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -10,105 +10,48 @@ instants (default 30), and `FNTREE_CHAOS_WORKER_STOPS` how many SIGSTOPs of
 workers (default 5), `FNTREE_CHAOS_LEADER_STOPS` how many SIGSTOP/SIGCONT pauses
 of the leader (default 3), `FNTREE_CHAOS_CACHE_KILLS` how many leader kills to land
 in each of the two runs of a tree through one cache and in its `--rerun-changed`
-restart (default 4); seeds make every run reproducible.
+restart (default 4); seeds make every run reproducible. Each count lands exactly,
+over as many seeded trees as it takes (tests/chaos/harness.py); the same campaigns
+run outside pytest, with a tally, as `python -m tests.chaos` (tests/chaos/__main__.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import tree
 from conftest import TALLY
+from harness import (
+    DEPTH,
+    TREE,
+    Tally,
+    assert_clean_after_success,
+    assert_sound,
+    fntree_command,
+    leader_kill_campaign,
+    run_until_complete,
+    wait_until_gone,
+    worker_campaign,
+)
 from processes import processes_mentioning, wait_for
 
-from fntree.batch import proctree
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.crashpoints import POINTS
 from fntree.runtime.eventlog import read_events
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
 
-TREE = str(Path(__file__).with_name("tree.py"))
 KILLS = int(os.environ.get("FNTREE_CHAOS_KILLS") or 30)
 WORKER_KILLS = int(os.environ.get("FNTREE_CHAOS_WORKER_KILLS") or 30)
 WORKER_STOPS = int(os.environ.get("FNTREE_CHAOS_WORKER_STOPS") or 5)
 LEADER_STOPS = int(os.environ.get("FNTREE_CHAOS_LEADER_STOPS") or 3)
 CACHE_KILLS = int(os.environ.get("FNTREE_CHAOS_CACHE_KILLS") or 4)  # in each of two runs
-SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
-DEPTH = 6
-
-
-def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "fntree", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
-
-
-def assert_sound(store: Path) -> None:
-    errors = [f.text for f in check(store) if f.level == ERROR]
-    assert not errors, errors
-
-
-def wait_until_gone(store: Path) -> None:
-    deadline = time.monotonic() + 10
-    while processes_mentioning(store):
-        assert time.monotonic() < deadline, f"processes of {store} outlived their leader"
-        time.sleep(0.02)
-
-
-def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
-                       kills_left: int, env: dict[str, str] | None = None,
-                       target: str = "node", rerun: bool = False) -> tuple[int, int]:
-    """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills).
-
-    `rerun`: the store holds a completed run, restarted with `--rerun-changed` until
-    its RERUN record is durable, then with plain restarts."""
-    kills = 0
-    first = ["run", f"{TREE}:{target}", str(seed), str(DEPTH), "--jobstore", str(store),
-             "--no-progress", *options]
-    while True:
-        args = first if kills == 0 and not store.exists() else ["restart", str(store),
-                                                                  "--no-progress"]
-        if rerun and not JobStore.open(store).recover(repair=False)[0].reruns:
-            args = [*args, "--rerun-changed"]
-        leader = fntree_command(*args, env=env)
-        if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
-            wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
-        try:
-            out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
-                                        else 300)
-        except subprocess.TimeoutExpired:
-            leader.kill()
-            leader.communicate()
-            kills += 1
-            wait_until_gone(store)
-            assert_sound(store)
-            continue
-        assert leader.returncode == 0, f"leader exited {leader.returncode}"
-        return int(out.strip()), kills
-
-
-def _created(store: Path) -> bool:
-    return any(p.stat().st_size for p in (store / "journal").glob("*.log"))
-
-
-def assert_clean_after_success(store: Path) -> None:
-    assert_sound(store)
-    gtd = store / "tmp" / "g"
-    assert not gtd.exists() or not list(gtd.iterdir()), "a global temp dir outlived its chain"
-    store_id = json.loads((store / "fntree.json").read_text())["store_id"]
-    assert not StorePaths.local_base(store_id).exists(), "local temp dirs were left behind"
-    assert not processes_mentioning(store)
-    assert not processes_mentioning(store_id), "a process a job started outlived its job"
 
 
 def count_in_logs(store: Path, text: str) -> int:
@@ -116,22 +59,22 @@ def count_in_logs(store: Path, text: str) -> int:
         if (store / "logs").exists() else 0
 
 
+def add_to_tally(tally: Tally) -> None:
+    TALLY["leader kills"] += tally.leader_kills
+    TALLY["worker kills from outside"] += tally.worker_kills
+    TALLY["worker stops"] += tally.worker_stops
+    TALLY["leader stops"] += tally.leader_stops
+    TALLY["trees completed"] += tally.trees
+    TALLY["jobs in those trees"] += tally.jobs
+    TALLY["restarts"] += tally.restarts
+    TALLY["check runs"] += tally.checks
+
+
 def test_leader_killed_at_random_instants(tmp_path: Path) -> None:
-    """Dozens of leader SIGKILLs at random instants; every tree still gets its exact value."""
-    rng = random.Random(20100917)
-    kills = 0
-    for seed in SEEDS:
-        if kills >= KILLS:
-            break
-        store = tmp_path / f"tree-{seed}"
-        value, landed = run_until_complete(store, seed, rng, [], KILLS - kills)
-        kills += landed
-        assert value == tree.expected(seed, DEPTH)
-        assert_clean_after_success(store)
-        TALLY["trees completed"] += 1
-        TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
-    TALLY["leader kills"] += kills
-    assert kills >= min(KILLS, 30)
+    """Exactly FNTREE_CHAOS_KILLS leader SIGKILLs at random instants; every tree exact."""
+    tally = leader_kill_campaign(tmp_path, KILLS)
+    add_to_tally(tally)
+    assert tally.leader_kills == KILLS
 
 
 def test_leader_workers_and_targets_fail_together(tmp_path: Path) -> None:
@@ -139,10 +82,11 @@ def test_leader_workers_and_targets_fail_together(tmp_path: Path) -> None:
     rng = random.Random(2009)
     options = ["--fault-kill", "0.05", "--fault-raise", "0.1", "--fault-seed", "7",
                "--retry-count", "25"]
-    store = tmp_path / "tree"
-    value, kills = run_until_complete(store, 8, rng, options, 8)
+    store, tally = tmp_path / "tree", Tally()
+    value, kills = run_until_complete(store, 8, rng, options, 8, tally=tally)
     assert value == tree.expected(8, DEPTH)
-    assert_clean_after_success(store)
+    assert_clean_after_success(store, tally)
+    add_to_tally(tally)
     TALLY["leader kills"] += kills
     TALLY["worker kills injected"] += count_in_logs(store, "killed by signal 9")
     TALLY["raises injected"] += count_in_logs(store, "InjectedFault:")
@@ -157,13 +101,13 @@ def test_tree_run_twice_through_a_cache(tmp_path: Path) -> None:
     and sums from the cache, and every value is exact."""
     rng = random.Random(1966)
     options = ["--cache", str(tmp_path / "cache")]
-    seed = 8
+    seed, tally = 8, Tally()
     for name in ("first", "second"):
         store = tmp_path / name
         value, kills = run_until_complete(store, seed, rng, options, CACHE_KILLS,
-                                          target="cached_node")
+                                          target="cached_node", tally=tally)
         assert value == tree.expected(seed, DEPTH)
-        assert_clean_after_success(store)
+        assert_clean_after_success(store, tally)
         TALLY["leader kills"] += kills
         TALLY["trees completed"] += 1
         TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
@@ -172,11 +116,13 @@ def test_tree_run_twice_through_a_cache(tmp_path: Path) -> None:
     assert hits, "the second run took nothing from the cache"
     TALLY["cache hits"] += len(hits)
     store = tmp_path / "second"
-    value, kills = run_until_complete(store, seed, rng, [], CACHE_KILLS, rerun=True)
+    value, kills = run_until_complete(store, seed, rng, [], CACHE_KILLS, rerun=True,
+                                      tally=tally)
     assert value == tree.expected(seed, DEPTH)
-    assert_clean_after_success(store)
+    assert_clean_after_success(store, tally)
     assert JobStore.open(store).recover(repair=False)[0].reruns >= 1
     TALLY["leader kills"] += kills
+    add_to_tally(tally)
 
 
 @pytest.mark.parametrize("point", [p for p in POINTS if p != "store.create"])
@@ -247,104 +193,9 @@ def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
     assert_sound(store)
 
 
-class Harasser(threading.Thread):
-    """SIGKILLs random processes of a run (workers, their jobs' processes) and SIGSTOPs workers.
-
-    At random instants, so workers are hit booting, idle, receiving a packet,
-    running and reporting; it stops once it has landed its quota.
-    """
-
-    def __init__(self, store: Path, rng: random.Random, kills: int, stops: int,
-                 leader_stops: int) -> None:
-        super().__init__(daemon=True)
-        self.store, self.rng, self.kills_left, self.stops_left = store, rng, kills, stops
-        self.leader_stops_left = leader_stops
-        self.kills = self.stops = self.leader_stops = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        store_id = None
-        while not self.done.wait(self.rng.uniform(0.02, 0.25)):
-            if (self.kills >= self.kills_left and self.stops >= self.stops_left
-                    and self.leader_stops >= self.leader_stops_left):
-                return
-            if self.leader_stops < self.leader_stops_left and self.rng.random() < 0.03:
-                self.pause_leader()
-                continue
-            if store_id is None:
-                try:
-                    store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
-                except (OSError, ValueError):
-                    continue
-            self.strike(store_id)
-
-    def strike(self, store_id: str) -> None:
-        pids = proctree.marked(proctree.RUN_MARK, store_id)
-        workers = [p for p in pids if b"fntree._worker" in _cmdline(p)]
-        stop = self.stops < self.stops_left and workers and self.rng.random() < 0.15
-        victims = workers if stop else pids
-        if not victims or (not stop and self.kills >= self.kills_left):
-            return
-        try:
-            os.kill(self.rng.choice(victims), signal.SIGSTOP if stop else signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        if stop:
-            self.stops += 1
-        else:
-            self.kills += 1
-
-
-    def pause_leader(self) -> None:
-        """SIGSTOP the leader for up to three seconds (longer than its workers' silence limit)."""
-        leaders = [p for p in processes_mentioning(self.store)
-                   if b"fntree._worker" not in _cmdline(p) and b"proctree" not in _cmdline(p)]
-        if not leaders:
-            return
-        try:
-            os.kill(leaders[0], signal.SIGSTOP)
-        except ProcessLookupError:
-            return
-        self.leader_stops += 1
-        time.sleep(self.rng.uniform(0.1, 3.0))
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(leaders[0], signal.SIGCONT)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 def test_workers_killed_and_stopped_from_outside(tmp_path: Path) -> None:
     """Workers and their jobs' processes killed, workers and leader stopped and killed: exact."""
-    rng = random.Random(1917)
-    env = {"FNTREE_WORKER_SILENCE": "2"}
-    kills = stops = leader_kills = leader_stops = 0
-    for seed in SEEDS:
-        if kills >= WORKER_KILLS and stops >= WORKER_STOPS and leader_stops >= LEADER_STOPS:
-            break
-        store = tmp_path / f"tree-{seed}"
-        harasser = Harasser(store, random.Random(seed), WORKER_KILLS - kills,
-                            WORKER_STOPS - stops, LEADER_STOPS - leader_stops)
-        harasser.start()
-        try:
-            value, landed = run_until_complete(store, seed, rng, ["--retry-count", "1000"], 2,
-                                               env)
-        finally:
-            harasser.done.set()
-            harasser.join()
-        kills, stops, leader_kills = (kills + harasser.kills, stops + harasser.stops,
-                                      leader_kills + landed)
-        leader_stops += harasser.leader_stops
-        assert value == tree.expected(seed, DEPTH)
-        assert_clean_after_success(store)
-        TALLY["trees completed"] += 1
-        TALLY["jobs in those trees"] += tree.size(seed, DEPTH)
-    TALLY["leader kills"] += leader_kills
-    TALLY["worker kills from outside"] += kills
-    TALLY["worker stops"] += stops
-    TALLY["leader stops"] += leader_stops
-    assert kills >= WORKER_KILLS and stops >= WORKER_STOPS and leader_stops >= LEADER_STOPS
+    tally = worker_campaign(tmp_path, WORKER_KILLS, WORKER_STOPS, LEADER_STOPS)
+    add_to_tally(tally)
+    assert (tally.worker_kills, tally.worker_stops, tally.leader_stops) == (
+        WORKER_KILLS, WORKER_STOPS, LEADER_STOPS)

@@ -1,0 +1,270 @@
+"""The chaos harness: run seeded trees while killing and stopping their processes.
+
+Shared by the pytest suite (`test_chaos.py`) and the extended run
+(`python -m tests.chaos`). A campaign lands exactly the number of kills it is
+asked for: it runs the suite's seeded trees, then fresh trees drawn from its own
+seeded generator (at most TREE_KILLS leader kills a tree, so the kills fall all
+through a tree's life, not only in the restarts of its last jobs), until every kill
+has landed, and fails (AssertionError) if it
+needs more trees than its bound. After every kill `fntree check` must pass; after
+every tree its value must be exact and no temp dir or process of the run may
+survive. What happened is counted in a `Tally`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import tree
+from processes import processes_mentioning, wait_for
+
+from fntree.batch import proctree
+from fntree.runtime.check import ERROR, check
+from fntree.runtime.paths import StorePaths
+from fntree.runtime.store import JobStore
+
+TREE = str(Path(__file__).with_name("tree.py"))
+SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
+DEPTH = 6
+TREE_KILLS = 12  # leader kills per tree at most, so a long campaign spans many trees
+TREE_WORKER_KILLS = 20  # and outside kills of a run's processes
+
+
+@dataclass
+class Tally:
+    """What a campaign did: kills and stops of each kind, trees, jobs, restarts, checks."""
+
+    leader_kills: int = 0
+    worker_kills: int = 0
+    worker_stops: int = 0
+    leader_stops: int = 0
+    trees: int = 0
+    jobs: int = 0
+    restarts: int = 0
+    checks: int = 0
+
+    def add(self, other: Tally) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "fntree", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+
+
+def assert_sound(store: Path, tally: Tally | None = None) -> None:
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    if tally is not None:
+        tally.checks += 1
+    assert not errors, errors
+
+
+def wait_until_gone(store: Path) -> None:
+    deadline = time.monotonic() + 10
+    while processes_mentioning(store):
+        assert time.monotonic() < deadline, f"processes of {store} outlived their leader"
+        time.sleep(0.02)
+
+
+def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
+                       kills_left: int, env: dict[str, str] | None = None,
+                       target: str = "node", rerun: bool = False,
+                       tally: Tally | None = None) -> tuple[int, int]:
+    """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills).
+
+    At most `kills_left` kills land. `rerun`: the store holds a completed run,
+    restarted with `--rerun-changed` until its RERUN record is durable, then with
+    plain restarts."""
+    tally = tally if tally is not None else Tally()
+    kills = 0
+    first = ["run", f"{TREE}:{target}", str(seed), str(DEPTH), "--jobstore", str(store),
+             "--no-progress", *options]
+    while True:
+        args = first if kills == 0 and not store.exists() else ["restart", str(store),
+                                                                  "--no-progress"]
+        if rerun and not JobStore.open(store).recover(repair=False)[0].reruns:
+            args = [*args, "--rerun-changed"]
+        leader = fntree_command(*args, env=env)
+        if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
+            wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
+        else:
+            tally.restarts += 1
+        try:
+            out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
+                                        else 300)
+        except subprocess.TimeoutExpired:
+            leader.kill()
+            leader.communicate()
+            kills += 1
+            wait_until_gone(store)
+            assert_sound(store, tally)
+            continue
+        assert leader.returncode == 0, f"leader exited {leader.returncode}"
+        return int(out.strip()), kills
+
+
+def _created(store: Path) -> bool:
+    return any(p.stat().st_size for p in (store / "journal").glob("*.log"))
+
+
+def assert_clean_after_success(store: Path, tally: Tally | None = None) -> None:
+    assert_sound(store, tally)
+    gtd = store / "tmp" / "g"
+    assert not gtd.exists() or not list(gtd.iterdir()), "a global temp dir outlived its chain"
+    store_id = json.loads((store / "fntree.json").read_text())["store_id"]
+    assert not StorePaths.local_base(store_id).exists(), "local temp dirs were left behind"
+    assert not processes_mentioning(store)
+    assert not processes_mentioning(store_id), "a process a job started outlived its job"
+
+
+def tree_seeds(rng: random.Random, bound: int) -> Iterator[int]:
+    """The suite's seeds, then fresh ones from `rng`; AssertionError past `bound` trees."""
+    for n in range(bound):
+        yield SEEDS[n] if n < len(SEEDS) else rng.randrange(2**62)
+    raise AssertionError(f"{bound} trees were not enough to land every kill asked for")
+
+
+def finish_tree(store: Path, seed: int, value: int, tally: Tally) -> None:
+    """Check a completed tree (exact value, sound, clean), count it, remove its store."""
+    assert value == tree.expected(seed, DEPTH), f"tree {seed} gave {value}"
+    assert_clean_after_success(store, tally)
+    tally.trees += 1
+    tally.jobs += tree.size(seed, DEPTH)
+    shutil.rmtree(store)
+
+
+def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
+                         tally: Tally | None = None) -> Tally:
+    """Exactly `kills` leader SIGKILLs at random instants, at most TREE_KILLS a tree.
+
+    Counts into `tally` (a new one if none) as it goes, and returns it."""
+    rng, trees_rng = random.Random(seed), random.Random(seed + 1)
+    tally = tally if tally is not None else Tally()
+    workdir.mkdir(parents=True, exist_ok=True)
+    seeds = tree_seeds(trees_rng, len(SEEDS) + kills)
+    while tally.leader_kills < kills:
+        tree_seed = next(seeds)
+        store = workdir / f"tree-{tree_seed}"
+        value, landed = run_until_complete(store, tree_seed, rng, [],
+                                           min(TREE_KILLS, kills - tally.leader_kills),
+                                           tally=tally)
+        tally.leader_kills += landed
+        finish_tree(store, tree_seed, value, tally)
+    return tally
+
+
+class Harasser(threading.Thread):
+    """SIGKILLs random processes of a run (workers, their jobs' processes) and SIGSTOPs workers.
+
+    At random instants, so workers are hit booting, idle, receiving a packet,
+    running and reporting; it stops once it has landed its quota.
+    """
+
+    def __init__(self, store: Path, rng: random.Random, kills: int, stops: int,
+                 leader_stops: int) -> None:
+        super().__init__(daemon=True)
+        self.store, self.rng, self.kills_left, self.stops_left = store, rng, kills, stops
+        self.leader_stops_left = leader_stops
+        self.kills = self.stops = self.leader_stops = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        store_id = None
+        while not self.done.wait(self.rng.uniform(0.02, 0.25)):
+            if (self.kills >= self.kills_left and self.stops >= self.stops_left
+                    and self.leader_stops >= self.leader_stops_left):
+                return
+            if self.leader_stops < self.leader_stops_left and self.rng.random() < 0.03:
+                self.pause_leader()
+                continue
+            if store_id is None:
+                try:
+                    store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
+                except (OSError, ValueError):
+                    continue
+            self.strike(store_id)
+
+    def strike(self, store_id: str) -> None:
+        pids = proctree.marked(proctree.RUN_MARK, store_id)
+        workers = [p for p in pids if b"fntree._worker" in _cmdline(p)]
+        stop = self.stops < self.stops_left and workers and self.rng.random() < 0.15
+        victims = workers if stop else pids
+        if not victims or (not stop and self.kills >= self.kills_left):
+            return
+        try:
+            os.kill(self.rng.choice(victims), signal.SIGSTOP if stop else signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if stop:
+            self.stops += 1
+        else:
+            self.kills += 1
+
+    def pause_leader(self) -> None:
+        """SIGSTOP the leader for up to three seconds (longer than its workers' silence limit)."""
+        leaders = [p for p in processes_mentioning(self.store)
+                   if b"fntree._worker" not in _cmdline(p) and b"proctree" not in _cmdline(p)]
+        if not leaders:
+            return
+        try:
+            os.kill(leaders[0], signal.SIGSTOP)
+        except ProcessLookupError:
+            return
+        self.leader_stops += 1
+        time.sleep(self.rng.uniform(0.1, 3.0))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(leaders[0], signal.SIGCONT)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
+                    seed: int = 1917, tally: Tally | None = None) -> Tally:
+    """Exactly `kills` SIGKILLs of a run's processes from outside, `stops` SIGSTOPs of its
+    workers and `leader_stops` pauses of its leader, with two leader kills and at most
+    TREE_WORKER_KILLS outside kills a tree.
+
+    Counts into `tally` (a new one if none) as it goes, and returns it."""
+    rng, trees_rng = random.Random(seed), random.Random(seed + 1)
+    env = {"FNTREE_WORKER_SILENCE": "2"}
+    tally = tally if tally is not None else Tally()
+    workdir.mkdir(parents=True, exist_ok=True)
+    seeds = tree_seeds(trees_rng, len(SEEDS) + kills + stops + leader_stops)
+    while (tally.worker_kills < kills or tally.worker_stops < stops
+           or tally.leader_stops < leader_stops):
+        tree_seed = next(seeds)
+        store = workdir / f"tree-{tree_seed}"
+        harasser = Harasser(store, random.Random(tree_seed),
+                            min(TREE_WORKER_KILLS, kills - tally.worker_kills),
+                            stops - tally.worker_stops, leader_stops - tally.leader_stops)
+        harasser.start()
+        try:
+            value, landed = run_until_complete(store, tree_seed, rng, ["--retry-count", "1000"],
+                                               2, env, tally=tally)
+        finally:
+            harasser.done.set()
+            harasser.join()
+        tally.leader_kills += landed
+        tally.worker_kills += harasser.kills
+        tally.worker_stops += harasser.stops
+        tally.leader_stops += harasser.leader_stops
+        finish_tree(store, tree_seed, value, tally)
+    return tally
