@@ -181,8 +181,8 @@ def case_memory_retry(kit: Kit) -> None:
 def case_time_retry(kit: Kit) -> None:
     """A job killed for running past its time is retried with twice its time."""
     if not kit.time_limits:
-        raise Skip(f"the {kit.batch_system} batch system does not enforce time limits "
-                   "(pass time_limits=True if it does)")
+        raise Skip(f"time limits are not checked on the {kit.batch_system} batch system "
+                   "(time_limits=False; pass time_limits=True if it enforces them)")
     leader = kit.start("time", "overtime")
     assert leader.value() == (2, 40.0)
     message = leader.report()["failures"][0][4]
