@@ -3,7 +3,8 @@
 No fake stands in for Slurm here: every run submits real jobs with sbatch. Without a
 reachable Slurm the tests are skipped, unless FNTREE_REQUIRE_SLURM is set (as in CI),
 where a missing Slurm is a failure. The job stores are under pytest's tmp_path, which
-the single node sees.
+every node of the CI cluster sees (its three nodes share this host). Nothing here assumes
+free slots or oversubscription, so the tests also pass on a cluster that others are using.
 """
 
 from __future__ import annotations
