@@ -242,12 +242,14 @@ def test_leader_killed_with_jobs_queued_then_restarted(cluster: slurm_commands.C
     them, no job ever runs twice at once, recorded jobs never run again, and the value is right."""
     record, locks = tmp_path / "record", tmp_path / "locks"
     locks.mkdir()
-    memory = cluster.node_memory * 2 // 7  # three such jobs fit on the largest node, four do not
-    leader = _start_leader(store, f"sw.guarded_fan(9, 4.0, {str(record)!r}, {str(locks)!r}, "
+    memory = cluster.node_memory * 2 // 5  # two such jobs fit on a node, three do not
+    nodes = cluster.total_cpus // cluster.node_cpus
+    n = 4 * nodes + 3  # three waves: jobs still queued when the first wave is done
+    leader = _start_leader(store, f"sw.guarded_fan({n}, 4.0, {str(record)!r}, {str(locks)!r}, "
                                   f"{memory})")
     try:
         _wait_for(lambda: (recorded_done(store) & {j for _, j, _ in _lines(record)}
-                           and "PENDING" in _our_jobs(store).values()))
+                           and "PENDING" in _our_jobs(store).values()), timeout=180)
     finally:
         leader.send_signal(signal.SIGKILL)
         leader.wait()
@@ -256,14 +258,14 @@ def test_leader_killed_with_jobs_queued_then_restarted(cluster: slurm_commands.C
     waiting = {i for i, s in _our_jobs(store).items() if s == "PENDING"}
     assert waiting, "some jobs should still be queued when the leader is killed"
 
-    assert fntree.restart(store) == sum(range(9))
+    assert fntree.restart(store) == sum(range(n))
 
     lines = _lines(record)
     assert not [line for line in lines if line[0] == "overlap"]
     starts_after = [job for kind, job, _ in lines if kind == "start"]
     for job in done_before & set(starts_before):
         assert starts_after.count(job) == starts_before.count(job), f"{job} ran again"
-    assert len({job for kind, job, _ in lines if kind == "end"}) == 9
+    assert len({job for kind, job, _ in lines if kind == "end"}) == n
     assert set(_sacct(sorted(waiting)).values()) == {"CANCELLED by 0"}
     assert not {i for kind, _, i in lines if kind == "end"} & waiting
     _wait_until_settled(store)

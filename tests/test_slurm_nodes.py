@@ -10,6 +10,7 @@ that ci/slurm-up.sh writes); on a site cluster that test is skipped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -124,15 +125,23 @@ def _slurmd_pid(node: str) -> int:
 
 
 def _take_down(node: str) -> None:
-    """Marks `node` down (Slurm ends its jobs NODE_FAIL), waits until its slurmd has killed
-    them (as a dead node's jobs are dead), then SIGKILLs that slurmd."""
-    pid = _slurmd_pid(node)
+    """Kills `node` as a dead node dies: its slurmd (by its pid file) and every process of its
+    jobs (its cgroup) get SIGKILL; then `scontrol` marks it down (its jobs end NODE_FAIL).
+    Killing first keeps the slurmd from answering, which ReturnToService=2 would take as the
+    node coming back."""
+    os.kill(_slurmd_pid(node), signal.SIGKILL)
+    procs = Path(f"/sys/fs/cgroup/freezer/slurm_{node}")
+
+    def killed_all() -> bool:
+        pids = {int(pid) for f in procs.rglob("cgroup.procs") for pid in f.read_text().split()}
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return not pids
+
+    _wait_for(killed_all, timeout=30)
     subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=test"],
                    check=True)
-    _wait_for(lambda: not subprocess.run(["squeue", "-h", "-w", node, "-o", "%i"],
-                                         capture_output=True, text=True).stdout.strip(),
-              timeout=60)
-    os.kill(pid, signal.SIGKILL)
 
 
 def _bring_back(node: str) -> None:
