@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Stop the single-node Slurm that ci/slurm-up.sh started, by the pids in its pid files:
-# slurmd, slurmctld, slurmdbd, mariadbd, munged, in that order. Idempotent.
+# Stop the Slurm that ci/slurm-up.sh started, by the pids in its pid files: every node's
+# slurmd (and the single slurmd of earlier versions), slurmctld, slurmdbd, mariadbd, munged,
+# in that order. Idempotent.
 set -uo pipefail
 TAG=slurm-down
 # shellcheck source=ci/lib.sh
@@ -9,6 +10,9 @@ source "$(dirname "$0")/lib.sh"
 RUN=/run/slurm
 
 stop "$RUN/slurmd.pid" slurmd
+for pidfile in "$RUN"/slurmd-*.pid; do
+    [[ -e $pidfile ]] && stop "$pidfile" slurmd
+done
 stop "$RUN/slurmctld.pid" slurmctld
 stop "$RUN/slurmdbd.pid" slurmdbd
 stop /run/mysqld/mysqld.pid mariadbd

@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Start a single-node Slurm on this machine, without systemd, for fntree's Slurm tests.
+# Start a three-node Slurm on this machine, without systemd, for fntree's Slurm tests.
 #
 # Installs Debian's slurm-wlm, munge, slurmdbd and mariadb-server when missing, writes
-# slurm.conf, cgroup.conf and slurmdbd.conf for one node named $(hostname -s), and starts
-# munged, mariadbd, slurmdbd, slurmctld and slurmd directly, each with a pid file
-# (ci/slurm-down.sh stops them by those pids). Accounting goes to slurmdbd + MariaDB (so
-# sacct works), memory is enforced by cgroups (a job over its --mem ends OUT_OF_MEMORY),
-# and the partition is FORCE:8 oversubscribed with batch_sched_delay=0 so that small jobs
-# start in about a second. Idempotent: a daemon already running is left alone. Ends when
-# `srun true` succeeds. Facts behind each setting: shared/notes/slurm.md.
+# slurm.conf, cgroup.conf and slurmdbd.conf, and starts munged, mariadbd, slurmdbd, slurmctld
+# and one slurmd per node directly, each with a pid file (ci/slurm-down.sh stops them by those
+# pids). The nodes n1, n2, n3 all live on this host (Slurm's multiple-slurmd mode): each its
+# own slurmd (`slurmd -N n1`), port, spool dir, pid file, log and cgroup, each declaring this
+# host's cores and a third of its memory, so that one run's jobs land on different nodes and
+# a node can be taken down alone. Accounting goes to slurmdbd + MariaDB (so sacct works),
+# memory is enforced by cgroups (a job over its --mem ends OUT_OF_MEMORY), and the partition
+# is FORCE:8 oversubscribed with batch_sched_delay=0 so that small jobs start in about a
+# second (the tests do not rely on it). Idempotent: daemons already running the same
+# configuration are left alone; a different node set (such as the single node of earlier
+# versions of this script) stops the Slurm daemons and starts them afresh. Ends when a job
+# has run on every node. Facts behind each setting: shared/notes/slurm.md.
 set -euo pipefail
 TAG=slurm-up
 LOGS=/var/log/slurm
@@ -16,7 +21,9 @@ LOGS=/var/log/slurm
 source "$(dirname "$0")/lib.sh"
 
 started=$(date +%s%N)
-NODE=$(hostname -s)
+HOST=$(hostname -s)
+NODES=(n1 n2 n3)
+FIRST_PORT=6831   # n1 listens on 6831, n2 on 6832, ...
 CLUSTER=fntree
 PARTITION=main
 CONF=/etc/slurm
@@ -52,11 +59,21 @@ if ((missing)); then
     apt-get install -y -q slurm-wlm munge slurmdbd mariadb-server >/dev/null
 fi
 
-install -d -m 0755 "$CONF" "$RUN" "$LOG" "$STATE/slurmctld" "$STATE/slurmd"
+install -d -m 0755 "$CONF" "$RUN" "$LOG" "$STATE/slurmctld"
+for node in "${NODES[@]}"; do install -d -m 0755 "$STATE/slurmd/$node"; done
 
 # -- configuration ---------------------------------------------------------------------------
-node_line=$(slurmd -C | head -n 1)   # NodeName=<name> CPUs=.. Boards=.. ... RealMemory=..
-[[ $node_line == NodeName=* ]] || { say "slurmd -C printed: $node_line"; exit 1; }
+hardware=$(slurmd -C | head -n 1)   # NodeName=<name> CPUs=.. Boards=.. ... RealMemory=..
+[[ $hardware == NodeName=* ]] || { say "slurmd -C printed: $hardware"; exit 1; }
+memory=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hardware")
+cores=$(sed -e 's/^NodeName=[^ ]* //' -e 's/ *RealMemory=[0-9]*//' <<<"$hardware")
+node_lines=""
+for i in "${!NODES[@]}"; do
+    node_lines+="NodeName=${NODES[i]} NodeHostname=$HOST NodeAddr=127.0.0.1 \
+Port=$((FIRST_PORT + i)) $cores RealMemory=$((memory / ${#NODES[@]})) State=UNKNOWN
+"
+done
+node_list=$(IFS=,; echo "${NODES[*]}")
 
 if [[ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ]]; then
     # cgroup v1: a job over its --mem is killed by the kernel and ends OUT_OF_MEMORY.
@@ -75,20 +92,21 @@ fi
 
 changed=0
 install_if_changed "$CONF/slurm.conf" 0644 <<EOF && changed=1 || true
-# Written by fntree's ci/slurm-up.sh: one node, accounting, memory enforcement.
+# Written by fntree's ci/slurm-up.sh: three nodes on one host, accounting, memory enforcement.
 ClusterName=$CLUSTER
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
 MpiDefault=none
 StateSaveLocation=$STATE/slurmctld
-SlurmdSpoolDir=$STATE/slurmd
+SlurmdSpoolDir=$STATE/slurmd/%n
 SlurmctldPidFile=$RUN/slurmctld.pid
-SlurmdPidFile=$RUN/slurmd.pid
+SlurmdPidFile=$RUN/slurmd-%n.pid
 SlurmctldLogFile=$LOG/slurmctld.log
-SlurmdLogFile=$LOG/slurmd.log
+SlurmdLogFile=$LOG/slurmd-%n.log
+SlurmdParameters=config_overrides
 ReturnToService=2
 SchedulerType=sched/backfill
 SchedulerParameters=batch_sched_delay=0
@@ -99,8 +117,8 @@ $enforcement
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobCompType=jobcomp/none
-$node_line NodeAddr=127.0.0.1 State=UNKNOWN
-PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+${node_lines%$'\n'}
+PartitionName=$PARTITION Nodes=$node_list Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 EOF
 
 install_if_changed "$CONF/cgroup.conf" 0644 <<EOF && changed=1 || true
@@ -165,22 +183,34 @@ if [[ -z $(sacctmgr -n -P show cluster "$CLUSTER" format=cluster) ]]; then
     sacctmgr -i add cluster "$CLUSTER" >/dev/null
 fi
 
+# A changed slurm.conf may change the node set, which slurmctld only reads when it starts:
+# stop the controller and every slurmd (the single node's pid file included), start afresh.
+if ((changed)); then
+    say "configuration changed: restarting slurmctld and the slurmds"
+    stop "$RUN/slurmd.pid" slurmd
+    for node in "${NODES[@]}"; do stop "$RUN/slurmd-$node.pid" slurmd; done
+    stop "$RUN/slurmctld.pid" slurmctld
+fi
 if ! alive "$RUN/slurmctld.pid" slurmctld; then
     say "starting slurmctld"
     slurmctld
-elif ((changed)); then
-    say "configuration changed: scontrol reconfigure"
-    scontrol reconfigure
 fi
 wait_for 30 slurmctld scontrol ping
 
-if ! alive "$RUN/slurmd.pid" slurmd; then
-    say "starting slurmd"
-    slurmd
-fi
-# sinfo can show a stale "idle" before slurmd has registered: a real job is the test.
-wait_for 60 "a job to run (srun true)" timeout 20 srun --mem=64 --time=1 true
-scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+for node in "${NODES[@]}"; do
+    if ! alive "$RUN/slurmd-$node.pid" slurmd; then
+        say "starting slurmd for node $node"
+        slurmd -N "$node"
+    fi
+done
+# sinfo can show a stale "idle" before a slurmd has registered: a real job on each node is
+# the test. A node left down or drained (by a test, say) is resumed first.
+scontrol update nodename="$node_list" state=resume >/dev/null 2>&1 || true
+for node in "${NODES[@]}"; do
+    wait_for 60 "a job to run on $node (srun -w $node true)" \
+        timeout 20 srun -w "$node" --mem=64 --time=1 true
+done
 
 tenths=$((($(date +%s%N) - started) / 100000000))
-say "Slurm is up: node $NODE, partition $PARTITION, accounting on ($((tenths / 10)).$((tenths % 10)) s)"
+say "Slurm is up: nodes $node_list on $HOST, partition $PARTITION, accounting on" \
+    "($((tenths / 10)).$((tenths % 10)) s)"
