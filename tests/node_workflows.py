@@ -9,6 +9,8 @@ import os
 import time
 from pathlib import Path
 
+from slurm_workflows import _append, total
+
 import fntree
 
 
@@ -36,16 +38,3 @@ def node_fan(n: int, delay: float, record: str, locks: str, memory: int) -> fntr
     """`n` leaves, each asking for `memory` bytes (so that few fit on one node), then their sum."""
     leaves = [node_leaf.options(memory=memory)(i, delay, record, locks) for i in range(n)]
     return fntree.children(*leaves).then(total(leaves))
-
-
-@fntree.target
-def total(values: list[int]) -> int:
-    return sum(values)
-
-
-def _append(path: str, line: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, f"{line}\n".encode())
-    finally:
-        os.close(fd)
