@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,13 +52,49 @@ class FirstIssue(Observer):
             self.at = time.perf_counter()
 
 
-def once(n: int, workdir: Path) -> tuple[float, float, int, int]:
-    store, flag = workdir / "store", workdir / "flag"
+class KillAtEnd(Observer):
+    """SIGKILLs this process once `n` leaves have completed or failed (after their commit)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def completed(self, name: str, result: object) -> None:
+        self._count(name)
+
+    def failed(self, failure: object) -> None:
+        self._count(getattr(failure, "name", "leaf"))
+
+    def _count(self, name: str) -> None:
+        if name.endswith("leaf"):
+            self.left -= 1
+            if self.left == 0:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def build_killed(n: int, store: Path, flag: Path) -> None:
+    """The first run, in this (child) process, ended by a SIGKILL of its leader."""
+    fntree.run(root(n, str(flag)), jobstore=store, retry_count=0, log_level="CRITICAL",
+               observers=[KillAtEnd(n)])
+    raise AssertionError("the leader should have been killed")
+
+
+def first_run(n: int, store: Path, flag: Path, killed: bool) -> int:
+    """Make the store; the number of leaves left failed (to run on restart)."""
+    if killed:
+        child = subprocess.run([sys.executable, __file__, str(n), "--build-killed", str(store),
+                                str(flag)], check=False)
+        assert child.returncode == -signal.SIGKILL, child.returncode
+        return sum(1 for i in range(n) if i % 33331 == 7)
     try:
         fntree.run(root(n, str(flag)), jobstore=store, retry_count=0, log_level="CRITICAL")
         raise AssertionError("the first run should leave failed jobs")
     except fntree.WorkflowFailed as failed:
-        pending = len(failed.failed)
+        return len(failed.failed)
+
+
+def once(n: int, workdir: Path, killed: bool) -> tuple[float, float, int, int]:
+    store, flag = workdir / "store", workdir / "flag"
+    pending = first_run(n, store, flag, killed)
     journal = sum(p.stat().st_size for p in (store / "journal").iterdir())
     flag.write_text("")
     watch = FirstIssue()
@@ -71,17 +109,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("n", type=int, nargs="?", default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--killed", action="store_true",
+                        help="SIGKILL the first run's leader at its end (no final compaction)")
+    parser.add_argument("--build-killed", nargs=2, metavar=("STORE", "FLAG"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_killed:
+        build_killed(args.n, Path(args.build_killed[0]), Path(args.build_killed[1]))
     firsts, totals = [], []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            first, whole, pending, journal = once(args.n, Path(tmp))
+            first, whole, pending, journal = once(args.n, Path(tmp), args.killed)
         firsts.append(first)
         totals.append(whole)
         print(f"store: {args.n - pending} jobs completed, {pending} pending; journal "
               f"{journal / 1e6:.1f} MB; first issue after {first:.3f} s, "
               f"run done after {whole:.3f} s", flush=True)
-    print(f"restart of {args.n}-job store: first job issued after "
+    how = "SIGKILLed" if args.killed else "stopped"
+    print(f"restart of {args.n}-job store ({how} leader): first job issued after "
           f"{statistics.median(firsts):.3f} s, run complete after "
           f"{statistics.median(totals):.3f} s (median of {args.repeat})")
     return 0

@@ -2,10 +2,14 @@
 
 100,202 jobs in all (the root, 100 middles, 100,000 leaves, 100 + 1 follow-ons).
 Prints the wall time from the root's start to its value, jobs/s, the leader's
-peak RSS (the leader runs in this process), and the size in bytes and the
-number of files of the job store after the run (kept in a temp dir, then removed).
+peak RSS (the leader runs in this process: `ru_maxrss`, and its RSS sampled every
+`--every` seconds, with the time of the peak), the job store's largest size seen
+while running (sampled likewise) and its size and number of files after the run
+(kept in a temp dir, then removed). `--repeat K` prints medians.
 
     python bench/wide.py --width 100 --leaves 1000
+    python bench/wide.py --width 1000 --leaves 1000 --repeat 3
+    python bench/wide.py --width 10000 --leaves 1000
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -56,25 +62,74 @@ def disk_usage(path: Path) -> tuple[int, int]:
     return size, files
 
 
+def rss_bytes() -> int:
+    """This process's resident set now."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class Sampler(threading.Thread):
+    """Samples the leader's RSS and the job store's size every `every` seconds."""
+
+    def __init__(self, jobstore: Path, every: float) -> None:
+        super().__init__(daemon=True)
+        self.jobstore, self.every = jobstore, every
+        self.begun = time.monotonic()
+        self.rss = self.store = 0
+        self.rss_at = 0.0
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.wait(self.every):
+            rss = rss_bytes()
+            if rss > self.rss:
+                self.rss, self.rss_at = rss, time.monotonic() - self.begun
+            if self.jobstore.exists():
+                self.store = max(self.store, disk_usage(self.jobstore)[0])
+
+
+def once(width: int, leaves: int, every: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
+        jobstore = Path(scratch) / "jobstore"
+        sampler = Sampler(jobstore, every)
+        sampler.start()
+        called = time.time()
+        value, started = fntree.run(root(width, leaves), jobstore=jobstore)
+        now = time.time()
+        sampler.halt.set()
+        sampler.join()
+        size, files = disk_usage(jobstore)
+    assert value == width * leaves, value
+    return {"wall": now - started, "whole": now - called, "rss": sampler.rss,
+            "rss_at": sampler.rss_at, "store_max": max(sampler.store, size), "size": size,
+            "files": files, "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=100, help="children of the root (100)")
     parser.add_argument("--leaves", type=int, default=1000, help="children of each (1000)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs, medians printed (1)")
+    parser.add_argument("--every", type=float, default=0.5, help="sampling interval (0.5 s)")
     args = parser.parse_args()
     jobs = 1 + args.width * (args.leaves + 2) + 1
-    with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
-        jobstore = Path(scratch) / "jobstore"
-        called = time.time()
-        value, started = fntree.run(root(args.width, args.leaves), jobstore=jobstore)
-        now = time.time()
-        size, files = disk_usage(jobstore)
-    assert value == args.width * args.leaves, value
-    wall = now - started
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"wide {args.width} x {args.leaves} ({jobs:,} jobs)")
-    print(f"fntree: {wall:.2f} s root start to value, {jobs / wall:,.0f} jobs/s, "
-          f"leader peak RSS {rss_mib:,.0f} MiB ({now - called:.2f} s for all of fntree.run)")
-    print(f"job store after the run: {size:,} bytes in {files} files")
+    print(f"wide {args.width} x {args.leaves} ({jobs:,} jobs)", flush=True)
+    runs = []
+    for _ in range(args.repeat):
+        run = once(args.width, args.leaves, args.every)
+        runs.append(run)
+        print(f"fntree: {run['wall']:.2f} s root start to value, {jobs / run['wall']:,.0f} jobs/s; "
+              f"leader RSS sampled peak {run['rss'] / 2**20:,.0f} MiB at {run['rss_at']:.0f} s "
+              f"(ru_maxrss so far {run['maxrss'] / 2**20:,.0f} MiB); job store at most "
+              f"{run['store_max'] / 2**20:,.1f} MiB while running, {run['size']:,} bytes in "
+              f"{run['files']} files after ({run['whole']:.2f} s for all of fntree.run)",
+              flush=True)
+    if args.repeat > 1:
+        def med(key: str) -> float:
+            return statistics.median(run[key] for run in runs)
+        print(f"median of {args.repeat}: {jobs / med('wall'):,.0f} jobs/s, leader RSS peak "
+              f"{med('rss') / 2**20:,.0f} MiB, job store at most "
+              f"{med('store_max') / 2**20:,.1f} MiB")
     return 0
 
 
