@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from ux_workflows import cli
 
 import fntree
 from fntree.shell import CommandError, sh
+from fntree.shell_outputs import Outputs
 
 
 def _failed(store: Path, call: fntree.Call) -> fntree.FailedJob:
@@ -125,3 +127,28 @@ def test_shell_targets_travel_by_value_and_by_reference() -> None:
     """A shell target pickles by reference, keeping its declaration."""
     again = pickle.loads(pickle.dumps(sw.copy_upper))
     assert again is sw.copy_upper and again.spec.outputs == ("out",)
+
+
+def test_outputs_cross_file_systems_whole(tmp_path: Path) -> None:
+    """Staged on another file system, an output is copied beside its final name, then renamed."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) here")
+    with tempfile.TemporaryDirectory(dir=shm) as staging_root:
+        final = tmp_path / "deep" / "result.tar.gz"
+        bound: dict[str, object] = {"out": final}
+        outputs = Outputs.stage(("out",), bound, Path(staging_root) / "outputs")
+        staged = bound["out"]
+        assert isinstance(staged, Path) and staged.name == "0.tar.gz"
+        assert outputs.missing() == [f"out={final}"]
+        staged.write_bytes(b"x" * 100_000)
+        outputs.commit()
+    assert final.read_bytes() == b"x" * 100_000
+    assert sorted(p.name for p in final.parent.iterdir()) == ["result.tar.gz"]
+    assert outputs.value() == final
+
+
+def test_options_keep_a_shell_target_a_shell_target(store: Path) -> None:
+    """`target.options(cpu=1)` changes the resources a shell job's command sees, nothing else."""
+    assert fntree.run(sw.cores.options(cpu=1)(), jobstore=store).split() == \
+        ["1", "1", "1", "300", "1", "300"]
