@@ -26,8 +26,8 @@ from fntree.errors import (
 from fntree.resources import Resources
 from fntree.runtime.context import Context
 from fntree.runtime.context import current as context
-from fntree.shell import ShellTarget, sh, shell
 from fntree.shell_run import CommandFailed
+from fntree.shell_target import ShellTarget, sh, shell
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
-"""One job of a shell target, start to end (the steps are listed in fntree/shell.py)."""
+"""One job of a shell target, start to end (its steps are listed in fntree/shell_target.py)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from fntree import shell_cache
 from fntree.runtime import context
-from fntree.shell import CommandError, resource_fields
 from fntree.shell_outputs import OutputError, Outputs
 from fntree.shell_run import environment, run_command, shown
+from fntree.shell_target import CommandError, resource_fields
 
 if TYPE_CHECKING:
-    from fntree.shell import ShellTarget
+    from fntree.shell_target import ShellTarget
 
 Command = str | list[str]
 

@@ -11,8 +11,8 @@ import shell_workflows as sw
 from ux_workflows import cli
 
 import fntree
-from fntree.shell import CommandError, sh
 from fntree.shell_outputs import Outputs
+from fntree.shell_target import CommandError, sh
 
 
 def _failed(store: Path, call: fntree.Call) -> fntree.FailedJob:
