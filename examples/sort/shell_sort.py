@@ -13,7 +13,8 @@ targets (`@fntree.shell`, docs/shell.md):
 Each shell target declares its output, so the file appears under its final
 name only when the command succeeded: a job killed mid-write leaves nothing
 behind, and its next run starts clean. Intermediate files live in the chain's
-global temp dir; the top `down` writes straight to the output path.
+global temp dir; the top `down` writes straight to the output path. The
+commands need GNU coreutils (`dd iflag=skip_bytes,count_bytes`, `sort --parallel`).
 
     python examples/sort/shell_sort.py --size 5M --max-bytes 256K
 """
