@@ -26,11 +26,14 @@ from fntree.errors import (
 from fntree.resources import Resources
 from fntree.runtime.context import Context
 from fntree.runtime.context import current as context
+from fntree.shell_run import CommandFailed
+from fntree.shell_target import ShellTarget, sh, shell
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Call",
+    "CommandFailed",
     "CompileError",
     "Context",
     "FailedJob",
@@ -41,6 +44,7 @@ __all__ = [
     "ResourceError",
     "Resources",
     "SerializationError",
+    "ShellTarget",
     "Spawn",
     "Target",
     "WorkflowFailed",
@@ -50,5 +54,7 @@ __all__ = [
     "follow_on",
     "restart",
     "run",
+    "sh",
+    "shell",
     "target",
 ]

@@ -149,7 +149,7 @@ def execute(target: Target, args: tuple[Any, ...], kwargs: dict[str, Any],
     as a child nor passed to another call would never run, so it fails the job.
     """
     with made_calls() as made:
-        returned = target.fn(*args, **kwargs)
+        returned = target.invoke(*args, **kwargs)
     try:
         outcome, fns, lowered = _lower(job_id, returned)
     except SerializationError as exc:
