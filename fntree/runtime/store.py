@@ -99,7 +99,8 @@ class JobStore:
     @classmethod
     def create(cls, root: str | os.PathLike[str], root_spec: Spec, fns: dict[bytes, bytes],
                config: dict[str, Any], targets: dict[bytes, Any] | None = None) -> JobStore:
-        """Make a new job store holding the run's first job; an existing path is refused.
+        """Make a new job store holding the run's first job; an existing path is refused
+        unless it is an empty directory (fntree/runtime/root.py).
 
         `targets` are the identities of `fns` (a TARGETS record beside ROOT).
         """
