@@ -31,7 +31,7 @@ from fntree import batch as batch_systems
 from fntree import changes, environment, identity
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
-from fntree.config import PROFILE_ENV, settings, temporary_store
+from fntree.config import PROFILE_ENV, blame, settings, temporary_store
 from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
 from fntree.rerun import rerun_for
@@ -132,8 +132,12 @@ def _resolve(explicit: dict[str, Any], options: Any,
     """Keyword arguments win over `options`, the environment, the profile, the config file
     and the defaults; a restart's `recorded` options replace the last three (config.py)."""
     given = {k: v for k, v in explicit.items() if v is not UNSET}
-    resolved = {k: s.value for k, s in settings(DEFAULTS, given, options, recorded).items()}
-    _validate(resolved)
+    found = settings(DEFAULTS, given, options, recorded)
+    resolved = {k: s.value for k, s in found.items()}
+    try:
+        _validate(resolved)
+    except FntreeError as exc:
+        raise blame(exc, found, lambda n, v: _validate({**DEFAULTS, n: v})) from None
     return resolved
 
 

@@ -19,8 +19,9 @@ make their temporary one. Relative paths are relative to the file's directory. A
 unknown key, a value of the wrong type, or an unknown profile is a `ConfigError`
 naming the file and the key. Nothing is cached: each call reads the files afresh.
 
-A restart keeps the options its run recorded instead of 3 to 5, and only the
-environment variables it always honoured (cache, faults) apply over them.
+A restart keeps the options its run recorded instead of 3 to 5 (a profile named by
+`--profile` applies over them), and only the environment variables it always
+honoured (cache, faults) apply over those.
 `fntree config` shows each value with its source (`settings`).
 """
 
@@ -132,11 +133,14 @@ def settings(defaults: dict[str, Any], explicit: dict[str, Any], options: Any,
     """
     found = {name: Setting(value, "built-in default") for name, value in defaults.items()}
     if recorded is None:
-        for layer in layers(_profile(options), cwd or Path.cwd()):
+        for layer in layers(profile_of(options), cwd or Path.cwd()):
             found.update({k: Setting(v, layer.label) for k, v in layer.values.items()})
         variables = {name: SPECIAL_ENV.get(name, "FNTREE_" + name.upper()) for name in KINDS}
     else:
         found.update({k: Setting(v, "recorded in the job store") for k, v in recorded.items()})
+        given = getattr(options, "profile", None) if options is not None else None
+        for layer in layers((given, "--profile"), cwd or Path.cwd())[-1:] if given else []:
+            found.update({k: Setting(v, layer.label) for k, v in layer.values.items()})
         variables = SPECIAL_ENV
     for name, variable in variables.items():
         if os.environ.get(variable):
@@ -151,7 +155,21 @@ def settings(defaults: dict[str, Any], explicit: dict[str, Any], options: Any,
     return found
 
 
-def _profile(options: Any) -> tuple[str, str] | None:
+def blame(error: FntreeError, found: dict[str, Setting],
+          check: Callable[[str, Any], None]) -> FntreeError:
+    """`error` of the resolved options, naming the source of the value that caused it
+    when that value came from a file, a profile or the environment."""
+    for name, setting in found.items():
+        if setting.source.startswith(("built-in", "keyword", "command line", "recorded")):
+            continue
+        try:
+            check(name, setting.value)
+        except FntreeError as exc:
+            return type(exc)(f"{exc} (set by {setting.source}); fix it there")
+    return error
+
+
+def profile_of(options: Any) -> tuple[str, str] | None:
     """(profile name, what chose it), or None."""
     given = getattr(options, "profile", None) if options is not None else None
     if given:
