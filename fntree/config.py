@@ -139,7 +139,8 @@ def settings(defaults: dict[str, Any], explicit: dict[str, Any], options: Any,
     else:
         found.update({k: Setting(v, "recorded in the job store") for k, v in recorded.items()})
         given = getattr(options, "profile", None) if options is not None else None
-        for layer in layers((given, "--profile"), cwd or Path.cwd())[-1:] if given else []:
+        chosen = layers((given, "--profile"), cwd or Path.cwd()) if given else []
+        for layer in (x for x in chosen if x.label.startswith("profile ")):
             found.update({k: Setting(v, layer.label) for k, v in layer.values.items()})
         variables = SPECIAL_ENV
     for name, variable in variables.items():
