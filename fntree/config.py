@@ -133,13 +133,13 @@ def settings(defaults: dict[str, Any], explicit: dict[str, Any], options: Any,
     """
     found = {name: Setting(value, "built-in default") for name, value in defaults.items()}
     if recorded is None:
-        for layer in layers(profile_of(options), cwd or Path.cwd()):
+        for layer in layers(profile_of(options), cwd or _here()):
             found.update({k: Setting(v, layer.label) for k, v in layer.values.items()})
         variables = {name: SPECIAL_ENV.get(name, "FNTREE_" + name.upper()) for name in KINDS}
     else:
         found.update({k: Setting(v, "recorded in the job store") for k, v in recorded.items()})
         given = getattr(options, "profile", None) if options is not None else None
-        chosen = layers((given, "--profile"), cwd or Path.cwd()) if given else []
+        chosen = layers((given, "--profile"), cwd or _here()) if given else []
         for layer in (x for x in chosen if x.label.startswith("profile ")):
             found.update({k: Setting(v, layer.label) for k, v in layer.values.items()})
         variables = SPECIAL_ENV
@@ -180,8 +180,18 @@ def profile_of(options: Any) -> tuple[str, str] | None:
     return None
 
 
-def config_files(cwd: Path) -> list[tuple[Path, dict[str, Any]]]:
+def _here() -> Path | None:
+    """The current directory, or None once it was deleted (a run then refuses to start)."""
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        return None
+
+
+def config_files(cwd: Path | None) -> list[tuple[Path, dict[str, Any]]]:
     """(path, fntree table) of the nearest pyproject.toml and fntree.toml, in that order."""
+    if cwd is None:
+        return []
     found = []
     for name in FILE_NAMES:
         path = next((d / name for d in (cwd, *cwd.parents) if (d / name).is_file()), None)
@@ -199,7 +209,7 @@ def config_files(cwd: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def layers(profile: tuple[str, str] | None, cwd: Path) -> list[Layer]:
+def layers(profile: tuple[str, str] | None, cwd: Path | None) -> list[Layer]:
     """The files' layers, then the chosen profile's, lowest precedence first."""
     files = config_files(cwd)
     found = [Layer(_where(path), _values(path, table, _where(path))) for path, table in files]
@@ -211,7 +221,7 @@ def layers(profile: tuple[str, str] | None, cwd: Path) -> list[Layer]:
     if not matches:
         known = sorted({p for _, t in tables if isinstance(t, dict) for p in t})
         where = ", ".join(str(p) for p, _ in files) or "no config file was found upward " \
-            f"from {cwd}"
+            f"from {cwd or 'here'}"
         raise ConfigError(f"there is no profile {name!r} (chosen by {chosen_by}); known "
                           f"profiles: {', '.join(known) or 'none'} (in {where}); add a "
                           f"[profiles.{name}] table, or choose another")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -72,12 +73,53 @@ def test_arguments_converted_by_annotations(script: Path, tmp_path: Path) -> Non
     assert "argument n of squares must be of type int" in out.stderr
 
 
-def test_run_needs_jobstore_and_a_target(script: Path, tmp_path: Path) -> None:
-    """Missing --jobstore, or a name that is not a target, are clear usage errors."""
-    out = fntree_cli("run", f"{script}:squares", "1", "1", "no", ".", cwd=tmp_path)
-    assert out.returncode == 2 and "--jobstore" in out.stderr
+def test_run_needs_a_target(script: Path, tmp_path: Path) -> None:
+    """No target, or a name that is not a target, are clear usage errors."""
+    out = fntree_cli("run", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
+    assert out.returncode == 2 and "needs the target to run" in out.stderr
     out = fntree_cli("run", f"{script}:Path", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
     assert out.returncode == 2 and "not an @fntree.target" in out.stderr
+
+
+def test_run_without_jobstore_uses_a_temporary_store(script: Path, tmp_path: Path) -> None:
+    """Without --jobstore: removed after success; kept, its path printed, after a failure."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    run = [sys.executable, "-m", "fntree", "run", f"{script}:squares", "3", "1", "no"]
+    out = subprocess.run([*run, str(tmp_path)], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+    assert not [p for p in temp.iterdir() if p.name.startswith("fntree-") and
+                (p / "jobstore").exists()]
+    out = subprocess.run([*run, str(tmp_path / "absent"), "--retry-count", "0"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 1, out.stderr
+    kept = [p / "jobstore" for p in temp.iterdir() if (p / "jobstore").exists()]
+    assert len(kept) == 1
+    assert f"temporary job store is kept at {kept[0]}" in out.stderr
+    assert f"fntree restart {kept[0]}" in out.stderr
+    (tmp_path / "absent").write_text("")
+    out = fntree_cli("restart", str(kept[0]), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+
+
+def test_an_empty_directory_is_taken_as_a_new_store(script: Path, tmp_path: Path) -> None:
+    """An empty existing --jobstore runs; a non-empty one that is no store is refused."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore", str(empty), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "9", out.stderr
+    out = fntree_cli("status", str(empty), "--fail-if-not-complete", cwd=tmp_path)
+    assert out.returncode == 0
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore", str(tmp_path / "full"),
+                     cwd=tmp_path)
+    assert out.returncode == 2
+    assert "neither an empty directory nor an fntree job store" in out.stderr
+    assert "continue that run" not in out.stderr
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
 
 
 def test_status_of_missing_or_foreign_directory(tmp_path: Path) -> None:
