@@ -224,7 +224,8 @@ def layers(profile: tuple[str, str] | None, cwd: Path | None) -> list[Layer]:
             f"from {cwd or 'here'}"
         raise ConfigError(f"there is no profile {name!r} (chosen by {chosen_by}); known "
                           f"profiles: {', '.join(known) or 'none'} (in {where}); add a "
-                          f"[profiles.{name}] table, or choose another")
+                          f"[{_prefix(files[0][0]) if files else ''}profiles.{name}] table, "
+                          "or choose another")
     for path, table in matches:
         label = f"profile {name} in {_where(path)}"
         if not isinstance(table, dict):
