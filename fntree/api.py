@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "sge_resources": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
                             "max_log_mb": None, "max_job_duration": None, "cache": None,
-                            "jobstore_root": None}
+                            "jobstore_root": None, "default_time": None, "default_memory": None}
 OPTION_NAMES = tuple(DEFAULTS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,

@@ -15,9 +15,11 @@ the nearest `fntree.toml`, each searched for upward from the current directory; 
 both are found, `fntree.toml`'s keys win. Keys are the command-line options' names
 without their dashes (`batch-system`, `max-jobs`, `slurm-partition`, `sge-queue`,
 `retry-count`, `cache`, ...) plus `jobstore-root`: where runs without a job store path
-make their temporary one. Relative paths are relative to the file's directory. An
-unknown key, a value of the wrong type, or an unknown profile is a `ConfigError`
-naming the file and the key. Nothing is cached: each call reads the files afresh.
+make their temporary one, and `default-time` / `default-memory`: what jobs of targets
+that declare none are given (fntree/batch/defaults.py). Relative paths are relative
+to the file's directory. An unknown key, a value of the wrong type, or an unknown
+profile is a `ConfigError` naming the file and the key. Nothing is cached: each call
+reads the files afresh.
 
 A restart keeps the options its run recorded instead of 3 to 5 (a profile named by
 `--profile` applies over them), and only the environment variables it always
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
+from fntree.resources import TIME_FORMS, parse_memory, parse_time
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -98,6 +101,16 @@ def _memory(value: Any) -> Any:
     return value
 
 
+def _time(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise TypeError(f"a time: {TIME_FORMS}")
+    return parse_time(value, what="default-time")
+
+
+def _bytes(value: Any) -> Any:
+    return parse_memory(_memory(value), what="default-memory")
+
+
 # Each option's check of a value from a file (a TOML value) or the environment (text).
 KINDS: dict[str, Callable[[Any], Any]] = {
     "batch_system": _text, "max_cpus": _number, "max_memory": _memory, "retry_count": _whole,
@@ -105,7 +118,7 @@ KINDS: dict[str, Callable[[Any], Any]] = {
     "sge_queue": _text, "sge_pe": _text, "sge_args": _text, "sge_resources": _text,
     "max_log_mb": _number, "max_job_duration": _number, "cache": _text,
     "jobstore_root": _text, "fault_kill": _number, "fault_raise": _number,
-    "fault_seed": _whole,
+    "fault_seed": _whole, "default_time": _time, "default_memory": _bytes,
 }
 PATHS = ("cache", "jobstore_root")  # relative to the config file's directory
 FILE_KEYS = {name.replace("_", "-"): name for name in KINDS if not name.startswith("fault_")}
@@ -267,3 +280,5 @@ def _check(name: str, value: Any, where: str) -> Any:
         return KINDS[name](value)
     except TypeError as exc:
         raise ConfigError(f"{where} = {value!r} must be {exc}; fix it there") from None
+    except ValueError as exc:  # a ResourceError: its text says what the value should be
+        raise ConfigError(f"{where} = {value!r}: {exc}; fix it there") from None

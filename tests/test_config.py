@@ -129,3 +129,31 @@ def test_unknown_profile_names_the_known_ones(project: Path) -> None:
     assert out.returncode == 2
     assert "there is no profile 'gpu' (chosen by $FNTREE_PROFILE); known profiles: " \
         "cluster" in out.stderr
+
+
+def test_default_resources_reach_the_jobs_that_declare_none(tmp_path: Path) -> None:
+    """default-time and default-memory are what undeclared jobs get; a declaration wins."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.fntree]\ndefault-time = "2h"\ndefault-memory = 300000000\n')
+    (tmp_path / "given.py").write_text(textwrap.dedent("""
+        import fntree
+
+        @fntree.target
+        def given() -> tuple:
+            return (fntree.context().time, fntree.context().memory)
+
+        @fntree.target(memory=200_000_000)
+        def declared() -> tuple:
+            return (fntree.context().time, fntree.context().memory)
+
+        @fntree.target
+        def both() -> object:
+            return fntree.children(given(), declared())
+    """))
+    rows = shown(fntree_cli("config", cwd=tmp_path))
+    assert rows["default-time"][0] == "7200.0" and rows["default-memory"][0] == "300000000"
+    out = fntree_cli("run", "given.py:both", "--no-progress", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[(7200.0, 300000000), (7200.0, 200000000)]"
+    out = fntree_cli("config", cwd=tmp_path, FNTREE_DEFAULT_TIME="soon")
+    assert out.returncode == 2 and "$FNTREE_DEFAULT_TIME = 'soon'" in out.stderr
