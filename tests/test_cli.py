@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -335,3 +337,25 @@ def test_run_goes_on_when_the_reader_of_its_messages_goes_away(tmp_path: Path) -
     run.stderr.close()
     assert run.stdout.read().strip() == repr(list(range(12)))
     assert run.wait(timeout=120) == 0
+
+
+def test_interrupted_run_keeps_its_temporary_store_and_names_it(tmp_path: Path) -> None:
+    """Ctrl-C on a run without --jobstore keeps the store and prints its restart command."""
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\nimport fntree\n\n@fntree.target\ndef nap(s: float) -> float:"
+                    "\n    time.sleep(s)\n    return s\n")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "fntree", "run", f"{slow}:nap", "60",
+                             "--no-progress"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(temp)})
+    deadline = time.monotonic() + 120
+    while not list(temp.glob("fntree-*/jobstore/journal")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the leader is past its start
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    store = next(temp.glob("fntree-*/jobstore"))
+    assert f"fntree restart {store}" in err

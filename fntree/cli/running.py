@@ -127,7 +127,7 @@ def _run_in_temporary_store(call: Any, args: argparse.Namespace, observers: list
     except BaseException as exc:
         if not os.path.lexists(args.jobstore):
             shutil.rmtree(parent, ignore_errors=True)
-        elif isinstance(exc, WorkflowFailed):
+        elif not isinstance(exc, KeyboardInterrupt):  # whose message names it already
             console.print(f"fntree: the run's temporary job store is kept at {args.jobstore} "
                           "for `fntree restart`; `fntree clean` removes it", markup=False)
         raise
