@@ -1,6 +1,7 @@
 """The public entry points: `run`, `restart` and `add_arguments`.
 
-`run` validates every option (`_resolve`), compiles the root call, creates the
+`run` validates every option (`_resolve`; defaults from the config file, a profile and
+FNTREE_ variables: fntree/config.py), compiles the root call, creates the
 job store (a temporary one when no path is given), records the environment and
 the targets' identities (fntree/identity.py; hashed and pickled afresh for each
 run), and hands the store to a leader on the chosen batch system. A bad option
