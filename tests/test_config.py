@@ -157,3 +157,19 @@ def test_default_resources_reach_the_jobs_that_declare_none(tmp_path: Path) -> N
     assert out.stdout.strip() == "[(7200.0, 300000000), (7200.0, 200000000)]"
     out = fntree_cli("config", cwd=tmp_path, FNTREE_DEFAULT_TIME="soon")
     assert out.returncode == 2 and "$FNTREE_DEFAULT_TIME = 'soon'" in out.stderr
+
+
+def test_restart_keeps_recorded_options_unless_a_profile_is_named(project: Path) -> None:
+    """A restart ignores the file's defaults, but `--profile` applies over the recorded."""
+    def attempts(out: subprocess.CompletedProcess[str]) -> str:
+        assert out.returncode == 1, out.stderr
+        return out.stderr.split(" attempt(s)")[0].rsplit("— ", 1)[-1]
+
+    store = str(project / "s")
+    out = fntree_cli("run", "boom.py:boom", "1", "--jobstore", store, cwd=project)
+    assert attempts(out) == "1"  # retry-count 0 from the file
+    (project / "pyproject.toml").write_text(PYPROJECT.replace("retry-count = 0",
+                                                              "retry-count = 2"))
+    assert attempts(fntree_cli("restart", store, cwd=project)) == "1"  # the recorded 0
+    out = fntree_cli("restart", store, "--profile", "cluster", cwd=project)
+    assert attempts(out) == "2"  # the profile's retry-count 1
