@@ -1,6 +1,7 @@
 """The public entry points: `run`, `restart` and `add_arguments`.
 
-`run` validates every option (`_resolve`), compiles the root call, creates the
+`run` validates every option (`_resolve`; defaults from the config file, a profile and
+FNTREE_ variables: fntree/config.py), compiles the root call, creates the
 job store (a temporary one when no path is given), records the environment and
 the targets' identities (fntree/identity.py; hashed and pickled afresh for each
 run), and hands the store to a leader on the chosen batch system. A bad option
@@ -21,7 +22,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +32,7 @@ from fntree import batch as batch_systems
 from fntree import changes, environment, identity
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
+from fntree.config import PROFILE_ENV, blame, settings, temporary_store
 from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
 from fntree.rerun import rerun_for
@@ -56,7 +57,8 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "sge_queue": None, "sge_pe": None, "sge_args": None,
                             "sge_resources": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
-                            "max_log_mb": None, "max_job_duration": None, "cache": None}
+                            "max_log_mb": None, "max_job_duration": None, "cache": None,
+                            "jobstore_root": None, "default_time": None, "default_memory": None}
 OPTION_NAMES = tuple(DEFAULTS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
@@ -76,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fntree")
     group.add_argument("--jobstore", default=None,
                        help="job store directory (new for a run; default: a temporary one)")
+    group.add_argument("--profile", default=None, metavar="NAME",
+                       help=f"take defaults from the profile NAME of the config file (or "
+                       f"${PROFILE_ENV}; see docs/config.md)")
     group.add_argument("--batch-system", dest="batch_system", default=None,
                        choices=batch_systems.names(),
                        help="where jobs run (default: local); plug-ins add more")
@@ -123,20 +128,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"seed of the injected faults (or ${faults.ENV_SEED})")
 
 
-def _resolve(explicit: dict[str, Any], options: Any, recorded: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments win over `options`, which win over recorded values and defaults."""
-    resolved = {**DEFAULTS, **recorded}
-    for name in OPTION_NAMES:
-        from_options = getattr(options, name, None) if options is not None else None
-        if explicit.get(name, UNSET) is not UNSET:
-            resolved[name] = explicit[name]
-        elif from_options is not None:
-            resolved[name] = from_options
-        elif name in FAULT_ENV and os.environ.get(FAULT_ENV[name]):
-            resolved[name] = os.environ[FAULT_ENV[name]]
-        elif name == "cache" and os.environ.get(CACHE_ENV):
-            resolved[name] = os.environ[CACHE_ENV]
-    _validate(resolved)
+def _resolve(explicit: dict[str, Any], options: Any,
+             recorded: dict[str, Any] | None) -> dict[str, Any]:
+    """Keyword arguments win over `options`, the environment, the profile, the config file
+    and the defaults; a restart's `recorded` options replace the last three (config.py)."""
+    given = {k: v for k, v in explicit.items() if v is not UNSET}
+    found = settings(DEFAULTS, given, options, recorded)
+    resolved = {k: s.value for k, s in found.items()}
+    try:
+        _validate(resolved)
+    except FntreeError as exc:
+        raise blame(exc, found, lambda n, v: _validate({**DEFAULTS, n: v})) from None
     return resolved
 
 
@@ -237,7 +239,7 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
                 "max_job_duration": max_job_duration, "cache": cache}
-    resolved = _resolve(explicit, options, {})
+    resolved = _resolve(explicit, options, None)
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
     identity.new_run()
@@ -246,10 +248,7 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
               "sys_path": tuple(sys.path), "cwd": _working_directory(), "python": sys.executable,
               "created": time.time()}
     temporary = jobstore is None
-    if jobstore is None:
-        root = Path(tempfile.mkdtemp(prefix="fntree-")) / "jobstore"
-    else:
-        root = Path(jobstore)
+    root = temporary_store(resolved["jobstore_root"]) if temporary else Path(str(jobstore))
     store = JobStore.create(root, spec, fns, config, identity.describe(fns))
     value = _lead(store, config, resolved, observers, retry_failed=False)
     if temporary:

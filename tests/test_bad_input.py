@@ -203,7 +203,8 @@ def test_bad_recorded_or_environment_options_refused(store: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """A bad fault seed from the environment, or a bad log level, is a message, not a crash."""
     monkeypatch.setenv("FNTREE_FAULT_SEED", "abc")
-    with pytest.raises(fntree.FntreeError, match="fault_seed='abc' must be a whole number"):
+    with pytest.raises(fntree.FntreeError,
+                       match=r"\$FNTREE_FAULT_SEED = 'abc' must be a whole number"):
         fntree.run(wf.leaf(1), jobstore=store)
     monkeypatch.delenv("FNTREE_FAULT_SEED")
     with pytest.raises(fntree.FntreeError, match="log_level='LOUD' is not a logging level"):

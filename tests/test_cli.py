@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -72,12 +75,53 @@ def test_arguments_converted_by_annotations(script: Path, tmp_path: Path) -> Non
     assert "argument n of squares must be of type int" in out.stderr
 
 
-def test_run_needs_jobstore_and_a_target(script: Path, tmp_path: Path) -> None:
-    """Missing --jobstore, or a name that is not a target, are clear usage errors."""
-    out = fntree_cli("run", f"{script}:squares", "1", "1", "no", ".", cwd=tmp_path)
-    assert out.returncode == 2 and "--jobstore" in out.stderr
+def test_run_needs_a_target(script: Path, tmp_path: Path) -> None:
+    """No target, or a name that is not a target, are clear usage errors."""
+    out = fntree_cli("run", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
+    assert out.returncode == 2 and "needs the target to run" in out.stderr
     out = fntree_cli("run", f"{script}:Path", "--jobstore", str(tmp_path / "s"), cwd=tmp_path)
     assert out.returncode == 2 and "not an @fntree.target" in out.stderr
+
+
+def test_run_without_jobstore_uses_a_temporary_store(script: Path, tmp_path: Path) -> None:
+    """Without --jobstore: removed after success; kept, its path printed, after a failure."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    run = [sys.executable, "-m", "fntree", "run", f"{script}:squares", "3", "1", "no"]
+    out = subprocess.run([*run, str(tmp_path)], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+    assert not [p for p in temp.iterdir() if p.name.startswith("fntree-") and
+                (p / "jobstore").exists()]
+    out = subprocess.run([*run, str(tmp_path / "absent"), "--retry-count", "0"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert out.returncode == 1, out.stderr
+    kept = [p / "jobstore" for p in temp.iterdir() if (p / "jobstore").exists()]
+    assert len(kept) == 1
+    assert f"temporary job store is kept at {kept[0]}" in out.stderr
+    assert f"fntree restart {kept[0]}" in out.stderr
+    (tmp_path / "absent").write_text("")
+    out = fntree_cli("restart", str(kept[0]), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "5", out.stderr
+
+
+def test_an_empty_directory_is_taken_as_a_new_store(script: Path, tmp_path: Path) -> None:
+    """An empty existing --jobstore runs; a non-empty one that is no store is refused."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore", str(empty), cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "9", out.stderr
+    out = fntree_cli("status", str(empty), "--fail-if-not-complete", cwd=tmp_path)
+    assert out.returncode == 0
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    out = fntree_cli("run", f"{script}:square", "3", "--jobstore", str(tmp_path / "full"),
+                     cwd=tmp_path)
+    assert out.returncode == 2
+    assert "neither an empty directory nor an fntree job store" in out.stderr
+    assert "continue that run" not in out.stderr
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["notes.txt"]
 
 
 def test_status_of_missing_or_foreign_directory(tmp_path: Path) -> None:
@@ -293,3 +337,25 @@ def test_run_goes_on_when_the_reader_of_its_messages_goes_away(tmp_path: Path) -
     run.stderr.close()
     assert run.stdout.read().strip() == repr(list(range(12)))
     assert run.wait(timeout=120) == 0
+
+
+def test_interrupted_run_keeps_its_temporary_store_and_names_it(tmp_path: Path) -> None:
+    """Ctrl-C on a run without --jobstore keeps the store and prints its restart command."""
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\nimport fntree\n\n@fntree.target\ndef nap(s: float) -> float:"
+                    "\n    time.sleep(s)\n    return s\n")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "fntree", "run", f"{slow}:nap", "60",
+                             "--no-progress"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(temp)})
+    deadline = time.monotonic() + 120
+    while not list(temp.glob("fntree-*/jobstore/journal")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # the leader is past its start
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    store = next(temp.glob("fntree-*/jobstore"))
+    assert f"fntree restart {store}" in err

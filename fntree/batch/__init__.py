@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fntree.batch.base import BatchSystem, Factory, WorkerSetup
+from fntree.batch.defaults import with_defaults
 from fntree.errors import FntreeError
 
 GROUP = "fntree.batch_systems"
@@ -91,7 +92,7 @@ def make(name: str, setup: WorkerSetup, options: dict[str, Any]) -> BatchSystem:
     """
     factory = load(name)
     _cancel_leftovers(_entry_points()[name].value, setup, options)
-    return factory(setup, options)
+    return with_defaults(factory(setup, options), options)  # the run's default resources
 
 
 def _cancel_leftovers(chosen: str, setup: WorkerSetup, options: dict[str, Any]) -> None:

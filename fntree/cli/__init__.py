@@ -30,7 +30,7 @@ from fntree.errors import FntreeError, WorkflowFailed
 
 # The modules of the subcommands, in the order `fntree --help` lists them.
 COMMANDS = ("running", "status", "check", "stats", "logs", "debug_job", "kill", "clean",
-            "cache")
+            "cache", "config")
 
 
 def main(argv: list[str] | None = None) -> int:

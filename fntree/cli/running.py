@@ -5,40 +5,49 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import inspect
+import os
 import shlex
+import shutil
 import sys
 import traceback
-import typing
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
 
 import fntree
+from fntree import api
 from fntree.api import loading_script
+from fntree.cli.arguments import ArgumentsError, bind, parameters
+from fntree.cli.target_help import target_help
+from fntree.config import settings, temporary_store
 from fntree.debug import debug_command
 from fntree.dsl import Target
 from fntree.environment import parse_assignments
 from fntree.errors import FntreeError, WorkflowFailed
 from fntree.runtime.events import Observer
 
-_TRUE = {"1", "true", "yes", "y", "on"}
-_FALSE = {"0", "false", "no", "n", "off"}
-
 
 def add_parser(sub: Any) -> None:
     """Declare `run` and `restart`."""
-    run = sub.add_parser("run", help="run a target as a new workflow")
-    run.add_argument("entry", metavar="SCRIPT.py:FUNC",
+    run = sub.add_parser(
+        "run", help="run a target as a new workflow", add_help=False, allow_abbrev=False,
+        description="Run FUNC as a new workflow. Without --jobstore the job store is a "
+        "temporary one (under the configured jobstore-root, else the system's temporary "
+        "directory): removed when the run succeeds, kept with its path printed when it "
+        "fails or is interrupted, for `fntree restart`.",
+        epilog="`fntree run SCRIPT.py:FUNC --help` lists FUNC's own arguments.")
+    run.add_argument("-h", "--help", action="store_true",
+                     help="show this help, or with SCRIPT.py:FUNC that target's arguments")
+    run.add_argument("entry", nargs="?", metavar="SCRIPT.py:FUNC",
                      help="the target to run: a script path or module name, a colon, a name")
-    run.add_argument("args", nargs="*", metavar="ARG",
-                     help="arguments for FUNC, converted by its annotations")
-    fntree.add_arguments(run)
-    run.add_argument("--no-progress", action="store_true", help="no live progress display")
-    run.set_defaults(command=_run)
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG",
+                     help="arguments for FUNC, by position or as --name VALUE, converted by "
+                     "its annotations (see SCRIPT.py:FUNC --help)")
+    _run_options(run)
+    run.set_defaults(command=_run, run_parser=run)
 
     restart = sub.add_parser("restart", help="continue a stopped or failed run")
     restart.add_argument("jobstore", metavar="DIR")
@@ -67,6 +76,11 @@ def options_without_jobstore(parser: argparse.ArgumentParser) -> None:
             group._add_action(action)
 
 
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    fntree.add_arguments(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+
+
 def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
     """The live display on a terminal, progress lines otherwise; none with --no-progress."""
     if args.no_progress:
@@ -77,14 +91,94 @@ def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    if not args.jobstore:
-        raise FntreeError("fntree run needs --jobstore DIR, a new directory that will hold the "
-                          "run's state so that it can be restarted")
+    """Everything is checked before the job store is made: the target, its arguments
+    (fntree/cli/arguments.py), then fntree's options (in `fntree.run`)."""
+    tokens, wants_help = _take_fntree_options(args)
+    if args.entry is None:
+        if wants_help:
+            print(args.run_parser.format_help(), end="")
+            return 0
+        raise ArgumentsError("fntree run needs the target to run, SCRIPT.py:FUNC; see "
+                             "`fntree run --help`")
     target = load_target(args.entry)
-    call = target(*convert_arguments(target, args.args))
-    value = fntree.run(call, options=args, observers=_observers(args, console))
-    _print_value(value)
+    params = parameters(target)
+    if wants_help:
+        print(target_help(args.entry, target, params, _fntree_help()), end="")
+        return 0
+    positional, keywords = bind(target, params, tokens, args.entry)
+    call = target(*positional, **keywords)
+    observers = _observers(args, console)
+    if args.jobstore:
+        _print_value(fntree.run(call, options=args, observers=observers))
+        return 0
+    _print_value(_run_in_temporary_store(call, args, observers, console))
     return 0
+
+
+def _run_in_temporary_store(call: Any, args: argparse.Namespace, observers: list[Observer],
+                            console: Console) -> Any:
+    """`fntree.run` in a new temporary job store: removed on success, kept (its path said)
+    when the run fails or is interrupted, removed with nothing said when nothing started."""
+    store = temporary_store(settings(api.DEFAULTS, {}, args)["jobstore_root"].value)
+    parent = store.parent
+    args.jobstore = str(store)  # named by the restart hint of an interrupt
+    try:
+        value = fntree.run(call, options=args, observers=observers)
+    except BaseException as exc:
+        if not os.path.lexists(args.jobstore):
+            shutil.rmtree(parent, ignore_errors=True)
+        elif not isinstance(exc, KeyboardInterrupt):  # whose message names it already
+            console.print(f"fntree: the run's temporary job store is kept at {args.jobstore} "
+                          "for `fntree restart`; `fntree clean` removes it", markup=False)
+        raise
+    shutil.rmtree(parent, ignore_errors=True)
+    return value
+
+
+def _take_fntree_options(args: argparse.Namespace) -> tuple[list[str], bool]:
+    """Set on `args` fntree's own options found among FUNC's arguments (`fntree run
+    s.py:f 3 --jobstore d`); FUNC's tokens, and whether help was asked for."""
+    parser = _OptionsParser(add_help=False, allow_abbrev=False)
+    _run_options(parser)
+    table = {s: a for a in parser._actions for s in a.option_strings}
+    own: list[str] = []
+    rest: list[str] = []
+    wants_help = bool(args.help)
+    tokens = list(args.args or [])
+    while tokens:
+        token = tokens.pop(0)
+        if token == "--":
+            rest += [token, *tokens]
+            break
+        option, has_value, _ = token.partition("=")
+        if token in ("-h", "--help"):
+            wants_help = True
+        elif option in table:
+            own.append(token)
+            if table[option].nargs != 0 and not has_value and tokens:
+                own.append(tokens.pop(0))
+        else:
+            rest.append(token)
+    found = parser.parse_args(own)
+    for action in parser._actions:
+        value = getattr(found, action.dest)
+        if value != action.default:
+            setattr(args, action.dest, value)
+    return rest, wants_help
+
+
+class _OptionsParser(argparse.ArgumentParser):
+    """fntree's options given after SCRIPT.py:FUNC; a bad one is an ArgumentsError."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentsError(f"{message}; see `fntree run --help`")
+
+
+def _fntree_help() -> str:
+    parser = argparse.ArgumentParser(prog="fntree run", add_help=False,
+                                     usage=argparse.SUPPRESS)
+    _run_options(parser)
+    return parser.format_help()
 
 
 def _restart(args: argparse.Namespace, console: Console) -> int:
@@ -152,40 +246,6 @@ def _import_failed(where: str, exc: Exception) -> FntreeError:
     at = f" at {frames[-1].filename}, line {frames[-1].lineno}" if frames else ""
     return FntreeError(f"importing {where} raised {type(exc).__name__}: {exc}{at}; fix its "
                        "module-level code and run again")
-
-
-def convert_arguments(target: Target, raw: list[str]) -> list[Any]:
-    """`raw` strings converted by the annotations of `target`'s parameters."""
-    parameters = [p for p in inspect.signature(target.fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    try:
-        hints = typing.get_type_hints(target.fn)
-    except Exception:
-        hints = {}
-    if len(raw) > len(parameters):
-        raise FntreeError(f"{target.name} takes {len(parameters)} argument(s), but "
-                          f"{len(raw)} were given")
-    missing = [p.name for p in parameters[len(raw):] if p.default is p.empty]
-    if missing:
-        raise FntreeError(f"{target.name} needs a value for {', '.join(missing)}; give "
-                          "its arguments after SCRIPT.py:FUNC, in order")
-    return [_convert(target.name, p.name, hints.get(p.name, str), text)
-            for p, text in zip(parameters, raw, strict=False)]
-
-
-def _convert(target: str, name: str, kind: Any, text: str) -> Any:
-    try:
-        if kind is bool:
-            lowered = text.lower()
-            if lowered not in _TRUE | _FALSE:
-                raise ValueError(f"not one of {sorted(_TRUE | _FALSE)}")
-            return lowered in _TRUE
-        if kind in (int, float, str, Path):
-            return kind(text)
-    except ValueError as exc:
-        raise FntreeError(f"argument {name} of {target} must be of type {kind.__name__}, not "
-                          f"{text!r} ({exc})") from exc
-    return text
 
 
 def report_failure(console: Console, exc: WorkflowFailed) -> None:

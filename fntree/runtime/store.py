@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from fntree.errors import JobStoreError, LeaderRunningError, UnsafePathError
+from fntree.errors import JobStoreError, LeaderRunningError
 from fntree.runtime import crashpoints
 from fntree.runtime.access import (
     check_store_tree,
@@ -55,6 +55,7 @@ from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
+from fntree.runtime.root import make_root
 from fntree.runtime.state import RunState, apply
 
 READ_TRIES = 20  # times a reader lists and rereads a store that a compaction is changing
@@ -98,12 +99,13 @@ class JobStore:
     @classmethod
     def create(cls, root: str | os.PathLike[str], root_spec: Spec, fns: dict[bytes, bytes],
                config: dict[str, Any], targets: dict[bytes, Any] | None = None) -> JobStore:
-        """Make a new job store holding the run's first job; an existing path is refused.
+        """Make a new job store holding the run's first job; an existing path is refused
+        unless it is an empty directory (fntree/runtime/root.py).
 
         `targets` are the identities of `fns` (a TARGETS record beside ROOT).
         """
         paths = StorePaths(root)
-        _make_root(paths.root)
+        make_root(paths.root)
         os.chmod(paths.root, 0o700)
         meta = {"program": PROGRAM, "format": FORMAT, "store_id": new_store_id(),
                 "created": time.time(), "root": identity_of(paths.root)}
@@ -406,33 +408,3 @@ def _try_lock(fd: int, kind: int) -> bool:
     except BlockingIOError:
         return False
     return True
-
-
-def _make_root(root: Path) -> None:
-    """Make the new store's directory (and its missing parents), or say why it cannot be."""
-    unsafe: UnsafePathError | None = None
-    try:
-        if not os.path.lexists(root.parent):
-            make_private_dir(root.parent)  # missing parents are made owner-only too
-        root.mkdir(mode=0o700)
-        return
-    except (FileExistsError, NotADirectoryError):
-        pass
-    except UnsafePathError as exc:
-        unsafe = exc
-    except OSError as exc:
-        raise JobStoreError(f"cannot create the job store directory {root} ({exc}); choose a "
-                            "path in a directory you may write to (and, if the disk is full "
-                            "or out of inodes, free some)") from None
-    if os.path.lexists(root):
-        raise JobStoreError(
-            f"job store {root} already exists; continue that run with "
-            f"fntree.restart({str(root)!r}) (or `fntree restart {root}`), "
-            "or choose a new path")
-    blocker = next((p for p in root.parents if os.path.lexists(p) and not p.is_dir()), None)
-    if blocker is None:
-        raise unsafe or JobStoreError(f"cannot create the job store {root}; choose another "
-                                      "path")
-    raise JobStoreError(f"cannot create the job store {root}: {blocker} is a file, not a "
-                        "directory; choose another path")
-

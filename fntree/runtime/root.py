@@ -1,0 +1,61 @@
+"""The directory of a new job store: made owner-only with its missing parents, or an
+existing empty directory of ours taken as it is; otherwise refused with the reason (an
+existing store, a non-empty directory, a file in the way, an unsafe parent, no permission).
+
+`JobStore.create` calls `make_root` first; nothing is written into the directory here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fntree.errors import JobStoreError, UnsafePathError
+from fntree.runtime.durable import make_private_dir
+from fntree.runtime.paths import StorePaths
+
+
+def _empty_directory(root: Path) -> bool:
+    """Whether `root` is an empty directory of ours (not a symlink to one)."""
+    try:
+        return (root.is_dir() and not root.is_symlink() and root.stat().st_uid == os.getuid()
+                and not any(root.iterdir()))
+    except OSError:
+        return False
+
+
+def make_root(root: Path) -> None:
+    """Make the new store's directory (and its missing parents), or say why it cannot be;
+    an existing empty directory is taken as it is (`create` then makes it owner-only)."""
+    unsafe: UnsafePathError | None = None
+    try:
+        if not os.path.lexists(root.parent):
+            make_private_dir(root.parent)  # missing parents are made owner-only too
+        root.mkdir(mode=0o700)
+        return
+    except FileExistsError:
+        if _empty_directory(root):
+            return  # made for the run beforehand (by hand, by a job script): a new store
+    except NotADirectoryError:
+        pass
+    except UnsafePathError as exc:
+        unsafe = exc
+    except OSError as exc:
+        raise JobStoreError(f"cannot create the job store directory {root} ({exc}); choose a "
+                            "path in a directory you may write to (and, if the disk is full "
+                            "or out of inodes, free some)") from None
+    if os.path.lexists(root):
+        if StorePaths(root).meta.is_file():
+            raise JobStoreError(
+                f"job store {root} already exists; continue that run with "
+                f"fntree.restart({str(root)!r}) (or `fntree restart {root}`), "
+                "or choose a new path")
+        raise JobStoreError(f"{root} already exists and is neither an empty directory nor an "
+                            "fntree job store; choose a new path or an empty directory")
+    blocker = next((p for p in root.parents if os.path.lexists(p) and not p.is_dir()), None)
+    if blocker is None:
+        raise unsafe or JobStoreError(f"cannot create the job store {root}; choose another "
+                                      "path")
+    raise JobStoreError(f"cannot create the job store {root}: {blocker} is a file, not a "
+                        "directory; choose another path")
+
