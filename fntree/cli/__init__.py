@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except FntreeError as exc:
         console.print(f"[bold red]fntree: error:[/] {escape(str(exc))}", markup=True)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.command.__module__ != "fntree.cli.running":  # a reader: nothing to continue
             console.print("[yellow]fntree: interrupted[/]")
             return 130
-        store = getattr(args, "jobstore", None) or "DIR"
+        store = getattr(exc, "jobstore", None) or getattr(args, "jobstore", None) or "DIR"
         console.print(f"[yellow]fntree: interrupted; workers stopped. Continue with "
                       f"`fntree restart {escape(str(store))}`[/]")
         return 130

@@ -69,7 +69,7 @@ def options_without_jobstore(parser: argparse.ArgumentParser) -> None:
 
 def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
     """The live display on a terminal, progress lines otherwise; none with --no-progress."""
-    if args.no_progress:
+    if args.no_progress or args.quiet:
         return []
     from fntree.progress import LiveProgress, PlainProgress
 
@@ -188,13 +188,20 @@ def _convert(target: str, name: str, kind: Any, text: str) -> Any:
     return text
 
 
-def report_failure(console: Console, exc: WorkflowFailed) -> None:
-    console.print(f"[bold red]fntree: {len(exc.failed)} job(s) failed[/]")
-    for job in exc.failed:
-        console.rule(f"{job.name} {job.job_id} — {job.attempts} attempt(s)")
-        console.print(job.message, markup=False)
+def report_failure(console: Console, exc: WorkflowFailed, kinds: int = 10) -> None:
+    """The summary of a failed run: identical failures grouped, each kind with the log and
+    the debug command of one of its jobs, then the restart command."""
+    groups = exc.groups()
+    console.print(f"[bold red]fntree: {len(exc.failed)} job(s) failed[/]"
+                  + (f", {len(groups)} kinds of failure" if len(groups) > 1 else ""))
+    for group in groups[:kinds]:
+        job = group.jobs[0]
+        console.print(group.headline(), style="bold", markup=False)
         if job.log_path:
-            console.print(f"log: {job.log_path}", markup=False)
-        console.print(f"debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
+            console.print(f"    log: {job.log_path}", markup=False)
+        console.print(f"    debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
+    if len(groups) > kinds:
+        console.print(f"… and {len(groups) - kinds} more kinds: `fntree status "
+                      f"{escape(shlex.quote(str(exc.jobstore)))}` lists every failed job")
     console.print("Fix the cause, then continue with: "
                   f"[bold]fntree restart {escape(shlex.quote(str(exc.jobstore)))}[/]")

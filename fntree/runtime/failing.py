@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
-from fntree.errors import FailedJob, WorkflowFailed
+from fntree.errors import FailedJob, WorkflowFailed, group_failures
 from fntree.resources import format_memory
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.events import Failure
@@ -39,16 +39,28 @@ class FailureHandling:
     _after: list[tuple[Any, ...]]
     _solo: set[int]
     _nochain: set[int]
+    fail_fast = False  # stop issuing jobs at the first failure for good
+    stopping = False  # a job failed for good under fail_fast: issue nothing more
+    # How the end of a failed run says to continue it ({root}: the job store).
+    restart_hint = "`fntree restart {root}`"
 
     def _record(self, record: tuple[Any, ...]) -> None:
         raise NotImplementedError
 
     def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None,
-              cause: str = "") -> None:
+              cause: str = "", retry: bool = True) -> None:
+        """Record a failed attempt; `retry` False: its exception is not worth a retry."""
         job = chain.job
         assert job is not None
         retries = self.retry_count if job.res.retries is None else job.res.retries
         permanent = chain.failures + 1 > retries
+        if not retry and not permanent:
+            permanent = True
+            message += " (not retried)"
+        if permanent and self.fail_fast and not self.stopping:
+            self.stopping = True
+            log.warning("%s %s failed for good: with fail-fast, no new job is started; the "
+                        "running ones finish", job.name, job_hex(job.job_id)[:8])
         res = None if permanent else self._escalate(job.res, cause)
         if res is not None:
             message += (f" (retrying with {format_memory(res.memory)} of memory)"
@@ -139,13 +151,20 @@ class FailureHandling:
             failed.append(FailedJob(chain.job.name, job_hex(chain.job.job_id), chain.failures,
                                     message, _tail(log_path), log_path))
         root = self.store.paths.root
-        names = ", ".join(f"{f.name} ({f.job_id})" for f in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        hint = self.restart_hint.format(root=str(root))
         if failed:
-            message = (f"{len(failed)} job(s) failed after their retries: {names}{more}. "
-                       f"Read why with `fntree logs {root}`, run one again here with "
-                       f"`fntree debug-job {root} {failed[0].job_id} --pdb`; fix the cause, "
-                       f"then continue with `fntree restart {root}`")
+            groups = group_failures(failed)
+            kinds = "; ".join(g.headline() for g in groups[:5])
+            more = f"; and {len(groups) - 5} more kinds" if len(groups) > 5 else ""
+            stopped = ""
+            if self.stopping:
+                waiting = sum(len(queue) for queue in state.ready.values())
+                stopped = (f" The run stopped at the first (fail-fast), with {waiting} ready "
+                           "job(s) not started.")
+            message = (f"{len(failed)} job(s) failed after their retries: {kinds}{more}."
+                       f"{stopped} Read why with `fntree logs {root}`, run one again here "
+                       f"with `fntree debug-job {root} {failed[0].job_id} --pdb`; fix the "
+                       f"cause, then continue with {hint}")
         else:
             message = (f"the run stopped with no job left to run but the root incomplete; "
                        f"inspect it with `fntree status {root}`")

@@ -97,11 +97,12 @@ class Leader(FailureHandling):
 
     def __init__(self, store: JobStore, batch: BatchSystem, events: Events, *,
                  retry_count: int = 1, local_base: Path | None = None,
-                 cache: Cache | None = None) -> None:
+                 cache: Cache | None = None, fail_fast: bool = False) -> None:
         self.store = store
         self.batch = batch
         self.events = events
         self.retry_count = retry_count
+        self.fail_fast = fail_fast
         self.local_base = local_base
         self.state = RunState()
         self.journal: Journal | None = None
@@ -206,6 +207,8 @@ class Leader(FailureHandling):
 
     # -- issuing ----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        if self.stopping:  # fail-fast: a job failed for good
+            return
         state = self.state
         max_cpus, max_memory = self.batch.limits()
         for res, queue in list(state.ready.items()):
@@ -309,7 +312,7 @@ class Leader(FailureHandling):
             self._after.append(("completed", name, result))
         else:
             cause = "memory" if result.message.startswith("MemoryError") else ""
-            self._fail(chain, result.attempt, result.message, result.log, cause)
+            self._fail(chain, result.attempt, result.message, result.log, cause, result.retry)
 
     def _cache_note(self, chain: Chain, name: str, note: tuple[bytes, str]) -> None:
         key, warning = note
