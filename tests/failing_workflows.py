@@ -101,7 +101,9 @@ def chatty(n: int) -> int:
 
 
 @fntree.target
-def slow(seconds: float, started: str) -> float:
+def slow(started: str, flag: str) -> str:
+    """Says it started, then waits for `flag`."""
     Path(started).write_text("started")
-    time.sleep(seconds)
-    return seconds
+    while not os.path.exists(flag):
+        time.sleep(0.1)
+    return "done"
