@@ -20,6 +20,7 @@ from fntree.errors import (
     LeaderRunningError,
     NestedRunError,
     ResourceError,
+    RunInterrupted,
     SerializationError,
     WorkflowFailed,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "NestedRunError",
     "ResourceError",
     "Resources",
+    "RunInterrupted",
     "SerializationError",
     "Spawn",
     "Target",
