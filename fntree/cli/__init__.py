@@ -5,8 +5,8 @@ that carries it out) and that function, `(args, console) -> exit status`.
 Exit status: 0 on success, 1 when jobs failed or the run is not complete (the
 summary ends with the exact restart command), 2 for a usage or job store error,
 3 for a bug in fntree, 130 when interrupted (`RunInterrupted`: the restart command, no
-traceback), 141 when the reader of its output
-went away (as `| head` does; nothing more is printed).
+traceback), 141 when the reader of its output went away (as `| head` does; nothing
+more is printed).
 
 `main` is the one place where errors become messages: a `FntreeError` prints
 its text (the fact, then the remedy); an `OSError` that no layer below turned

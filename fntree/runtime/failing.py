@@ -6,9 +6,17 @@ record, which says whether it was the last (`permanent`) and, for a job killed
 for going over its memory or time, the larger resources of its retry; the event
 that reports it to the subscribers is sent only after the journal commit.
 
+A failure is for good when the job has used its retries, or when the worker
+judged its exception not worth a retry (`Result.retry`, fntree/runtime/retrying.py:
+the leader never loads a user's exception class); the message then ends in
+"(not retried)". With `fail_fast`, the first failure for good sets `stopping`: the
+leader issues nothing more, lets the running jobs finish and be recorded, and ends.
+
 Blame for a dead worker: see the leader's docstring (fntree/runtime/leader.py).
 At the end, `_failure` makes the `WorkflowFailed` that lists the jobs that
-failed for good, with the end of each one's log.
+failed for good, with the end of each one's log, its message naming each kind of
+failure once (`errors.group_failures`) and how to continue (`restart_hint`: the
+command, or `fntree.restart(...)` in a notebook).
 """
 
 from __future__ import annotations
