@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -85,3 +86,27 @@ def test_ctrl_c_of_fntree_run_ends_with_the_hint_and_130(tmp_path: Path) -> None
                             "--no-progress"], capture_output=True, text=True, cwd=tmp_path,
                            timeout=120)
     assert again.returncode == 0 and again.stdout.strip() == "'done'", again.stderr
+
+
+def test_on_a_terminal_messages_are_in_the_pane_only(tmp_path: Path) -> None:
+    """With the live display, a target's message is drawn in its pane, not logged above it."""
+    leader_fd, follower_fd = pty.openpty()
+    command = [sys.executable, "-m", "fntree", "run", f"{TESTS / 'failing_workflows.py'}:chatty",
+               "2", "--jobstore", str(tmp_path / "store")]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdin=follower_fd, stdout=follower_fd,
+                            stderr=follower_fd, env={**os.environ, "COLUMNS": "100"})
+    os.close(follower_fd)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader_fd, 65536)
+        except OSError:  # the terminal closed: the run ended
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(leader_fd)
+    assert proc.wait(timeout=120) == 0
+    text = screen.decode(errors="replace")
+    assert "note 1 of chatty" in text  # in the display's message pane
+    assert "[fntree] chatty" not in text  # and not as a log line as well
