@@ -91,6 +91,8 @@ def test_cli_prints_each_message_once_and_log_level_and_quiet_govern(tmp_path: P
         assert out.returncode == 0 and "note 0" not in out.stderr, out.stderr
         assert out.stdout.strip() == "3"
     assert "leader 1 started" not in out.stderr  # --quiet: no progress lines either
+    assert out.stderr.startswith("[fntree] completed after ")
+    assert out.stderr.endswith(": 1 jobs done\n"), out.stderr  # the one summary line
 
 
 def test_cli_summary_of_identical_failures_is_short(tmp_path: Path) -> None:
@@ -104,3 +106,5 @@ def test_cli_summary_of_identical_failures_is_short(tmp_path: Path) -> None:
     assert "30 \u00d7 KeyError: 'x' (not retried) in count_words, e.g. job" in out.stderr
     assert out.stderr.count("Traceback") == 1  # the first of its kind, in full
     assert f"fntree restart {tmp_path / 's'}" in lines[-1]
+    assert any(line.startswith("[fntree] stopped after ") and line.endswith(
+        ": 61 jobs done, 30 failed") for line in lines), out.stderr

@@ -69,9 +69,13 @@ def options_without_jobstore(parser: argparse.ArgumentParser) -> None:
 
 def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
     """The live display on a terminal, progress lines otherwise; none with --no-progress."""
-    if args.no_progress or args.quiet:
+    if args.no_progress:
         return []
     from fntree.progress import LiveProgress, PlainProgress
+    from fntree.progress.quiet import QuietProgress
+
+    if args.quiet:
+        return [QuietProgress(console)]
 
     return [LiveProgress(console) if console.is_terminal else PlainProgress(console)]
 
