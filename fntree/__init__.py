@@ -20,6 +20,7 @@ from fntree.errors import (
     LeaderRunningError,
     NestedRunError,
     ResourceError,
+    RunInterrupted,
     SerializationError,
     WorkflowFailed,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "NestedRunError",
     "ResourceError",
     "Resources",
+    "RunInterrupted",
     "SerializationError",
     "ShellTarget",
     "Spawn",

@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import math
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fntree import batch as batch_systems
-from fntree import changes, environment, identity
+from fntree import changes, environment, identity, reporting
 from fntree.batch.base import WorkerSetup
 from fntree.compiler import root_spec
 from fntree.config import PROFILE_ENV, blame, settings, temporary_store
@@ -41,7 +38,7 @@ from fntree.runtime import codec, context, faults
 from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.cache import Cache
 from fntree.runtime.eventlog import EventLog
-from fntree.runtime.events import Events, LogObserver, Observer
+from fntree.runtime.events import Observer
 from fntree.runtime.leader import Leader, Recode
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.salvage import salvage_outputs
@@ -58,7 +55,8 @@ DEFAULTS: dict[str, Any] = {"batch_system": "local", "max_cpus": None, "max_memo
                             "sge_resources": None,
                             "fault_kill": None, "fault_raise": None, "fault_seed": None,
                             "max_log_mb": None, "max_job_duration": None, "cache": None,
-                            "jobstore_root": None, "default_time": None, "default_memory": None}
+                            "jobstore_root": None, "default_time": None, "default_memory": None,
+                            "fail_fast": False, "quiet": False}
 OPTION_NAMES = tuple(DEFAULTS)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FAULT_ENV = {"fault_kill": faults.ENV_KILL, "fault_raise": faults.ENV_RAISE,
@@ -92,7 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="times a failed job is retried (default: 1)")
     group.add_argument("--log-level", dest="log_level", default=None,
                        choices=LOG_LEVELS,
-                       help="logging level (default: WARNING)")
+                       help="what is printed: DEBUG and INFO add fntree's notes, WARNING "
+                       "(default) shows targets' messages and retries, ERROR only failures")
+    group.add_argument("--quiet", "-q", dest="quiet", action=argparse.BooleanOptionalAction,
+                       default=None, help="print only failures and the final summary: no "
+                       "progress display, no messages of targets, no retry warnings")
+    group.add_argument("--fail-fast", dest="fail_fast", action=argparse.BooleanOptionalAction,
+                       default=None, help="at the first job that fails for good, start no "
+                       "new job; running ones finish, and a restart continues (default: off)")
     group.add_argument("--max-jobs", dest="max_jobs", type=int, default=None,
                        help="most batch jobs queued or running at once (cluster batch systems)")
     group.add_argument("--slurm-partition", dest="slurm_partition", default=None,
@@ -154,6 +159,9 @@ def _validate(resolved: dict[str, Any]) -> None:
     resolved["max_log_mb"] = _megabytes("max_log_mb", resolved["max_log_mb"])
     resolved["slurm_args"] = parse_slurm_args(resolved["slurm_args"])
     resolved["log_level"] = _log_level(resolved["log_level"])
+    for name in ("fail_fast", "quiet"):
+        if not isinstance(resolved[name], bool):
+            raise FntreeError(f"{name}={resolved[name]!r} must be True or False")
     partition = resolved["slurm_partition"]
     if partition is not None and (not isinstance(partition, str) or not partition.strip()
                                   or len(partition.split()) != 1):
@@ -223,7 +231,8 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
         slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
         max_job_duration: float | None = UNSET,
-        cache: str | os.PathLike[str] | None = UNSET) -> Any:
+        cache: str | os.PathLike[str] | None = UNSET, fail_fast: bool = UNSET,
+        quiet: bool = UNSET) -> Any:
     """Run the workflow rooted at `call` to its end and return the root's value.
 
     Defaults: a temporary job store removed after success, the local batch
@@ -233,12 +242,15 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
     `cache` names a cache directory (default: `$FNTREE_CACHE`, else none; `None`
     turns it off): calls of targets declared `cache=True` take their value from it
     when it holds it, and leave it there when they ran (fntree/runtime/cache.py).
+    `fail_fast`: at the first job that fails for good, start no new job. `quiet`:
+    print only failures (and, in a notebook, no progress display).
     """
     _refuse_nested("fntree.run")
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
-                "max_job_duration": max_job_duration, "cache": cache}
+                "max_job_duration": max_job_duration, "cache": cache, "fail_fast": fail_fast,
+                "quiet": quiet}
     resolved = _resolve(explicit, options, None)
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None
@@ -263,8 +275,9 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
             observers: list[Observer] | None = None, max_jobs: int | None = UNSET,
             slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
             max_job_duration: float | None = UNSET,
-            cache: str | os.PathLike[str] | None = UNSET,
-            env: dict[str, str] | None = None, env_unset: list[str] | None = None,
+            cache: str | os.PathLike[str] | None = UNSET, fail_fast: bool = UNSET,
+            quiet: bool = UNSET, env: dict[str, str] | None = None,
+            env_unset: list[str] | None = None,
             rerun_changed: bool = False) -> Any:
     """Continue the run in `jobstore` (failed jobs get their retries again); its root's value.
 
@@ -282,7 +295,8 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
-                "max_job_duration": max_job_duration, "cache": cache}
+                "max_job_duration": max_job_duration, "cache": cache, "fail_fast": fail_fast,
+                "quiet": quiet}
     resolved = _resolve(explicit, options, config.get("options", {}))
     _check_recorded_places(store, config)
     if env or env_unset:
@@ -298,7 +312,7 @@ def restart(jobstore: str | os.PathLike[str], *, batch_system: str = UNSET,
 def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
           observers: list[Observer] | None, *, retry_failed: bool,
           recode: Recode | None = None, rerun: bool = False) -> Any:
-    _configure_logging(options["log_level"])
+    reporting.configure_logging(options)
     local_base = StorePaths.make_local_base(store.store_id)
     env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
     env.update(faults.environment(options["fault_kill"], options["fault_raise"],
@@ -309,16 +323,18 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
     setup = WorkerSetup(store.paths.root, store.store_id, config["python"], env,
                         tuple(config["sys_path"]), config["cwd"], _log_limit(options),
                         local_base)
-    events = Events([LogObserver(), EventLog(store.paths), *(observers or []),
-                     *_notebook_display(observers)])
+    displays = [*(observers or []), *([] if options["quiet"] else _notebook_display(observers))]
+    events = reporting.subscribers(displays, EventLog(store.paths), options)
     store.lock()
     try:
         _sweep_local_base(local_base, store.paths, setup.log_limit)
         batch = batch_systems.make(options["batch_system"], setup, options)
         leader = Leader(store, batch, events, retry_count=options["retry_count"],
                         local_base=local_base,
-                        cache=Cache(Path(options["cache"])) if options["cache"] else None)
-        with _terminate_as_interrupt():
+                        cache=Cache(Path(options["cache"])) if options["cache"] else None,
+                        fail_fast=options["fail_fast"])
+        leader.restart_hint = reporting.restart_hint()
+        with reporting.interrupt_hint(store.paths.root):
             value = leader.run(retry_failed=retry_failed, recode=recode, rerun=rerun)
     finally:
         store.unlock()
@@ -416,32 +432,3 @@ def _check_recorded_places(store: JobStore, config: dict[str, Any]) -> None:
 
 def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES}
-
-
-def _configure_logging(level: str) -> None:
-    """fntree's records at `level`; targets' `context().log` messages at INFO or above."""
-    logger = logging.getLogger("fntree")
-    logger.setLevel(level)
-    job_logger = logging.getLogger("fntree.job")
-    job_logger.setLevel(min(logging.INFO, logging.getLevelName(level)))
-    if not logger.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[fntree] %(message)s"))
-        logger.addHandler(handler)
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops the leader the way Ctrl-C does: workers stopped, journal committed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -24,7 +24,7 @@ from typing import Any
 
 from fntree.errors import CompileError, ResourceError, SerializationError
 from fntree.resources import Resources
-from fntree.runtime import codec
+from fntree.runtime import codec, retrying
 
 _run = [0]
 
@@ -45,6 +45,9 @@ class Target:
     __qualname__: str  # set per instance by functools.update_wrapper
     isolate = False  # run each job in a fresh process (@target(isolate=True))
     cache = False  # declared pure: calls may take their value from the cache across runs
+    # which exceptions are worth a retry, by name (fntree/runtime/retrying.py): None is the default
+    retry_on: tuple[str, ...] | None = None
+    no_retry: tuple[str, ...] = ()
 
     def __init__(self, fn: Callable[..., Any], name: str, resources: Resources,
                  base: Target | None = None) -> None:
@@ -121,7 +124,8 @@ def _load_target(module: str, qualname: str) -> Target:
 
 def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
            retries: Any = None, name: str | None = None, slurm_args: Any = None,
-           isolate: bool = False, cache: bool = False) -> Any:
+           isolate: bool = False, cache: bool = False, retry_on: Any = None,
+           no_retry: Any = None) -> Any:
     """Make a function a target: `@target`, or `@target(time, memory, cpu, retries=, name=)`.
 
     `time` is the expected run time (seconds or "90s", "10m", "2h", "1d"),
@@ -135,6 +139,13 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
     `cache=True` declares the target pure (its value depends only on its code and
     arguments), so a run with a cache directory takes the value of a call it has
     seen from the cache.
+
+    `retry_on=(OSError, TimeoutError)`: only these exceptions (and their subclasses)
+    are worth a retry; `no_retry=(KeyError, ...)`: these are not. By default a
+    deterministic error in the body (KeyError, TypeError, ValueError, AttributeError,
+    ZeroDivisionError, AssertionError, ...) fails the job at once, while a dead
+    worker, a time or memory limit, an OSError or any other exception is retried
+    (fntree/runtime/retrying.py).
     """
     if len(args) == 1 and callable(args[0]) and not isinstance(args[0], Target):
         return Target(args[0], args[0].__name__, Resources())
@@ -150,6 +161,8 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
                                 positional.get("cpu", cpu), retries, slurm_args)
     if name is not None and (not isinstance(name, str) or not name):
         raise ResourceError(f"name={name!r} must be a non-empty string")
+    retry_names = None if retry_on is None else retrying.policy_names("retry_on", retry_on)
+    no_retry_names = () if no_retry is None else retrying.policy_names("no_retry", no_retry)
 
     def decorate(fn: Callable[..., Any]) -> Target:
         if not callable(fn) or isinstance(fn, Target):
@@ -160,6 +173,10 @@ def target(*args: Any, time: Any = None, memory: Any = None, cpu: Any = 1,
             made.isolate = True
         if cache:
             made.cache = True
+        if retry_names is not None:
+            made.retry_on = retry_names
+        if no_retry_names:
+            made.no_retry = no_retry_names
         return made
 
     return decorate

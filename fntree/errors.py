@@ -74,13 +74,69 @@ class FailedJob:
         return f"FailedJob({self.name!r}, {self.job_id!r}, attempts={self.attempts})"
 
 
+class FailureGroup:
+    """Jobs of one target that failed with the same message: one line of a summary."""
+
+    __slots__ = ("jobs", "message", "name")
+
+    def __init__(self, name: str, message: str, jobs: list[FailedJob]) -> None:
+        self.name = name
+        self.message = message
+        self.jobs = jobs
+
+    def headline(self) -> str:
+        """`23 \u00d7 KeyError: 'x' in count_words, e.g. job 1a2b...` (no count for one)."""
+        count = f"{len(self.jobs)} \u00d7 " if len(self.jobs) > 1 else ""
+        return f"{count}{self.message} in {self.name}, e.g. job {self.jobs[0].job_id}"
+
+
+def group_failures(failed: list[FailedJob]) -> list[FailureGroup]:
+    """`failed` grouped by target and message, the largest group first (then in order)."""
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    for job in failed:
+        key = (job.name, job.message)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = FailureGroup(job.name, job.message, [job])
+        else:
+            group.jobs.append(job)
+    return sorted(groups.values(), key=lambda g: -len(g.jobs))
+
+
 class WorkflowFailed(FntreeError, RuntimeError):
-    """Jobs still failed after their retries; the job store is kept for a restart."""
+    """Jobs still failed after their retries; the job store is kept for a restart.
+
+    `failed` lists them; `groups()` the same, identical failures together.
+    """
 
     def __init__(self, message: str, failed: list[FailedJob], jobstore: Any = None) -> None:
         super().__init__(message)
         self.failed = failed
         self.jobstore = jobstore
+
+    def groups(self) -> list[FailureGroup]:
+        """The failed jobs grouped by target and message, the largest group first."""
+        return group_failures(self.failed)
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: the message, not fntree's frames."""
+        return [f"WorkflowFailed: {self}"]
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run was interrupted (Ctrl-C, SIGTERM): workers stopped, the job store kept.
+
+    A `KeyboardInterrupt`, not an `FntreeError`: an interrupt is not an error, and
+    must pass through `except Exception`. Its message says how to continue the run.
+    """
+
+    def __init__(self, message: str, jobstore: Any = None) -> None:
+        super().__init__(message)
+        self.jobstore = jobstore
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for it: the restart hint, not fntree's frames."""
+        return [f"KeyboardInterrupt: {self}"]
 
 
 class UnsafePathError(FntreeError, PermissionError):

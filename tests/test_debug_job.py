@@ -99,8 +99,8 @@ def test_failure_summary_prints_the_command_that_replays_it(tmp_path: Path) -> N
                           str(tmp_path / "flag"), "--jobstore", str(store), "--retry-count", "0",
                           "--no-progress"], capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 1
-    commands = [line.removeprefix("debug it: ") for line in run.stderr.splitlines()
-                if line.startswith("debug it: ")]
+    commands = [line.strip().removeprefix("debug it: ") for line in run.stderr.splitlines()
+                if line.strip().startswith("debug it: ")]
     assert commands == [f"fntree debug-job '{store}' {commands[0].split()[-1]}"]
     argv = shlex.split(commands[0])
     replay_run = subprocess.run([sys.executable, "-m", "fntree", *argv[1:]], capture_output=True,

@@ -33,7 +33,7 @@ def number(x: int) -> int:
     return x
 
 
-@fntree.target
+@fntree.target(retry_on=(ValueError,))  # its failure is worth a retry: the flag may come
 def picky(value: int, flag: str) -> str:
     """Fails unless `flag` exists; reads its chain's global temp dir, the environment, a promise."""
     ctx = fntree.context()

@@ -72,6 +72,9 @@ class Result(NamedTuple):
     `cached` marks a value taken from the cache across runs instead of running
     the body; `cache_note`, for a pure target, is (the key under which the leader
     writes the chain's closing value, or b""; a warning about the cache, or "").
+
+    `retry` is False when the job failed with an exception its target does not
+    deem worth a retry (judged by the worker, fntree/runtime/retrying.py).
     """
 
     job_id: int
@@ -89,6 +92,7 @@ class Result(NamedTuple):
     targets: dict[bytes, tuple[str, str, bytes, str]] = {}  # never mutated
     cached: bool = False
     cache_note: tuple[bytes, str] | None = None
+    retry: bool = True
 
 
 class Update(NamedTuple):

@@ -4,8 +4,9 @@ that carries it out) and that function, `(args, console) -> exit status`.
 
 Exit status: 0 on success, 1 when jobs failed or the run is not complete (the
 summary ends with the exact restart command), 2 for a usage or job store error,
-3 for a bug in fntree, 130 when interrupted, 141 when the reader of its output
-went away (as `| head` does; nothing more is printed).
+3 for a bug in fntree, 130 when interrupted (`RunInterrupted`: the restart command, no
+traceback), 141 when the reader of its output went away (as `| head` does; nothing
+more is printed).
 
 `main` is the one place where errors become messages: a `FntreeError` prints
 its text (the fact, then the remedy); an `OSError` that no layer below turned
@@ -49,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     except FntreeError as exc:
         console.print(f"[bold red]fntree: error:[/] {escape(str(exc))}", markup=True)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.command.__module__ != "fntree.cli.running":  # a reader: nothing to continue
             console.print("[yellow]fntree: interrupted[/]")
             return 130
-        store = getattr(args, "jobstore", None) or "DIR"
+        store = getattr(exc, "jobstore", None) or getattr(args, "jobstore", None) or "DIR"
         console.print(f"[yellow]fntree: interrupted; workers stopped. Continue with "
                       f"`fntree restart {escape(str(store))}`[/]")
         return 130

@@ -86,6 +86,10 @@ def _observers(args: argparse.Namespace, console: Console) -> list[Observer]:
     if args.no_progress:
         return []
     from fntree.progress import LiveProgress, PlainProgress
+    from fntree.progress.quiet import QuietProgress
+
+    if args.quiet:
+        return [QuietProgress(console)]
 
     return [LiveProgress(console) if console.is_terminal else PlainProgress(console)]
 
@@ -248,13 +252,20 @@ def _import_failed(where: str, exc: Exception) -> FntreeError:
                        "module-level code and run again")
 
 
-def report_failure(console: Console, exc: WorkflowFailed) -> None:
-    console.print(f"[bold red]fntree: {len(exc.failed)} job(s) failed[/]")
-    for job in exc.failed:
-        console.rule(f"{job.name} {job.job_id} — {job.attempts} attempt(s)")
-        console.print(job.message, markup=False)
+def report_failure(console: Console, exc: WorkflowFailed, kinds: int = 10) -> None:
+    """The summary of a failed run: identical failures grouped, each kind with the log and
+    the debug command of one of its jobs, then the restart command."""
+    groups = exc.groups()
+    console.print(f"[bold red]fntree: {len(exc.failed)} job(s) failed[/]"
+                  + (f", {len(groups)} kinds of failure" if len(groups) > 1 else ""))
+    for group in groups[:kinds]:
+        job = group.jobs[0]
+        console.print(group.headline(), style="bold", markup=False)
         if job.log_path:
-            console.print(f"log: {job.log_path}", markup=False)
-        console.print(f"debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
+            console.print(f"    log: {job.log_path}", markup=False)
+        console.print(f"    debug it: {debug_command(exc.jobstore, job.job_id)}", markup=False)
+    if len(groups) > kinds:
+        console.print(f"… and {len(groups) - kinds} more kinds: `fntree status "
+                      f"{escape(shlex.quote(str(exc.jobstore)))}` lists every failed job")
     console.print("Fix the cause, then continue with: "
                   f"[bold]fntree restart {escape(shlex.quote(str(exc.jobstore)))}[/]")

@@ -136,6 +136,8 @@ def notebook_display(observers: list[Observer]) -> list[Observer]:
 class PlainProgress(RunView):
     """A progress line every `interval` seconds, for output that is not a terminal."""
 
+    shows_messages = shows_failures = False  # logging prints them (it names no message)
+
     def __init__(self, console: Console | None = None, interval: float = 10.0) -> None:
         super().__init__()
         self.console = console or Console(stderr=True)

@@ -13,7 +13,7 @@ are a moment apart.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +54,8 @@ class RunView(Observer):
     are on that scale); tests pass their own.
     """
 
+    shows_messages = shows_failures = True  # the message pane, the failure panel
+
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.targets: dict[str, Counts] = {}
@@ -63,6 +65,7 @@ class RunView(Observer):
         self.messages: deque[str] = deque(maxlen=MESSAGE_ROWS)
         self.failures: deque[Failure] = deque(maxlen=1)
         self.failure_count = 0
+        self.failure_kinds: Counter[tuple[str, str]] = Counter()  # for good, by target, message
         self.jobstore = ""
         self.epoch = 0
         self.done_before = 0
@@ -153,6 +156,7 @@ class RunView(Observer):
             packet.clock = max(packet.clock, self.clock())
         if failure.permanent:
             counts.failed += 1
+            self.failure_kinds[failure.name, failure.message] += 1
         else:
             counts.retried += 1
             counts.queued += 1

@@ -112,7 +112,10 @@ def _failure_panel(view: RunView, failure: Failure) -> Panel:
         body.append("\n" + "\n".join(tail), style="dim")
     if failure.permanent:
         body.append("\ndebug it: " + debug_command(view.jobstore, failure.job_id))
+    same = view.failure_kinds[failure.name, failure.message] if failure.permanent else 0
     more = f" ({view.failure_count} failures so far)" if view.failure_count > 1 else ""
+    if same > 1:
+        more = f" ({same} \u00d7 the same, {view.failure_count} failures so far)"
     return Panel(body, title=f"{failure.name} {failure.job_id} failed on attempt "
                  f"{failure.attempt}, {what}{more}", title_align="left",
                  border_style="red" if failure.permanent else "yellow")

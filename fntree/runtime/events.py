@@ -1,8 +1,12 @@
 """Events: the leader tells subscribers what happens; it never draws anything.
 
 `Observer` lists the hooks with empty bodies; a subscriber overrides the ones it
-wants. `Events` fans each call out to every subscriber. The leader calls the
-hooks only after the facts they report are durable.
+wants. `Events` fans each call out to every subscriber (targets' messages only to
+those meant to print them: fntree/reporting.py). The leader calls the hooks only
+after the facts they report are durable.
+
+A display says what it shows (`shows_messages`, `shows_failures`), so that
+`LogObserver` does not print the same thing again through `logging`.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class Failure(NamedTuple):
 class Observer:
     """A subscriber to a run's events; every hook is optional."""
 
+    shows_messages = False  # it prints targets' messages: logging need not
+    shows_failures = False  # it prints failed attempts with their message: logging need not
+
     def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
         """A leader started on `jobstore`; `done` jobs already completed, `live` chains open."""
 
@@ -57,8 +64,10 @@ class Observer:
 class Events(Observer):
     """Fans every hook out to its subscribers."""
 
-    def __init__(self, subscribers: list[Observer]) -> None:
+    def __init__(self, subscribers: list[Observer],
+                 listeners: list[Observer] | None = None) -> None:
         self.subscribers = subscribers
+        self.listeners = subscribers if listeners is None else listeners  # of messages
 
     def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
         for s in self.subscribers:
@@ -81,7 +90,7 @@ class Events(Observer):
             s.failed(failure)
 
     def message(self, name: str, job_id: str, text: str) -> None:
-        for s in self.subscribers:
+        for s in self.listeners:
             s.message(name, job_id, text)
 
     def finished(self, ok: bool) -> None:
@@ -90,9 +99,29 @@ class Events(Observer):
 
 
 class LogObserver(Observer):
-    """Reports failures and targets' messages through the `logging` module."""
+    """Reports failures and targets' messages through the `logging` module.
+
+    `messages` / `failures` False: a display prints them. The first failure of each
+    kind (target, message, for good or not) is logged in full, with the end of its
+    log; the same again only in one line at INFO, so that a thousand identical
+    failures do not print a thousand tracebacks (the summary at the end groups them).
+    """
+
+    def __init__(self, messages: bool = True, failures: bool = True) -> None:
+        self.messages = messages
+        self.failures = failures
+        self._kinds: dict[tuple[str, str, bool], int] = {}
 
     def failed(self, failure: Failure) -> None:
+        if not self.failures:
+            return
+        kind = (failure.name, failure.message, failure.permanent)
+        seen = self._kinds[kind] = self._kinds.get(kind, 0) + 1
+        what = "will be retried" if not failure.permanent else "with no retries left"
+        if seen > 1:
+            log.info("%s %s failed on attempt %d, %s, as %d before it: %s", failure.name,
+                     failure.job_id[:8], failure.attempt, what, seen - 1, failure.message)
+            return
         if not failure.permanent:
             log.warning("%s %s failed on attempt %d and will be retried: %s", failure.name,
                         failure.job_id[:8], failure.attempt, failure.message)
@@ -103,7 +132,8 @@ class LogObserver(Observer):
                   "\n" + tail if tail else "")
 
     def message(self, name: str, job_id: str, text: str) -> None:
-        job_log.info("%s %s: %s", name, job_id[:8], text)
+        if self.messages:
+            job_log.info("%s %s: %s", name, job_id[:8], text)
 
     def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
         if epoch > 1:

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fntree.errors import FntreeError
+from fntree.runtime import retrying
 from fntree.runtime.context import Context
 
 
@@ -36,10 +37,12 @@ class IsolatedJobDied(FntreeError, ChildProcessError):
 class IsolatedFailure(FntreeError):
     """The body of an isolated job raised: `message` is the job's failure (traceback printed)."""
 
-    def __init__(self, message: str, errno: int | None = None, text: str = "") -> None:
+    def __init__(self, message: str, errno: int | None = None, text: str = "",
+                 raised: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.error = OSError(errno, text) if errno is not None else None
+        self.raised = raised  # the MRO names of what the body raised (runtime/retrying.py)
 
 
 def run_isolated(body: Callable[[], Any], ctx: Context,
@@ -85,7 +88,8 @@ def _child(body: Callable[[], Any], ctx: Context, report: Callable[[BaseExceptio
             with contextlib.suppress(OSError):  # its output cannot be written (a full disk)
                 report(exc)
             error = (exc.errno, exc.strerror or "") if isinstance(exc, OSError) else (None, "")
-            message = (False, (f"{type(exc).__name__}: {exc}", *error))
+            message = (False, (f"{type(exc).__name__}: {exc}", *error,
+                               retrying.type_names(type(exc))))
         try:
             data = pickle.dumps((*message, ctx.used_local, ctx.used_global, ctx.messages),
                                 pickle.HIGHEST_PROTOCOL)

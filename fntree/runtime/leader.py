@@ -35,7 +35,8 @@ leader handed out, it was a follow-on chained in the worker after one of them:
 that predecessor completed, but its result died with the worker, so it is run
 again, uncharged, with chaining off for its chain; the follow-on is then issued
 on its own and, if it kills its worker again, charged. The dead worker's output
-goes to the log of the job that was running.
+goes to the log of the job that was running. Failed attempts, retries and this
+blame are the `FailureHandling` part of the leader (fntree/runtime/failing.py).
 
 The machine-local temp base is swept by the caller before the batch system
 starts workers (they boot while the leader recovers and make their dirs there),
@@ -60,13 +61,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fntree.batch.base import DEFAULT_MEMORY, DEFAULT_TIME, BatchSystem, Update
-from fntree.errors import FailedJob, ResourceError, WorkflowFailed
+from fntree.batch.base import BatchSystem, Update
+from fntree.errors import ResourceError
 from fntree.resources import format_memory
 from fntree.runtime import crashpoints
 from fntree.runtime.cache import Cache, ChainWatch
-from fntree.runtime.durable import make_private_dir, open_private
-from fntree.runtime.events import Events, Failure
+from fntree.runtime.events import Events
+from fntree.runtime.failing import FailureHandling
 from fntree.runtime.journal import Journal
 from fntree.runtime.records import (
     R_DONE,
@@ -79,7 +80,6 @@ from fntree.runtime.records import (
     R_RERUN,
     R_RETRY_FAILED,
     R_TARGETS,
-    Res,
     Result,
     Task,
     job_hex,
@@ -101,16 +101,17 @@ COMPACT_BYTES = int(os.environ.get("FNTREE_COMPACT_BYTES") or 64 << 20)
 POLL_WAIT = 1.0
 
 
-class Leader:
+class Leader(FailureHandling):
     """Runs a job store's workflow to its end on a batch system."""
 
     def __init__(self, store: JobStore, batch: BatchSystem, events: Events, *,
                  retry_count: int = 1, local_base: Path | None = None,
-                 cache: Cache | None = None) -> None:
+                 cache: Cache | None = None, fail_fast: bool = False) -> None:
         self.store = store
         self.batch = batch
         self.events = events
         self.retry_count = retry_count
+        self.fail_fast = fail_fast
         self.local_base = local_base
         self.state = RunState()
         self.journal: Journal | None = None
@@ -215,6 +216,8 @@ class Leader:
 
     # -- issuing ----------------------------------------------------------------------
     def _dispatch(self) -> None:
+        if self.stopping:  # fail-fast: a job failed for good
+            return
         state = self.state
         max_cpus, max_memory = self.batch.limits()
         for res, queue in list(state.ready.items()):
@@ -318,7 +321,7 @@ class Leader:
             self._after.append(("completed", name, result))
         else:
             cause = "memory" if result.message.startswith("MemoryError") else ""
-            self._fail(chain, result.attempt, result.message, result.log, cause)
+            self._fail(chain, result.attempt, result.message, result.log, cause, result.retry)
 
     def _cache_note(self, chain: Chain, name: str, note: tuple[bytes, str]) -> None:
         key, warning = note
@@ -326,127 +329,3 @@ class Leader:
             log.warning("%s: %s", name, warning)
         if key and self.watch is not None:
             self.watch.add(chain.chain_id, key, name)
-
-    def _fail(self, chain: Chain, attempt: int, message: str, log_rel: str | None,
-              cause: str = "") -> None:
-        job = chain.job
-        assert job is not None
-        retries = self.retry_count if job.res.retries is None else job.res.retries
-        permanent = chain.failures + 1 > retries
-        res = None if permanent else self._escalate(job.res, cause)
-        if res is not None:
-            message += (f" (retrying with {format_memory(res.memory)} of memory)"
-                        if cause == "memory" else f" (retrying with {res.time:g}s of time)")
-        self._record((R_FAIL, job.job_id, attempt, permanent, message, log_rel, res))
-        log_path = str(self.store.paths.root / log_rel) if log_rel else None
-        self._after.append(("failed", Failure(job.name, job_hex(job.job_id), attempt,
-                                              permanent, message, _tail(log_path), log_path)))
-
-    def _escalate(self, res: Res, cause: str) -> Res | None:
-        """More memory or time for the retry of a job killed for going over, or None."""
-        if cause == "memory":
-            cap = self.batch.limits()[1]
-            memory = min(2 * (res.memory or DEFAULT_MEMORY), cap)
-            return res._replace(memory=memory) if memory > (res.memory or 0) else None
-        if cause == "time":
-            return res._replace(time=2 * (res.time or DEFAULT_TIME))
-        return None
-
-    def _lost(self, update: Update) -> None:
-        running = update.running
-        if running is not None and running.chained and running.job_id not in update.lost:
-            self._lost_chained(update, running)
-            return
-        state = self.state
-        chains = [c for c in (state.chain_of_job(j) for j in update.lost) if c is not None]
-        chains = [c for c in chains if c.chain_id in state.running]
-        if len(update.lost) == 1 and len(chains) == 1:
-            chain = chains[0]
-            assert chain.job is not None
-            log_rel = self._append_log(chain, update.output, update.reason)
-            self._fail(chain, state.running[chain.chain_id],
-                       f"WorkerDied: {update.reason}", log_rel, update.cause)
-            return
-        for chain in chains:
-            assert chain.job is not None
-            self._solo.add(chain.job.job_id)
-            self._record((R_REQUEUE, chain.job.job_id))
-
-    def _lost_chained(self, update: Update, running: Any) -> None:
-        """The worker died running a follow-on chained after one of the unreported tasks.
-
-        None of the packet's unreported tasks was running, so none is charged: all run
-        again. The follow-on is to blame: its output goes to its own log, its chain runs
-        unchained from now on, and it runs alone when it is issued.
-        """
-        state = self.state
-        chains = [c for c in (state.chain_of_job(j) for j in update.lost) if c is not None]
-        chains = [c for c in chains if c.chain_id in state.running and c.job is not None]
-        if chains:
-            log.warning("%s %s, a follow-on chained in its worker, was running when the "
-                        "worker died (%s); it will run again on its own",
-                        running.name, job_hex(running.job_id)[:8], update.reason)
-            self._write_log(running.job_id, running.name, running.attempt, update.output,
-                            f"chained in its predecessor's worker; {update.reason}")
-            self._nochain.add(running.chain_id)
-            self._solo.add(running.job_id)
-        for chain in chains:
-            assert chain.job is not None
-            self._record((R_REQUEUE, chain.job.job_id))
-
-    def _append_log(self, chain: Chain, output: bytes, reason: str) -> str | None:
-        assert chain.job is not None
-        return self._write_log(chain.job.job_id, chain.job.name, chain.attempts, output, reason)
-
-    def _write_log(self, job_id: int, name: str, attempt: int, output: bytes,
-                   reason: str) -> str | None:
-        path = self.store.paths.log(job_id)
-        header = f"=== {name} {job_hex(job_id)} attempt {attempt} ({reason}) ===\n".encode()
-        tail = b"\n" if output and not output.endswith(b"\n") else b""
-        try:
-            make_private_dir(path.parent)
-            with open(open_private(path, os.O_WRONLY | os.O_APPEND), "ab") as f:
-                f.write(header + output + tail)
-        except OSError as exc:
-            log.warning("cannot keep the log of %s: %s", name, exc)
-            return None
-        return str(path.relative_to(self.store.paths.root))
-
-    # -- the end ----------------------------------------------------------------------
-    def _failure(self) -> WorkflowFailed:
-        state = self.state
-        failed = []
-        for cid, (message, log_rel) in state.failed.items():
-            chain = state.chains[cid]
-            assert chain.job is not None
-            log_path = str(self.store.paths.root / log_rel) if log_rel else None
-            failed.append(FailedJob(chain.job.name, job_hex(chain.job.job_id), chain.failures,
-                                    message, _tail(log_path), log_path))
-        root = self.store.paths.root
-        names = ", ".join(f"{f.name} ({f.job_id})" for f in failed[:5])
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        if failed:
-            message = (f"{len(failed)} job(s) failed after their retries: {names}{more}. "
-                       f"Read why with `fntree logs {root}`, run one again here with "
-                       f"`fntree debug-job {root} {failed[0].job_id} --pdb`; fix the cause, "
-                       f"then continue with `fntree restart {root}`")
-        else:
-            message = (f"the run stopped with no job left to run but the root incomplete; "
-                       f"inspect it with `fntree status {root}`")
-        return WorkflowFailed(message, failed, root)
-
-
-def _tail(path: str | None, size: int = 8192) -> str:
-    """The end of a job's log, from the header of its last attempt if that is in reach."""
-    if path is None:
-        return ""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            end = f.tell()
-            f.seek(max(0, end - size))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    last = text.rfind("=== ")
-    return text[last:] if last >= 0 else text

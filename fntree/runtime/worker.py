@@ -53,11 +53,11 @@ from typing import Any
 from fntree.batch import proctree
 from fntree.batch.jobmark import JobMark, mark_path
 from fntree.errors import FntreeError
-from fntree.runtime import codec, context, faults
+from fntree.runtime import codec, context, faults, retrying
 from fntree.runtime.cache import Identify, WorkerCache
 from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
-from fntree.runtime.isolate import IsolatedFailure, run_isolated
+from fntree.runtime.isolate import IsolatedFailure, IsolatedJobDied, run_isolated
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Task, job_hex
 
@@ -172,7 +172,7 @@ class JobRunner:
         start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
         outcome: tuple[Any, ...] | None = None
         fns: dict[bytes, bytes] = {}
-        message = ""
+        message, retry = "", True
         armed = probe = None
         try:
             if self.faults.active:
@@ -188,7 +188,7 @@ class JobRunner:
         except BaseException as exc:  # the job's failure, whatever it is, is reported
             if isinstance(exc, KeyboardInterrupt):
                 raise
-            message = self._failure_message(exc)
+            message, retry = self._failure_message(exc), self._worth_retry(exc, task.fn_key)
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
             context.set_current(None)
@@ -212,7 +212,8 @@ class JobRunner:
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
                         tuple(ctx.messages), chained,
-                        self.describe(new_fns) if new_fns and self.describe else {}, cached, note)
+                        self.describe(new_fns) if new_fns and self.describe else {}, cached, note,
+                        retry)
         return result, self._follow_on(task, outcome)
 
     def _execute(self, body: Any, args: tuple[Any, ...], kwargs: dict[str, Any], job_id: int,
@@ -227,6 +228,10 @@ class JobRunner:
         result: tuple[tuple[Any, ...], dict[bytes, bytes]] = run_isolated(
             lambda: self.execute(body, args, kwargs, job_id), ctx, _print_user_traceback)
         return result
+
+    def _worth_retry(self, exc: BaseException, fn_key: bytes) -> bool:
+        """Whether the target deems what its job raised worth a retry (runtime/retrying.py)."""
+        return retrying.verdict(_raised(exc), self._fns.get(fn_key))
 
     def _failure_message(self, exc: BaseException) -> str:
         """What a failed job reports, its traceback printed to its output first."""
@@ -316,6 +321,16 @@ def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
 
 
 _OWN_FILES = str(Path(__file__).resolve().parent.parent)
+
+
+def _raised(exc: BaseException) -> tuple[str, ...]:
+    """The MRO names of what the target's body raised; () for fntree's own failures to load
+    or run it (a target that cannot load here may load on another node)."""
+    if isinstance(exc, IsolatedFailure):
+        return exc.raised
+    if isinstance(exc, (TargetLoadError, IsolatedJobDied)):
+        return ()
+    return retrying.type_names(type(exc))
 
 
 def _print_user_traceback(exc: BaseException) -> None:
