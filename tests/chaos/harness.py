@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import tree
 from processes import processes_mentioning, wait_for
@@ -42,14 +43,20 @@ TREE_KILLS = 12  # leader kills per tree at most, so a long campaign spans many 
 TREE_WORKER_KILLS = 20  # and outside kills of a run's processes
 
 
+ABORT = threading.Event()  # set when one lane of a run failed: the others stop at their next tree
+
+
 @dataclass
 class Tally:
-    """What a campaign did: kills and stops of each kind, trees, jobs, restarts, checks."""
+    """What a campaign did: kills, stops and disk fills, trees, jobs, restarts, checks."""
 
     leader_kills: int = 0
     worker_kills: int = 0
     worker_stops: int = 0
+    worker_continues: int = 0  # stopped workers sent SIGCONT while still alive
     leader_stops: int = 0
+    disk_fills: int = 0
+    disk_exits: int = 0  # leaders that stopped with the full-disk error (then restarted)
     trees: int = 0
     jobs: int = 0
     restarts: int = 0
@@ -62,7 +69,7 @@ class Tally:
 
 def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "fntree", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
 def assert_sound(store: Path, tally: Tally | None = None) -> None:
@@ -79,15 +86,25 @@ def wait_until_gone(store: Path) -> None:
         time.sleep(0.02)
 
 
+class Disk(Protocol):
+    """The disk a store lives on, when it fills at random (tests/chaos/disk.py)."""
+
+    def refused(self, stderr: str) -> bool: ...
+
+    def wait_free(self) -> None: ...
+
+
 def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
                        kills_left: int, env: dict[str, str] | None = None,
                        target: str = "node", rerun: bool = False,
-                       tally: Tally | None = None) -> tuple[int, int]:
+                       tally: Tally | None = None, disk: Disk | None = None) -> tuple[int, int]:
     """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills).
 
     At most `kills_left` kills land. `rerun`: the store holds a completed run,
     restarted with `--rerun-changed` until its RERUN record is durable, then with
-    plain restarts."""
+    plain restarts. `disk`: a leader may stop with the full-disk error (then the
+    store must be sound, and it is restarted once the disk has room); any other
+    failed exit fails the campaign."""
     tally = tally if tally is not None else Tally()
     kills = 0
     first = ["run", f"{TREE}:{target}", str(seed), str(DEPTH), "--jobstore", str(store),
@@ -103,8 +120,8 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
         else:
             tally.restarts += 1
         try:
-            out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
-                                        else 300)
+            out, err = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
+                                          else 300)
         except subprocess.TimeoutExpired:
             leader.kill()
             leader.communicate()
@@ -112,7 +129,14 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
             wait_until_gone(store)
             assert_sound(store, tally)
             continue
-        assert leader.returncode == 0, f"leader exited {leader.returncode}"
+        if leader.returncode != 0 and disk is not None and disk.refused(err):
+            tally.disk_exits += 1
+            wait_until_gone(store)
+            if store.exists():
+                assert_sound(store, tally)
+            disk.wait_free()
+            continue
+        assert leader.returncode == 0, f"leader exited {leader.returncode}: {err[-3000:]}"
         return int(out.strip()), kills
 
 
@@ -130,10 +154,13 @@ def assert_clean_after_success(store: Path, tally: Tally | None = None) -> None:
     assert not processes_mentioning(store_id), "a process a job started outlived its job"
 
 
-def tree_seeds(rng: random.Random, bound: int) -> Iterator[int]:
-    """The suite's seeds, then fresh ones from `rng`; AssertionError past `bound` trees."""
+def tree_seeds(rng: random.Random, bound: int, first: list[int] = SEEDS) -> Iterator[int]:
+    """The seeds `first` (the suite's), then fresh ones from `rng`; AssertionError past
+    `bound` trees, and StopIteration once ABORT is set (another lane failed)."""
     for n in range(bound):
-        yield SEEDS[n] if n < len(SEEDS) else rng.randrange(2**62)
+        if ABORT.is_set():
+            return
+        yield first[n] if n < len(first) else rng.randrange(2**62)
     raise AssertionError(f"{bound} trees were not enough to land every kill asked for")
 
 
@@ -147,19 +174,22 @@ def finish_tree(store: Path, seed: int, value: int, tally: Tally) -> None:
 
 
 def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
-                         tally: Tally | None = None) -> Tally:
+                         tally: Tally | None = None, first: list[int] = SEEDS) -> Tally:
     """Exactly `kills` leader SIGKILLs at random instants, at most TREE_KILLS a tree.
 
-    Counts into `tally` (a new one if none) as it goes, and returns it."""
+    Trees `first`, then fresh ones. Counts into `tally` (a new one if none) as it
+    goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
     tally = tally if tally is not None else Tally()
     workdir.mkdir(parents=True, exist_ok=True)
-    seeds = tree_seeds(trees_rng, len(SEEDS) + kills)
-    while tally.leader_kills < kills:
-        tree_seed = next(seeds)
+    start = tally.leader_kills
+    seeds = tree_seeds(trees_rng, len(first) + kills, first)
+    for tree_seed in seeds:
+        if tally.leader_kills - start >= kills:
+            break
         store = workdir / f"tree-{tree_seed}"
         value, landed = run_until_complete(store, tree_seed, rng, [],
-                                           min(TREE_KILLS, kills - tally.leader_kills),
+                                           min(TREE_KILLS, kills - tally.leader_kills + start),
                                            tally=tally)
         tally.leader_kills += landed
         finish_tree(store, tree_seed, value, tally)
@@ -167,35 +197,46 @@ def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
 
 
 class Harasser(threading.Thread):
-    """SIGKILLs random processes of a run (workers, their jobs' processes) and SIGSTOPs workers.
+    """SIGKILLs random processes of a run (workers, their jobs' processes), SIGSTOPs workers
+    and SIGCONTs them, and pauses the leader with SIGSTOP/SIGCONT.
 
     At random instants, so workers are hit booting, idle, receiving a packet,
-    running and reporting; it stops once it has landed its quota.
+    running and reporting. A stopped worker is continued after 0.05 s to 1.5 times
+    the workers' silence limit: before the leader gives it up (it must carry on as
+    if nothing happened) or after (the leader has killed it and run its job again).
+    It stops once it has landed its quota.
     """
 
     def __init__(self, store: Path, rng: random.Random, kills: int, stops: int,
-                 leader_stops: int) -> None:
+                 leader_stops: int, silence: float) -> None:
         super().__init__(daemon=True)
         self.store, self.rng, self.kills_left, self.stops_left = store, rng, kills, stops
-        self.leader_stops_left = leader_stops
-        self.kills = self.stops = self.leader_stops = 0
+        self.leader_stops_left, self.silence = leader_stops, silence
+        self.kills = self.stops = self.continues = self.leader_stops = 0
+        self.stopped: list[tuple[float, int]] = []  # (when to continue it, pid)
         self.done = threading.Event()
 
     def run(self) -> None:
         store_id = None
-        while not self.done.wait(self.rng.uniform(0.02, 0.25)):
-            if (self.kills >= self.kills_left and self.stops >= self.stops_left
-                    and self.leader_stops >= self.leader_stops_left):
-                return
-            if self.leader_stops < self.leader_stops_left and self.rng.random() < 0.03:
-                self.pause_leader()
-                continue
-            if store_id is None:
-                try:
-                    store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
-                except (OSError, ValueError):
+        try:
+            while not self.done.wait(self.rng.uniform(0.02, 0.25)):
+                self.continue_workers(time.monotonic())
+                if (self.kills >= self.kills_left and self.stops >= self.stops_left
+                        and self.leader_stops >= self.leader_stops_left):
+                    if not self.stopped:
+                        return
                     continue
-            self.strike(store_id)
+                if self.leader_stops < self.leader_stops_left and self.rng.random() < 0.03:
+                    self.pause_leader()
+                    continue
+                if store_id is None:
+                    try:
+                        store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
+                    except (OSError, ValueError):
+                        continue
+                self.strike(store_id)
+        finally:
+            self.continue_workers(float("inf"))
 
     def strike(self, store_id: str) -> None:
         pids = proctree.marked(proctree.RUN_MARK, store_id)
@@ -204,14 +245,26 @@ class Harasser(threading.Thread):
         victims = workers if stop else pids
         if not victims or (not stop and self.kills >= self.kills_left):
             return
+        victim = self.rng.choice(victims)
         try:
-            os.kill(self.rng.choice(victims), signal.SIGSTOP if stop else signal.SIGKILL)
+            os.kill(victim, signal.SIGSTOP if stop else signal.SIGKILL)
         except ProcessLookupError:
             return
         if stop:
             self.stops += 1
+            due = time.monotonic() + self.rng.uniform(0.05, 1.5 * self.silence)
+            self.stopped.append((due, victim))
         else:
             self.kills += 1
+
+    def continue_workers(self, now: float) -> None:
+        """SIGCONT the stopped workers whose pause is over (if the leader has not killed them)."""
+        for due, pid in [s for s in self.stopped if s[0] <= now]:
+            self.stopped.remove((due, pid))
+            if _state(pid) == "T":
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    self.continues += 1
 
     def pause_leader(self) -> None:
         """SIGSTOP the leader for up to three seconds (longer than its workers' silence limit)."""
@@ -236,25 +289,40 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
-                    seed: int = 1917, tally: Tally | None = None) -> Tally:
-    """Exactly `kills` SIGKILLs of a run's processes from outside, `stops` SIGSTOPs of its
-    workers and `leader_stops` pauses of its leader, with two leader kills and at most
-    TREE_WORKER_KILLS outside kills a tree.
+def _state(pid: int) -> str:
+    """A process's state letter ("T" stopped), or "" if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return ""
+    return stat[stat.rfind(b")") + 2:][:1].decode()
 
-    Counts into `tally` (a new one if none) as it goes, and returns it."""
+
+def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
+                    seed: int = 1917, tally: Tally | None = None,
+                    first: list[int] = SEEDS) -> Tally:
+    """Exactly `kills` SIGKILLs of a run's processes from outside, `stops` SIGSTOPs of its
+    workers (each SIGCONTed later) and `leader_stops` pauses of its leader, with two
+    leader kills and at most TREE_WORKER_KILLS outside kills a tree.
+
+    Trees `first`, then fresh ones. Counts into `tally` (a new one if none) as it
+    goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
-    env = {"FNTREE_WORKER_SILENCE": "2"}
+    silence = 2.0
+    env = {"FNTREE_WORKER_SILENCE": str(silence)}
     tally = tally if tally is not None else Tally()
     workdir.mkdir(parents=True, exist_ok=True)
-    seeds = tree_seeds(trees_rng, len(SEEDS) + kills + stops + leader_stops)
-    while (tally.worker_kills < kills or tally.worker_stops < stops
-           or tally.leader_stops < leader_stops):
-        tree_seed = next(seeds)
+    base = Tally()
+    base.add(tally)
+    for tree_seed in tree_seeds(trees_rng, len(first) + kills + stops + leader_stops, first):
+        left = (kills - tally.worker_kills + base.worker_kills,
+                stops - tally.worker_stops + base.worker_stops,
+                leader_stops - tally.leader_stops + base.leader_stops)
+        if not any(left):
+            break
         store = workdir / f"tree-{tree_seed}"
-        harasser = Harasser(store, random.Random(tree_seed),
-                            min(TREE_WORKER_KILLS, kills - tally.worker_kills),
-                            stops - tally.worker_stops, leader_stops - tally.leader_stops)
+        harasser = Harasser(store, random.Random(tree_seed), min(TREE_WORKER_KILLS, left[0]),
+                            left[1], left[2], silence)
         harasser.start()
         try:
             value, landed = run_until_complete(store, tree_seed, rng, ["--retry-count", "1000"],
@@ -265,6 +333,7 @@ def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
         tally.leader_kills += landed
         tally.worker_kills += harasser.kills
         tally.worker_stops += harasser.stops
+        tally.worker_continues += harasser.continues
         tally.leader_stops += harasser.leader_stops
         finish_tree(store, tree_seed, value, tally)
     return tally
