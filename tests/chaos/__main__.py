@@ -19,12 +19,11 @@ and the wall time. Exit status 0 when every tree was exact and every check sound
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
-import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from disk import can_mount, disk_campaign  # noqa: E402
-from harness import ABORT, SEEDS, Tally, leader_kill_campaign, worker_campaign  # noqa: E402
+from harness import Tally, leader_lanes, run_lanes, total, worker_lanes  # noqa: E402
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -64,47 +63,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def share(total: int, lanes: int, lane: int) -> int:
-    """Lane `lane`'s part of `total`, the parts differing by one at most."""
-    return total // lanes + (1 if lane < total % lanes else 0)
-
-
 def report(tally: Tally, seconds: float) -> str:
     return (f"{tally.leader_kills} leader kills, {tally.worker_kills} worker kills from "
             f"outside, {tally.worker_stops} worker stops ({tally.worker_continues} continued "
             f"alive), {tally.leader_stops} leader stops, {tally.disk_fills} disk fills "
             f"({tally.disk_exits} leader stops on a full disk); {tally.trees} trees, "
             f"{tally.jobs} jobs, {tally.restarts} restarts, {tally.checks} check runs; "
-            f"wall time {seconds:.0f} s")
+            f"wall time {seconds:.0f} s (lanes' time in leader runs cut by a kill "
+            f"{tally.seconds_cut:.0f} s, in runs to their end {tally.seconds_run:.0f} s, in "
+            f"waits for processes to go and checks {tally.seconds_checking:.0f} s)")
 
 
-def lanes(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[[Tally], object]]:
+def lanes(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[..., object]]:
     """The lanes to run at once, by name: each a campaign counting into the Tally it is given."""
-    seed = args.seed
-    runs: dict[str, Callable[[Tally], object]] = {}
-    for i in range(args.lanes):
-        first = SEEDS[i::args.lanes]
-        kills = share(args.leader_kills, args.lanes, i)
-        lseed = {} if seed is None else {"seed": seed + 100 * i}
-        if kills:
-            runs[f"leader kills {i + 1}"] = (
-                lambda t, k=kills, f=first, s=lseed, n=i: leader_kill_campaign(
-                    workdir / f"leader-{n}", k, tally=t, first=f, **s))
-        quota = (share(args.worker_kills, args.lanes, i), share(args.worker_stops, args.lanes, i),
-                 share(args.leader_stops, args.lanes, i))
-        wseed = {"seed": 1917 + 100 * i} if seed is None else {"seed": seed + 50 + 100 * i}
-        if any(quota):
-            runs[f"worker kills {i + 1}"] = (
-                lambda t, q=quota, f=first[::-1], s=wseed, n=i: worker_campaign(
-                    workdir / f"workers-{n}", *q, tally=t, first=f, **s))
+    runs = {**leader_lanes(workdir, args.leader_kills, args.lanes, args.seed),
+            **worker_lanes(workdir, args.worker_kills, args.worker_stops, args.leader_stops,
+                           args.lanes, args.seed)}
     if args.disk_fills:
         why = can_mount()
         if why:
             print(f"chaos: the disk-full part is skipped: {why}", flush=True)
         else:
-            dseed = {} if seed is None else {"seed": seed + 25}
-            runs["disk fills"] = lambda t: disk_campaign(workdir / "disk", args.disk_fills,
-                                                         tally=t, **dseed)
+            runs["disk fills"] = functools.partial(
+                disk_campaign, workdir / "disk", args.disk_fills,
+                seed=1968 if args.seed is None else args.seed + 25)
     return runs
 
 
@@ -112,32 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     start = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="fntree-chaos-"))
-    tallies: dict[str, Tally] = {}
-    failures: list[str] = []
 
-    def run(name: str, campaign: Callable[[Tally], object]) -> None:
-        try:
-            campaign(tallies[name])
-        except BaseException as error:  # every failure of a lane is reported
-            ABORT.set()
-            failures.append(f"{name}: {error!r}\n{traceback.format_exc()}")
-        print(f"chaos: {name}: {report(tallies[name], time.monotonic() - start)}", flush=True)
+    def ended(name: str, tally: Tally) -> None:
+        print(f"chaos: {name}: {report(tally, time.monotonic() - start)}", flush=True)
 
-    threads = []
-    for name, campaign in lanes(args, workdir).items():
-        tallies[name] = Tally()
-        threads.append(threading.Thread(target=run, args=(name, campaign), name=name))
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    total = Tally()
-    for tally in tallies.values():
-        total.add(tally)
+    tallies, failures = run_lanes(lanes(args, workdir), ended)
     aimed = sum(t.leader_kills for name, t in tallies.items() if name.startswith("leader"))
-    line = (f"chaos: {report(total, time.monotonic() - start)} ({aimed} of the leader kills "
-            f"at random instants in the leader-kill lanes, the others among the worker kills "
-            f"and disk fills)")
+    line = (f"chaos: {report(total(tallies), time.monotonic() - start)} ({aimed} of the "
+            f"leader kills at random instants in the leader-kill lanes, the others among the "
+            f"worker kills and disk fills)")
     if failures:
         print("\n".join(f"chaos: FAILED: {f}" for f in failures), file=sys.stderr)
         print(f"{line}; the stores are kept in {workdir}", file=sys.stderr)

@@ -27,6 +27,7 @@ from harness import SEEDS, Tally, finish_tree, run_until_complete, tree_seeds
 
 DISK_SIZE = "16m"
 TREE_FILLS = 6  # disk fills per tree at most, so a long campaign spans many trees
+DISK_TREE_JOBS = (30, 1500)  # trees whose run the fills span
 CHUNK = 1 << 16
 FULL_DISK = "is full"  # in the leader's error (fntree.runtime.journal.write_error)
 
@@ -115,7 +116,7 @@ def disk_campaign(workdir: Path, fills: int, seed: int = 1968, tally: Tally | No
     disk = workdir / "disk"
     with tmpfs(disk) as refused:
         assert refused is None, refused
-        for tree_seed in tree_seeds(trees_rng, len(first) + fills, first):
+        for tree_seed in tree_seeds(trees_rng, len(first) + fills, first, DISK_TREE_JOBS):
             if tally.disk_fills - start >= fills:
                 break
             store = disk / f"tree-{tree_seed}"

@@ -3,17 +3,21 @@
 Shared by the pytest suite (`test_chaos.py`) and the extended run
 (`python -m tests.chaos`). A campaign lands exactly the number of kills it is
 asked for: it runs the suite's seeded trees, then fresh trees drawn from its own
-seeded generator (at most TREE_KILLS leader kills a tree, so the kills fall all
-through a tree's life, not only in the restarts of its last jobs), until every kill
-has landed, and fails (AssertionError) if it
-needs more trees than its bound. After every kill `fntree check` must pass; after
-every tree its value must be exact and no temp dir or process of the run may
-survive. What happened is counted in a `Tally`.
+seeded generator, until every kill has landed, and fails (AssertionError) if it
+needs more trees than its bound. At most TREE_KILLS leader kills (TREE_WORKER_KILLS
+outside kills) land in one tree, and its trees are of a size those kills span
+(LEADER_TREE_JOBS, WORKER_TREE_JOBS), so the kills fall all through a tree's life
+and little of it runs after the last one. After every kill `fntree check` must
+pass; after every tree its value must be exact and no temp dir or process of the
+run may survive. What happened, and where the time went, is counted in a `Tally`.
+Campaigns may run at once in threads (lanes); `ABORT` stops the others when one fails.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
 import os
 import random
@@ -23,7 +27,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +46,10 @@ SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
 TREE_KILLS = 12  # leader kills per tree at most, so a long campaign spans many trees
 TREE_WORKER_KILLS = 20  # and outside kills of a run's processes
+# The sizes of the trees a campaign runs (jobs, low and high): trees whose work its kills
+# span, so that little of a tree runs after its last kill (that time proves nothing more).
+LEADER_TREE_JOBS = (30, 1000)
+WORKER_TREE_JOBS = (30, 600)
 
 
 ABORT = threading.Event()  # set when one lane of a run failed: the others stop at their next tree
@@ -61,6 +70,12 @@ class Tally:
     jobs: int = 0
     restarts: int = 0
     checks: int = 0
+    # where the time went (seconds, summed over lanes): leader runs cut by a kill, leader
+    # runs to their end (or to a full disk), and waiting for a run's processes to go
+    # plus `fntree check` and the checks of a completed tree
+    seconds_cut: float = 0.0
+    seconds_run: float = 0.0
+    seconds_checking: float = 0.0
 
     def add(self, other: Tally) -> None:
         for name in self.__dataclass_fields__:
@@ -114,6 +129,7 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
                                                                   "--no-progress"]
         if rerun and not JobStore.open(store).recover(repair=False)[0].reruns:
             args = [*args, "--rerun-changed"]
+        began = time.monotonic()
         leader = fntree_command(*args, env=env)
         if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
             wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
@@ -125,10 +141,14 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
         except subprocess.TimeoutExpired:
             leader.kill()
             leader.communicate()
+            ended = time.monotonic()
+            tally.seconds_cut += ended - began
             kills += 1
             wait_until_gone(store)
             assert_sound(store, tally)
+            tally.seconds_checking += time.monotonic() - ended
             continue
+        tally.seconds_run += time.monotonic() - began
         if leader.returncode != 0 and disk is not None and disk.refused(err):
             tally.disk_exits += 1
             wait_until_gone(store)
@@ -154,23 +174,99 @@ def assert_clean_after_success(store: Path, tally: Tally | None = None) -> None:
     assert not processes_mentioning(store_id), "a process a job started outlived its job"
 
 
-def tree_seeds(rng: random.Random, bound: int, first: list[int] = SEEDS) -> Iterator[int]:
-    """The seeds `first` (the suite's), then fresh ones from `rng`; AssertionError past
-    `bound` trees, and StopIteration once ABORT is set (another lane failed)."""
-    for n in range(bound):
+def run_lanes(campaigns: dict[str, Callable[..., object]],
+              ended: Callable[[str, Tally], None] | None = None) -> tuple[dict[str, Tally],
+                                                                          list[str]]:
+    """Run each campaign in its own thread at once, each counting into its own Tally.
+
+    Returns the tallies by name and the failures (name, error and traceback); the
+    first failure sets ABORT, so the other lanes stop after their current tree.
+    `ended(name, tally)` is called as each lane ends."""
+    ABORT.clear()
+    tallies = {name: Tally() for name in campaigns}
+    failures: list[str] = []
+
+    def lane(name: str) -> None:
+        try:
+            campaigns[name](tally=tallies[name])
+        except BaseException as error:  # every failure of a lane is reported
+            ABORT.set()
+            failures.append(f"{name}: {error!r}\n{traceback.format_exc()}")
+        if ended is not None:
+            ended(name, tallies[name])
+
+    threads = [threading.Thread(target=lane, args=(name,), name=name) for name in campaigns]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tallies, failures
+
+
+def leader_lanes(workdir: Path, kills: int, lanes: int,
+                 seed: int | None = None) -> dict[str, Callable[..., object]]:
+    """`kills` leader kills split over `lanes` leader-kill campaigns, for `run_lanes`."""
+    runs: dict[str, Callable[..., object]] = {}
+    for i in range(lanes):
+        if share(kills, lanes, i):
+            runs[f"leader kills {i + 1}"] = functools.partial(
+                leader_kill_campaign, workdir / f"leader-{i}", share(kills, lanes, i),
+                first=SEEDS[i::lanes], seed=(20100917 if seed is None else seed) + 100 * i)
+    return runs
+
+
+def worker_lanes(workdir: Path, kills: int, stops: int, leader_stops: int, lanes: int,
+                 seed: int | None = None) -> dict[str, Callable[..., object]]:
+    """Outside kills, worker stops and leader stops split over `lanes` worker campaigns."""
+    runs: dict[str, Callable[..., object]] = {}
+    for i in range(lanes):
+        quota = (share(kills, lanes, i), share(stops, lanes, i), share(leader_stops, lanes, i))
+        if any(quota):
+            runs[f"worker kills {i + 1}"] = functools.partial(
+                worker_campaign, workdir / f"workers-{i}", *quota, first=SEEDS[::-1][i::lanes],
+                seed=(1917 if seed is None else seed + 50) + 100 * i)
+    return runs
+
+
+def share(total: int, lanes: int, lane: int) -> int:
+    """Lane `lane`'s part of `total`, the parts differing by one at most."""
+    return total // lanes + (1 if lane < total % lanes else 0)
+
+
+def total(tallies: dict[str, Tally]) -> Tally:
+    """The sum of the lanes' tallies."""
+    summed = Tally()
+    for tally in tallies.values():
+        summed.add(tally)
+    return summed
+
+
+def tree_seeds(rng: random.Random, bound: int, first: list[int] = SEEDS,
+               jobs: tuple[int, int] = (1, 10**9)) -> Iterator[int]:
+    """The seeds `first` (the suite's), then fresh ones from `rng`, of trees of `jobs`
+    jobs (low, high) only; AssertionError past `bound` trees, and the end once ABORT
+    is set (another lane failed)."""
+    given = 0
+    for seed in itertools.chain(first, iter(lambda: rng.randrange(2**62), None)):
         if ABORT.is_set():
             return
-        yield first[n] if n < len(first) else rng.randrange(2**62)
-    raise AssertionError(f"{bound} trees were not enough to land every kill asked for")
+        if not jobs[0] <= tree.size(seed, DEPTH) <= jobs[1]:
+            continue
+        if given == bound:
+            raise AssertionError(f"{bound} trees were not enough to land every kill asked for")
+        given += 1
+        yield seed
 
 
 def finish_tree(store: Path, seed: int, value: int, tally: Tally) -> None:
     """Check a completed tree (exact value, sound, clean), count it, remove its store."""
+    began = time.monotonic()
     assert value == tree.expected(seed, DEPTH), f"tree {seed} gave {value}"
     assert_clean_after_success(store, tally)
     tally.trees += 1
     tally.jobs += tree.size(seed, DEPTH)
     shutil.rmtree(store)
+    tally.seconds_checking += time.monotonic() - began
 
 
 def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
@@ -183,7 +279,7 @@ def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
     tally = tally if tally is not None else Tally()
     workdir.mkdir(parents=True, exist_ok=True)
     start = tally.leader_kills
-    seeds = tree_seeds(trees_rng, len(first) + kills, first)
+    seeds = tree_seeds(trees_rng, len(first) + kills, first, LEADER_TREE_JOBS)
     for tree_seed in seeds:
         if tally.leader_kills - start >= kills:
             break
@@ -314,7 +410,8 @@ def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
     workdir.mkdir(parents=True, exist_ok=True)
     base = Tally()
     base.add(tally)
-    for tree_seed in tree_seeds(trees_rng, len(first) + kills + stops + leader_stops, first):
+    for tree_seed in tree_seeds(trees_rng, len(first) + kills + stops + leader_stops, first,
+                                WORKER_TREE_JOBS):
         left = (kills - tally.worker_kills + base.worker_kills,
                 stops - tally.worker_stops + base.worker_stops,
                 leader_stops - tally.leader_stops + base.leader_stops)
