@@ -132,8 +132,16 @@ def disk_campaign(workdir: Path, fills: int, seed: int = 1968, tally: Tally | No
                 ballast.join()
             tally.leader_kills += landed
             tally.disk_fills += ballast.fills
+            tally.disk_refusals += refusals(store)
             finish_tree(store, tree_seed, value, tally)
     return tally
+
+
+def refusals(store: Path) -> int:
+    """How many job attempts' logs in `store` end in a write refused for want of space."""
+    logs = store / "logs"
+    return sum(p.read_text(errors="replace").count("No space left on device")
+               for p in logs.rglob("*.log")) if logs.exists() else 0
 
 
 def can_mount() -> str | None:

@@ -66,6 +66,7 @@ class Tally:
     leader_stops: int = 0
     disk_fills: int = 0
     disk_exits: int = 0  # leaders that stopped with the full-disk error (then restarted)
+    disk_refusals: int = 0  # job attempts that failed on the full disk (then retried)
     trees: int = 0
     jobs: int = 0
     restarts: int = 0

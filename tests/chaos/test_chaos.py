@@ -78,6 +78,7 @@ def add_to_tally(tally: Tally) -> None:
     TALLY["leader stops"] += tally.leader_stops
     TALLY["disk fills"] += tally.disk_fills
     TALLY["leader stops on a full disk"] += tally.disk_exits
+    TALLY["job attempts failed on a full disk"] += tally.disk_refusals
     TALLY["trees completed"] += tally.trees
     TALLY["jobs in those trees"] += tally.jobs
     TALLY["restarts"] += tally.restarts
