@@ -1,8 +1,9 @@
 """Chaos on the disk: the job store on a small tmpfs that fills and frees at random.
 
 A `Ballast` thread grows a file on the store's filesystem until the disk is full
-(or has a few KiB left, so writes are cut off midway), holds it for a while and
-deletes it, at random instants. Jobs that cannot write fail and are retried; a
+(or has a few KiB left, so writes are cut off midway), or, one time in four, makes
+empty files until it has no inode left; holds them for a while and deletes them,
+at random instants. Jobs that cannot write fail and are retried; a
 leader that cannot write its journal stops with the full-disk error (a clear
 message, no traceback): then the store must be sound (`fntree check`), and the
 tree is restarted once the disk has room. Every tree must end with its exact
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import random
+import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from pathlib import Path
 from harness import SEEDS, Tally, finish_tree, run_until_complete, tree_seeds
 
 DISK_SIZE = "16m"
+DISK_INODES = 4096  # a tree's store needs a few hundred at most; the rest are filled
 TREE_FILLS = 6  # disk fills per tree at most, so a long campaign spans many trees
 DISK_TREE_JOBS = (30, 1500)  # trees whose run the fills span
 CHUNK = 1 << 16
@@ -39,8 +43,9 @@ def tmpfs(path: Path, size: str = DISK_SIZE) -> Iterator[str | None]:
     if can_mount():
         yield can_mount()
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                              str(path)], capture_output=True, text=True)
+    options = f"size={size},nr_inodes={DISK_INODES},mode=0700"
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                             capture_output=True, text=True)
     if mounted.returncode != 0:
         yield f"mount -t tmpfs failed: {mounted.stderr.strip()}"
         return
@@ -57,6 +62,7 @@ class Ballast(threading.Thread):
     def __init__(self, root: Path, rng: random.Random, fills: int) -> None:
         super().__init__(daemon=True)
         self.path, self.rng, self.fills_left = root / "ballast", rng, fills
+        self.files = root / "ballast.d"
         self.fills = 0
         self.room = threading.Event()  # set while the ballast is gone
         self.room.set()
@@ -72,10 +78,14 @@ class Ballast(threading.Thread):
             self.free()
 
     def fill(self) -> None:
-        """Write until the disk is full, or has only `slack` bytes left (a write cut midway)."""
+        """Write until the disk is full, or has only `slack` bytes left (a write cut midway),
+        or take every inode left."""
         slack = self.rng.choice([0, 0, self.rng.randrange(1, 64 * 1024)])
         self.room.clear()
         self.fills += 1
+        if self.rng.random() < 0.25:
+            self.take_inodes()
+            return
         with open(self.path, "ab") as f:
             while True:
                 stat = os.statvfs(self.path)
@@ -89,8 +99,18 @@ class Ballast(threading.Thread):
                     assert error.errno == errno.ENOSPC, error
                     return
 
+    def take_inodes(self) -> None:
+        self.files.mkdir(exist_ok=True)
+        for n in itertools.count():
+            try:
+                (self.files / str(n)).touch()
+            except OSError as error:
+                assert error.errno == errno.ENOSPC, error
+                return
+
     def free(self) -> None:
         self.path.unlink(missing_ok=True)
+        shutil.rmtree(self.files, ignore_errors=True)
         self.room.set()
 
     # -- the Disk protocol of harness.run_until_complete ----------------------------------
