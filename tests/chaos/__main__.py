@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from disk import can_mount, disk_campaign  # noqa: E402
-from harness import Tally, leader_lanes, run_lanes, total, worker_lanes  # noqa: E402
+from harness import Tally, leader_lanes, run_lanes, total  # noqa: E402
+from workers import worker_lanes  # noqa: E402
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

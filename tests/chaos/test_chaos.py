@@ -46,9 +46,9 @@ from harness import (
     run_until_complete,
     total,
     wait_until_gone,
-    worker_lanes,
 )
 from processes import processes_mentioning, wait_for
+from workers import worker_lanes
 
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.crashpoints import POINTS
