@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +41,8 @@ FULL_DISK = "is full"  # in the leader's error (fntree.runtime.journal.write_err
 def tmpfs(path: Path, size: str = DISK_SIZE) -> Iterator[str | None]:
     """Mount a tmpfs of `size` at `path`; yields None, or why it cannot be had."""
     path.mkdir(parents=True, exist_ok=True)
-    if can_mount():
-        yield can_mount()
+    if os.geteuid() != 0:
+        yield f"mounting a tmpfs needs root (this is uid {os.geteuid()})"
         return
     options = f"size={size},nr_inodes={DISK_INODES},mode=0700"
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
@@ -165,6 +166,10 @@ def refusals(store: Path) -> int:
 
 
 def can_mount() -> str | None:
-    """None where this process may mount a tmpfs, else why not."""
+    """None where this process may mount a tmpfs (it tries one), else why not."""
     uid = os.geteuid()
-    return None if uid == 0 else f"mounting a tmpfs needs root (this is uid {uid})"
+    if uid != 0:
+        return f"mounting a tmpfs needs root (this is uid {uid})"
+    with tempfile.TemporaryDirectory(prefix="fntree-chaos-") as probe, \
+            tmpfs(Path(probe), "1m") as refused:
+        return refused
