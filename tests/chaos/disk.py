@@ -148,13 +148,17 @@ def disk_campaign(workdir: Path, fills: int, seed: int = 1968, tally: Tally | No
                 value, landed = run_until_complete(store, tree_seed, rng,
                                                    ["--retry-count", "1000"], 1,
                                                    tally=tally, disk=ballast)
+                tally.leader_kills += landed
+                tally.disk_fills += ballast.fills
+                tally.disk_refusals += refusals(store)
+                finish_tree(store, tree_seed, value, tally)
+            except AssertionError:  # keep the store once its disk is unmounted
+                shutil.copytree(store, workdir / store.name, symlinks=True,
+                                ignore_dangling_symlinks=True, dirs_exist_ok=True)
+                raise
             finally:
                 ballast.done.set()
                 ballast.join()
-            tally.leader_kills += landed
-            tally.disk_fills += ballast.fills
-            tally.disk_refusals += refusals(store)
-            finish_tree(store, tree_seed, value, tally)
     return tally
 
 
