@@ -145,9 +145,13 @@ def disk_campaign(workdir: Path, fills: int, seed: int = 1968, tally: Tally | No
                               min(TREE_FILLS, fills - tally.disk_fills + start))
             ballast.start()
             try:
-                value, landed = run_until_complete(store, tree_seed, rng,
-                                                   ["--retry-count", "1000"], 1,
-                                                   tally=tally, disk=ballast)
+                try:
+                    value, landed = run_until_complete(store, tree_seed, rng,
+                                                       ["--retry-count", "1000"], 1,
+                                                       tally=tally, disk=ballast)
+                finally:
+                    ballast.done.set()
+                    ballast.join()
                 tally.leader_kills += landed
                 tally.disk_fills += ballast.fills
                 tally.disk_refusals += refusals(store)
@@ -156,9 +160,6 @@ def disk_campaign(workdir: Path, fills: int, seed: int = 1968, tally: Tally | No
                 shutil.copytree(store, workdir / store.name, symlinks=True,
                                 ignore_dangling_symlinks=True, dirs_exist_ok=True)
                 raise
-            finally:
-                ballast.done.set()
-                ballast.join()
     return tally
 
 
