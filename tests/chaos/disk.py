@@ -29,6 +29,9 @@ from pathlib import Path
 
 from harness import SEEDS, Tally, finish_tree, run_until_complete, tree_seeds
 
+from fntree.runtime.eventlog import read_events
+from fntree.runtime.paths import StorePaths
+
 DISK_SIZE = "16m"
 DISK_INODES = 4096  # a tree's store needs a few hundred at most; the rest are filled
 TREE_FILLS = 6  # disk fills per tree at most, so a long campaign spans many trees
@@ -164,10 +167,10 @@ def disk_campaign(workdir: Path, fills: int, seed: int = 1968, tally: Tally | No
 
 
 def refusals(store: Path) -> int:
-    """How many job attempts' logs in `store` end in a write refused for want of space."""
-    logs = store / "logs"
-    return sum(p.read_text(errors="replace").count("No space left on device")
-               for p in logs.rglob("*.log")) if logs.exists() else 0
+    """How many job attempts of the run in `store` failed on a write refused for want of
+    space (its event log's failures)."""
+    return sum(1 for e in read_events(StorePaths(store))
+               if e.get("ev") == "failed" and "No space left" in str(e.get("message")))
 
 
 def can_mount() -> str | None:
