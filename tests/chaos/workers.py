@@ -92,7 +92,8 @@ class Harasser(threading.Thread):
             self.continue_workers(float("inf"))
 
     def strike(self, store_id: str) -> None:
-        pids = proctree.marked(proctree.RUN_MARK, store_id)
+        stopped = {pid for _, pid in self.stopped}  # left for their SIGCONT or the leader
+        pids = [p for p in proctree.marked(proctree.RUN_MARK, store_id) if p not in stopped]
         workers = [p for p in pids if b"fntree._worker" in _cmdline(p)]
         stop = self.stops < self.stops_left and workers and self.rng.random() < 0.15
         victims = workers if stop else pids
