@@ -48,7 +48,6 @@ def worker_lanes(workdir: Path, kills: int, stops: int, leader_stops: int, lanes
     return runs
 
 
-
 class Harasser(threading.Thread):
     """SIGKILLs random processes of a run (workers, their jobs' processes), SIGSTOPs workers
     and SIGCONTs them, and pauses the leader with SIGSTOP/SIGCONT.
