@@ -172,7 +172,7 @@ def test_fntree_kill_sweeps_what_a_dead_leader_and_guard_left(tmp_path: Path) ->
                             "--jobstore", str(store), "--no-progress")
     first_pid(pidfile)
     guards = [p for p in processes_mentioning(store)
-              if b"fntree.batch.proctree" in Path(f"/proc/{p}/cmdline").read_bytes()]
+              if b"batch/proctree.py" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert len(guards) == 1
     os.kill(guards[0], signal.SIGKILL)
     leader.kill()

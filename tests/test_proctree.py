@@ -62,6 +62,28 @@ def test_sweep_spares_other_runs(tmp_path: Path) -> None:
         other.wait()
 
 
+def test_guard_sweeps_the_run_whatever_the_working_directory_holds(tmp_path: Path) -> None:
+    """The guard, started where a package named fntree would shadow ours, sweeps the run
+    when its leader's pipe closes."""
+    mark = f"fntree-test-{uuid.uuid4().hex}"
+    (tmp_path / "fntree").mkdir()
+    (tmp_path / "fntree" / "__init__.py").write_text("raise SystemExit(3)\n")
+    marked = subprocess.Popen(["setsid", sys.executable, "-c", SLEEPER, mark],
+                              env={**os.environ, proctree.RUN_MARK: mark})
+    read, write = os.pipe()
+    guard = subprocess.Popen(proctree.guard_command(sys.executable, mark, str(tmp_path)),
+                             stdin=read, cwd=tmp_path, env={**os.environ, "PYTHONPATH": "."})
+    os.close(read)
+    try:
+        wait_for(lambda: processes_mentioning(mark))
+        os.close(write)
+        assert guard.wait(timeout=60) == 0
+        assert marked.wait(timeout=10) == -9
+    finally:
+        marked.kill()
+        guard.kill()
+
+
 def test_time_limit_is_twice_the_declared_time_plus_grace_capped() -> None:
     """A job's limit is 2x its time plus the grace; --max-job-duration caps it."""
     assert watch.time_limit(None, None) == math.inf

@@ -378,8 +378,8 @@ def _start_guard(setup: WorkerSetup, env: dict[str, str]) -> tuple[subprocess.Po
     read, write = os.pipe()
     try:
         proc = subprocess.Popen(
-            [setup.python or sys.executable, "-m", "fntree.batch.proctree", setup.store_id,
-             str(setup.store_root)],
+            proctree.guard_command(setup.python or sys.executable, setup.store_id,
+                                   str(setup.store_root)),
             stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
             cwd=setup.cwd, start_new_session=True)
     finally:

@@ -18,7 +18,8 @@ Three mechanisms, each for one way a job's processes could be left behind
   `os.environ` changes). The leader kills every process carrying the dead
   worker's token (`sweep`).
 - **When the leader dies**, its workers die by PDEATHSIG, and a guard process
-  (`python -m fntree.batch.proctree STORE_ID ROOT`, started per leader, holding
+  (`python -I .../fntree/batch/proctree.py STORE_ID ROOT`, `guard_command`, started
+  per leader, holding
   the read end of a pipe whose write end only the leader holds) sees the pipe
   close and kills every process carrying the run's mark. A starting leader and
   `fntree kill` sweep the same mark, for a guard that was killed too.
@@ -195,6 +196,17 @@ def cpu_ticks(pid: int) -> tuple[str, int] | None:
         return None
     fields = stat[stat.rfind(b")") + 2:].split()
     return fields[0].decode(), int(fields[11]) + int(fields[12])
+
+
+def guard_command(python: str, store_id: str, store_root: str) -> list[str]:
+    """The guard's command line: this file run as a script, in isolated mode (`-I`).
+
+    It imports the standard library only, not the fntree package (`-m` would
+    import all of fntree first, half a second and 15 MB for every leader, during
+    which a leader's death found no guard to sweep its run), and neither the
+    working directory nor PYTHON* variables can put other code in its place.
+    """
+    return [python, "-I", os.path.abspath(__file__), store_id, store_root]
 
 
 def guard(store_id: str, stdin: int = 0) -> None:

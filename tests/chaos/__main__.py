@@ -1,29 +1,38 @@
 """The extended chaos run, outside pytest, with a tally at the end.
 
     python -m tests.chaos --leader-kills 1000 --worker-kills 1000 \\
-        [--worker-stops K] [--leader-stops L] [--seed S]
+        [--worker-stops K] [--leader-stops L] [--disk-fills D] [--lanes J] [--seed S]
 
-Run from the repository's root after `pip install -e '.[test]'`. It runs the same
-campaigns as `test_leader_killed_at_random_instants` and
-`test_workers_killed_and_stopped_from_outside` (tests/chaos/harness.py), each
-landing exactly the kills it is asked for, and prints the tally and the wall time.
-Exit status 0 when every tree was exact and every check sound, 1 otherwise (the
-stores of the failed tree are kept and named).
+Run from the repository's root after `pip install -e '.[test]'`. It runs the
+campaigns of the pytest suite (tests/chaos/harness.py, tests/chaos/disk.py), each
+landing exactly what it is asked for: leader SIGKILLs at random instants; SIGKILLs
+of a run's processes from outside with SIGSTOP/SIGCONT of its workers and of its
+leader; and a store on a small tmpfs that fills and frees at random (root only:
+elsewhere it says so and skips that part). The leader kills and the worker kills
+are each split over J lanes (default 2) and every lane runs its own trees at the
+same time as the others, so a 2-core machine is kept busy while one leader boots
+or waits to be killed. It prints each lane's tally as it ends, then the total
+and the wall time. Exit status 0 when every tree was exact and every check sound,
+1 otherwise (the stores are kept and named).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from harness import Tally, leader_kill_campaign, worker_campaign  # noqa: E402
+from disk import can_mount, disk_campaign  # noqa: E402
+from harness import Tally, leader_lanes, run_lanes, total  # noqa: E402
+from workers import worker_lanes  # noqa: E402
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -33,42 +42,74 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="leader SIGKILLs at random instants (default 30)")
     parser.add_argument("--worker-kills", type=int, default=30, metavar="M",
                         help="SIGKILLs of a run's processes from outside (default 30)")
-    parser.add_argument("--worker-stops", type=int, default=5, metavar="K",
-                        help="SIGSTOPs of workers (default 5)")
-    parser.add_argument("--leader-stops", type=int, default=3, metavar="L",
-                        help="SIGSTOP/SIGCONT pauses of the leader (default 3)")
+    parser.add_argument("--worker-stops", type=int, default=None, metavar="K",
+                        help="SIGSTOP/SIGCONTs of workers (default M/10, at least 5)")
+    parser.add_argument("--leader-stops", type=int, default=None, metavar="L",
+                        help="SIGSTOP/SIGCONT pauses of the leader (default M/20, at least 3)")
+    parser.add_argument("--disk-fills", type=int, default=None, metavar="D",
+                        help="fills of the store's disk (default (N+M)/20, at least 5)")
+    parser.add_argument("--lanes", type=int, default=2, metavar="J",
+                        help="lanes each for the leader and the worker kills (default 2)")
     parser.add_argument("--seed", type=int, default=None, metavar="S",
-                        help="seed of both campaigns (default: the pytest suite's seeds)")
-    return parser.parse_args(argv)
+                        help="seed of the campaigns (default: the pytest suite's seeds)")
+    args = parser.parse_args(argv)
+    if args.worker_stops is None:
+        args.worker_stops = max(5, args.worker_kills // 10)
+    if args.leader_stops is None:
+        args.leader_stops = max(3, args.worker_kills // 20)
+    if args.disk_fills is None:
+        args.disk_fills = max(5, (args.leader_kills + args.worker_kills) // 20)
+    if args.lanes < 1:
+        parser.error("--lanes must be at least 1")
+    return args
 
 
-def report(leader: Tally, workers: Tally, seconds: float) -> str:
-    total = Tally()
-    total.add(leader)
-    total.add(workers)
-    return (f"chaos: {total.leader_kills} leader kills ({leader.leader_kills} at random "
-            f"instants, {workers.leader_kills} among the worker kills), "
-            f"{total.worker_kills} worker kills from outside, {total.worker_stops} worker "
-            f"stops, {total.leader_stops} leader stops; {total.trees} trees, {total.jobs} jobs, "
-            f"{total.restarts} restarts, {total.checks} check runs; wall time {seconds:.0f} s")
+def report(tally: Tally, seconds: float) -> str:
+    return (f"{tally.leader_kills} leader kills, {tally.worker_kills} worker kills from "
+            f"outside, {tally.worker_stops} worker stops ({tally.worker_continues} continued "
+            f"alive), {tally.leader_stops} leader stops, {tally.disk_fills} disk fills "
+            f"({tally.disk_exits} leader stops and {tally.disk_refusals} failed job attempts on "
+            f"a full disk); {tally.trees} trees, "
+            f"{tally.jobs} jobs, {tally.restarts} restarts, {tally.checks} check runs; "
+            f"wall time {seconds:.0f} s (lanes' time in leader runs cut by a kill "
+            f"{tally.seconds_cut:.0f} s, in runs to their end {tally.seconds_run:.0f} s, in "
+            f"waits for processes to go and checks {tally.seconds_checking:.0f} s)")
+
+
+def lanes(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[..., object]]:
+    """The lanes to run at once, by name: each a campaign counting into the Tally it is given."""
+    runs = {**leader_lanes(workdir, args.leader_kills, args.lanes, args.seed),
+            **worker_lanes(workdir, args.worker_kills, args.worker_stops, args.leader_stops,
+                           args.lanes, args.seed)}
+    if args.disk_fills:
+        why = can_mount()
+        if why:
+            print(f"chaos: the disk-full part is skipped: {why}", flush=True)
+        else:
+            runs["disk fills"] = functools.partial(
+                disk_campaign, workdir / "disk", args.disk_fills,
+                seed=1968 if args.seed is None else args.seed + 25)
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     start = time.monotonic()
-    leader, workers = Tally(), Tally()
     workdir = Path(tempfile.mkdtemp(prefix="fntree-chaos-"))
-    seeds = {} if args.seed is None else {"seed": args.seed}
-    try:
-        leader_kill_campaign(workdir / "leader", args.leader_kills, tally=leader, **seeds)
-        print(report(leader, workers, time.monotonic() - start), flush=True)
-        worker_campaign(workdir / "workers", args.worker_kills, args.worker_stops,
-                        args.leader_stops, tally=workers, **seeds)
-    except AssertionError as error:
-        print(f"chaos: FAILED: {error}; the stores are kept in {workdir}", file=sys.stderr)
-        print(report(leader, workers, time.monotonic() - start), file=sys.stderr)
+
+    def ended(name: str, tally: Tally) -> None:
+        print(f"chaos: {name}: {report(tally, time.monotonic() - start)}", flush=True)
+
+    tallies, failures = run_lanes(lanes(args, workdir), ended)
+    aimed = sum(t.leader_kills for name, t in tallies.items() if name.startswith("leader"))
+    line = (f"chaos: {report(total(tallies), time.monotonic() - start)} ({aimed} of the "
+            f"leader kills at random instants in the leader-kill lanes, the others among the "
+            f"worker kills and disk fills)")
+    if failures:
+        print("\n".join(f"chaos: FAILED: {f}" for f in failures), file=sys.stderr)
+        print(f"{line}; the stores are kept in {workdir}", file=sys.stderr)
         return 1
-    print(report(leader, workers, time.monotonic() - start) + "; no work lost or done twice")
+    print(f"{line}; every tree exact, no work lost or done twice")
     shutil.rmtree(workdir, ignore_errors=True)
     return 0
 

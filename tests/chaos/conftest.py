@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 TALLY = {"leader kills": 0, "commit-window kills": 0, "worker kills injected": 0,
-         "worker kills from outside": 0, "worker stops": 0, "leader stops": 0,
+         "worker kills from outside": 0, "worker stops": 0, "worker continues": 0,
+         "leader stops": 0, "disk fills": 0, "leader stops on a full disk": 0,
+         "job attempts failed on a full disk": 0,
          "raises injected": 0, "cache hits": 0, "trees completed": 0, "jobs in those trees": 0,
          "restarts": 0, "check runs": 0}
 

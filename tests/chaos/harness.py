@@ -3,34 +3,39 @@
 Shared by the pytest suite (`test_chaos.py`) and the extended run
 (`python -m tests.chaos`). A campaign lands exactly the number of kills it is
 asked for: it runs the suite's seeded trees, then fresh trees drawn from its own
-seeded generator (at most TREE_KILLS leader kills a tree, so the kills fall all
-through a tree's life, not only in the restarts of its last jobs), until every kill
-has landed, and fails (AssertionError) if it
-needs more trees than its bound. After every kill `fntree check` must pass; after
-every tree its value must be exact and no temp dir or process of the run may
-survive. What happened is counted in a `Tally`.
+seeded generator, until every kill has landed, and fails (AssertionError) if it
+needs more trees than its bound. At most TREE_KILLS leader kills (TREE_WORKER_KILLS
+outside kills) land in one tree, and its trees are of a size those kills span
+(LEADER_TREE_JOBS, WORKER_TREE_JOBS), so the kills fall all through a tree's life
+and little of it runs after the last one. After every kill `fntree check` must
+pass; after every tree its value must be exact and no temp dir or process of the
+run may survive. What happened, and where the time went, is counted in a `Tally`.
+Campaigns may run at once in threads (lanes); `ABORT` stops the others when one fails.
+The leader-kill campaign is here; the worker campaign is in tests/chaos/workers.py,
+the disk campaign in tests/chaos/disk.py.
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import itertools
 import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import tree
 from processes import processes_mentioning, wait_for
 
-from fntree.batch import proctree
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
@@ -40,20 +45,37 @@ SEEDS = [2, 7, 8, 9, 11, 4, 5, 3]
 DEPTH = 6
 TREE_KILLS = 12  # leader kills per tree at most, so a long campaign spans many trees
 TREE_WORKER_KILLS = 20  # and outside kills of a run's processes
+# The sizes of the trees a campaign runs (jobs, low and high): trees whose work its kills
+# span, so that little of a tree runs after its last kill (that time proves nothing more).
+LEADER_TREE_JOBS = (30, 1000)
+WORKER_TREE_JOBS = (30, 600)
+
+
+ABORT = threading.Event()  # set when one lane of a run failed: the others stop at their next tree
 
 
 @dataclass
 class Tally:
-    """What a campaign did: kills and stops of each kind, trees, jobs, restarts, checks."""
+    """What a campaign did: kills, stops and disk fills, trees, jobs, restarts, checks."""
 
     leader_kills: int = 0
     worker_kills: int = 0
     worker_stops: int = 0
+    worker_continues: int = 0  # stopped workers sent SIGCONT while still alive
     leader_stops: int = 0
+    disk_fills: int = 0
+    disk_exits: int = 0  # leaders that stopped with the full-disk error (then restarted)
+    disk_refusals: int = 0  # job attempts that failed on the full disk (then retried)
     trees: int = 0
     jobs: int = 0
     restarts: int = 0
     checks: int = 0
+    # where the time went (seconds, summed over lanes): leader runs cut by a kill, leader
+    # runs to their end (or to a full disk), and waiting for a run's processes to go
+    # plus `fntree check` and the checks of a completed tree
+    seconds_cut: float = 0.0
+    seconds_run: float = 0.0
+    seconds_checking: float = 0.0
 
     def add(self, other: Tally) -> None:
         for name in self.__dataclass_fields__:
@@ -62,7 +84,7 @@ class Tally:
 
 def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "fntree", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, **(env or {})})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
 def assert_sound(store: Path, tally: Tally | None = None) -> None:
@@ -79,15 +101,25 @@ def wait_until_gone(store: Path) -> None:
         time.sleep(0.02)
 
 
+class Disk(Protocol):
+    """The disk a store lives on, when it fills at random (tests/chaos/disk.py)."""
+
+    def refused(self, stderr: str) -> bool: ...
+
+    def wait_free(self) -> None: ...
+
+
 def run_until_complete(store: Path, seed: int, rng: random.Random, options: list[str],
                        kills_left: int, env: dict[str, str] | None = None,
                        target: str = "node", rerun: bool = False,
-                       tally: Tally | None = None) -> tuple[int, int]:
+                       tally: Tally | None = None, disk: Disk | None = None) -> tuple[int, int]:
     """Run the tree of `seed`, SIGKILLing the leader at random instants; (value, kills).
 
     At most `kills_left` kills land. `rerun`: the store holds a completed run,
     restarted with `--rerun-changed` until its RERUN record is durable, then with
-    plain restarts."""
+    plain restarts. `disk`: a leader may stop with the full-disk error (then the
+    store must be sound, and it is restarted once the disk has room); any other
+    failed exit fails the campaign."""
     tally = tally if tally is not None else Tally()
     kills = 0
     first = ["run", f"{TREE}:{target}", str(seed), str(DEPTH), "--jobstore", str(store),
@@ -97,22 +129,34 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
                                                                   "--no-progress"]
         if rerun and not JobStore.open(store).recover(repair=False)[0].reruns:
             args = [*args, "--rerun-changed"]
+        began = time.monotonic()
         leader = fntree_command(*args, env=env)
         if args is first:  # kills are for runs, not for store creation (test_kill_while_...)
             wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
         else:
             tally.restarts += 1
         try:
-            out, _ = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
-                                        else 300)
+            out, err = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
+                                          else 300)
         except subprocess.TimeoutExpired:
             leader.kill()
             leader.communicate()
+            ended = time.monotonic()
+            tally.seconds_cut += ended - began
             kills += 1
             wait_until_gone(store)
             assert_sound(store, tally)
+            tally.seconds_checking += time.monotonic() - ended
             continue
-        assert leader.returncode == 0, f"leader exited {leader.returncode}"
+        tally.seconds_run += time.monotonic() - began
+        if leader.returncode != 0 and disk is not None and disk.refused(err):
+            tally.disk_exits += 1
+            wait_until_gone(store)
+            if store.exists():
+                assert_sound(store, tally)
+            disk.wait_free()
+            continue
+        assert leader.returncode == 0, f"leader exited {leader.returncode}: {err[-3000:]}"
         return int(out.strip()), kills
 
 
@@ -130,141 +174,106 @@ def assert_clean_after_success(store: Path, tally: Tally | None = None) -> None:
     assert not processes_mentioning(store_id), "a process a job started outlived its job"
 
 
-def tree_seeds(rng: random.Random, bound: int) -> Iterator[int]:
-    """The suite's seeds, then fresh ones from `rng`; AssertionError past `bound` trees."""
-    for n in range(bound):
-        yield SEEDS[n] if n < len(SEEDS) else rng.randrange(2**62)
-    raise AssertionError(f"{bound} trees were not enough to land every kill asked for")
+def run_lanes(campaigns: dict[str, Callable[..., object]],
+              ended: Callable[[str, Tally], None] | None = None) -> tuple[dict[str, Tally],
+                                                                          list[str]]:
+    """Run each campaign in its own thread at once, each counting into its own Tally.
+
+    Returns the tallies by name and the failures (name, error and traceback); the
+    first failure sets ABORT, so the other lanes stop after their current tree.
+    `ended(name, tally)` is called as each lane ends."""
+    ABORT.clear()
+    tallies = {name: Tally() for name in campaigns}
+    failures: list[str] = []
+
+    def lane(name: str) -> None:
+        try:
+            campaigns[name](tally=tallies[name])
+        except BaseException as error:  # every failure of a lane is reported
+            ABORT.set()
+            failures.append(f"{name}: {error!r}\n{traceback.format_exc()}")
+        if ended is not None:
+            ended(name, tallies[name])
+
+    threads = [threading.Thread(target=lane, args=(name,), name=name) for name in campaigns]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return tallies, failures
+
+
+def leader_lanes(workdir: Path, kills: int, lanes: int,
+                 seed: int | None = None) -> dict[str, Callable[..., object]]:
+    """`kills` leader kills split over `lanes` leader-kill campaigns, for `run_lanes`."""
+    runs: dict[str, Callable[..., object]] = {}
+    for i in range(lanes):
+        if share(kills, lanes, i):
+            runs[f"leader kills {i + 1}"] = functools.partial(
+                leader_kill_campaign, workdir / f"leader-{i}", share(kills, lanes, i),
+                first=SEEDS[i::lanes], seed=(20100917 if seed is None else seed) + 100 * i)
+    return runs
+
+
+def share(total: int, lanes: int, lane: int) -> int:
+    """Lane `lane`'s part of `total`, the parts differing by one at most."""
+    return total // lanes + (1 if lane < total % lanes else 0)
+
+
+def total(tallies: dict[str, Tally]) -> Tally:
+    """The sum of the lanes' tallies."""
+    summed = Tally()
+    for tally in tallies.values():
+        summed.add(tally)
+    return summed
+
+
+def tree_seeds(rng: random.Random, bound: int, first: list[int] = SEEDS,
+               jobs: tuple[int, int] = (1, 10**9)) -> Iterator[int]:
+    """The seeds `first` (the suite's), then fresh ones from `rng`, of trees of `jobs`
+    jobs (low, high) only; AssertionError past `bound` trees, and the end once ABORT
+    is set (another lane failed)."""
+    given = 0
+    for seed in itertools.chain(first, iter(lambda: rng.randrange(2**62), None)):
+        if ABORT.is_set():
+            return
+        if not jobs[0] <= tree.size(seed, DEPTH) <= jobs[1]:
+            continue
+        if given == bound:
+            raise AssertionError(f"{bound} trees were not enough to land every kill asked for")
+        given += 1
+        yield seed
 
 
 def finish_tree(store: Path, seed: int, value: int, tally: Tally) -> None:
     """Check a completed tree (exact value, sound, clean), count it, remove its store."""
+    began = time.monotonic()
     assert value == tree.expected(seed, DEPTH), f"tree {seed} gave {value}"
     assert_clean_after_success(store, tally)
     tally.trees += 1
     tally.jobs += tree.size(seed, DEPTH)
     shutil.rmtree(store)
+    tally.seconds_checking += time.monotonic() - began
 
 
 def leader_kill_campaign(workdir: Path, kills: int, seed: int = 20100917,
-                         tally: Tally | None = None) -> Tally:
+                         tally: Tally | None = None, first: list[int] = SEEDS) -> Tally:
     """Exactly `kills` leader SIGKILLs at random instants, at most TREE_KILLS a tree.
 
-    Counts into `tally` (a new one if none) as it goes, and returns it."""
+    Trees `first`, then fresh ones. Counts into `tally` (a new one if none) as it
+    goes, and returns it."""
     rng, trees_rng = random.Random(seed), random.Random(seed + 1)
     tally = tally if tally is not None else Tally()
     workdir.mkdir(parents=True, exist_ok=True)
-    seeds = tree_seeds(trees_rng, len(SEEDS) + kills)
-    while tally.leader_kills < kills:
-        tree_seed = next(seeds)
+    start = tally.leader_kills
+    seeds = tree_seeds(trees_rng, len(first) + kills, first, LEADER_TREE_JOBS)
+    for tree_seed in seeds:
+        if tally.leader_kills - start >= kills:
+            break
         store = workdir / f"tree-{tree_seed}"
         value, landed = run_until_complete(store, tree_seed, rng, [],
-                                           min(TREE_KILLS, kills - tally.leader_kills),
+                                           min(TREE_KILLS, kills - tally.leader_kills + start),
                                            tally=tally)
         tally.leader_kills += landed
-        finish_tree(store, tree_seed, value, tally)
-    return tally
-
-
-class Harasser(threading.Thread):
-    """SIGKILLs random processes of a run (workers, their jobs' processes) and SIGSTOPs workers.
-
-    At random instants, so workers are hit booting, idle, receiving a packet,
-    running and reporting; it stops once it has landed its quota.
-    """
-
-    def __init__(self, store: Path, rng: random.Random, kills: int, stops: int,
-                 leader_stops: int) -> None:
-        super().__init__(daemon=True)
-        self.store, self.rng, self.kills_left, self.stops_left = store, rng, kills, stops
-        self.leader_stops_left = leader_stops
-        self.kills = self.stops = self.leader_stops = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        store_id = None
-        while not self.done.wait(self.rng.uniform(0.02, 0.25)):
-            if (self.kills >= self.kills_left and self.stops >= self.stops_left
-                    and self.leader_stops >= self.leader_stops_left):
-                return
-            if self.leader_stops < self.leader_stops_left and self.rng.random() < 0.03:
-                self.pause_leader()
-                continue
-            if store_id is None:
-                try:
-                    store_id = json.loads((self.store / "fntree.json").read_text())["store_id"]
-                except (OSError, ValueError):
-                    continue
-            self.strike(store_id)
-
-    def strike(self, store_id: str) -> None:
-        pids = proctree.marked(proctree.RUN_MARK, store_id)
-        workers = [p for p in pids if b"fntree._worker" in _cmdline(p)]
-        stop = self.stops < self.stops_left and workers and self.rng.random() < 0.15
-        victims = workers if stop else pids
-        if not victims or (not stop and self.kills >= self.kills_left):
-            return
-        try:
-            os.kill(self.rng.choice(victims), signal.SIGSTOP if stop else signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        if stop:
-            self.stops += 1
-        else:
-            self.kills += 1
-
-    def pause_leader(self) -> None:
-        """SIGSTOP the leader for up to three seconds (longer than its workers' silence limit)."""
-        leaders = [p for p in processes_mentioning(self.store)
-                   if b"fntree._worker" not in _cmdline(p) and b"proctree" not in _cmdline(p)]
-        if not leaders:
-            return
-        try:
-            os.kill(leaders[0], signal.SIGSTOP)
-        except ProcessLookupError:
-            return
-        self.leader_stops += 1
-        time.sleep(self.rng.uniform(0.1, 3.0))
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(leaders[0], signal.SIGCONT)
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def worker_campaign(workdir: Path, kills: int, stops: int, leader_stops: int,
-                    seed: int = 1917, tally: Tally | None = None) -> Tally:
-    """Exactly `kills` SIGKILLs of a run's processes from outside, `stops` SIGSTOPs of its
-    workers and `leader_stops` pauses of its leader, with two leader kills and at most
-    TREE_WORKER_KILLS outside kills a tree.
-
-    Counts into `tally` (a new one if none) as it goes, and returns it."""
-    rng, trees_rng = random.Random(seed), random.Random(seed + 1)
-    env = {"FNTREE_WORKER_SILENCE": "2"}
-    tally = tally if tally is not None else Tally()
-    workdir.mkdir(parents=True, exist_ok=True)
-    seeds = tree_seeds(trees_rng, len(SEEDS) + kills + stops + leader_stops)
-    while (tally.worker_kills < kills or tally.worker_stops < stops
-           or tally.leader_stops < leader_stops):
-        tree_seed = next(seeds)
-        store = workdir / f"tree-{tree_seed}"
-        harasser = Harasser(store, random.Random(tree_seed),
-                            min(TREE_WORKER_KILLS, kills - tally.worker_kills),
-                            stops - tally.worker_stops, leader_stops - tally.leader_stops)
-        harasser.start()
-        try:
-            value, landed = run_until_complete(store, tree_seed, rng, ["--retry-count", "1000"],
-                                               2, env, tally=tally)
-        finally:
-            harasser.done.set()
-            harasser.join()
-        tally.leader_kills += landed
-        tally.worker_kills += harasser.kills
-        tally.worker_stops += harasser.stops
-        tally.leader_stops += harasser.leader_stops
         finish_tree(store, tree_seed, value, tally)
     return tally

@@ -6,27 +6,34 @@ recorded once (`fntree check`, after every kill), no temp dir and no process of
 the run survives it. `FNTREE_CHAOS_KILLS` sets how many leader kills to land
 (default 30); `FNTREE_CHAOS_WORKER_KILLS` how many SIGKILLs of random worker
 processes and of the processes their jobs started, from outside, at random
-instants (default 30), and `FNTREE_CHAOS_WORKER_STOPS` how many SIGSTOPs of
-workers (default 5), `FNTREE_CHAOS_LEADER_STOPS` how many SIGSTOP/SIGCONT pauses
-of the leader (default 3), `FNTREE_CHAOS_CACHE_KILLS` how many leader kills to land
+instants (default 30), and `FNTREE_CHAOS_WORKER_STOPS` how many SIGSTOP/SIGCONTs
+of workers (default 5), `FNTREE_CHAOS_LEADER_STOPS` how many SIGSTOP/SIGCONT pauses
+of the leader (default 3), `FNTREE_CHAOS_DISK_FILLS` how many times the store's
+disk (a tmpfs, where this runs as root; skipped elsewhere) fills and frees
+(default 5), `FNTREE_CHAOS_LANES` over how many campaigns run at once the leader
+and the worker kills are split (default 2), `FNTREE_CHAOS_CACHE_KILLS` how many leader kills to land
 in each of the two runs of a tree through one cache and in its `--rerun-changed`
 restart (default 4); seeds make every run reproducible. Each count lands exactly,
 over as many seeded trees as it takes (tests/chaos/harness.py); the same campaigns
-run outside pytest, with a tally, as `python -m tests.chaos` (tests/chaos/__main__.py).
+run outside pytest, with a tally, as `python -m tests.chaos` (tests/chaos/__main__.py;
+tests/chaos/disk.py for the disk).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import tree
 from conftest import TALLY
+from disk import can_mount, disk_campaign
 from harness import (
     DEPTH,
     TREE,
@@ -34,12 +41,14 @@ from harness import (
     assert_clean_after_success,
     assert_sound,
     fntree_command,
-    leader_kill_campaign,
+    leader_lanes,
+    run_lanes,
     run_until_complete,
+    total,
     wait_until_gone,
-    worker_campaign,
 )
 from processes import processes_mentioning, wait_for
+from workers import worker_lanes
 
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.crashpoints import POINTS
@@ -52,6 +61,8 @@ WORKER_KILLS = int(os.environ.get("FNTREE_CHAOS_WORKER_KILLS") or 30)
 WORKER_STOPS = int(os.environ.get("FNTREE_CHAOS_WORKER_STOPS") or 5)
 LEADER_STOPS = int(os.environ.get("FNTREE_CHAOS_LEADER_STOPS") or 3)
 CACHE_KILLS = int(os.environ.get("FNTREE_CHAOS_CACHE_KILLS") or 4)  # in each of two runs
+DISK_FILLS = int(os.environ.get("FNTREE_CHAOS_DISK_FILLS") or 5)
+LANES = int(os.environ.get("FNTREE_CHAOS_LANES") or 2)  # campaigns run at once
 
 
 def count_in_logs(store: Path, text: str) -> int:
@@ -63,17 +74,28 @@ def add_to_tally(tally: Tally) -> None:
     TALLY["leader kills"] += tally.leader_kills
     TALLY["worker kills from outside"] += tally.worker_kills
     TALLY["worker stops"] += tally.worker_stops
+    TALLY["worker continues"] += tally.worker_continues
     TALLY["leader stops"] += tally.leader_stops
+    TALLY["disk fills"] += tally.disk_fills
+    TALLY["leader stops on a full disk"] += tally.disk_exits
+    TALLY["job attempts failed on a full disk"] += tally.disk_refusals
     TALLY["trees completed"] += tally.trees
     TALLY["jobs in those trees"] += tally.jobs
     TALLY["restarts"] += tally.restarts
     TALLY["check runs"] += tally.checks
 
 
+def in_lanes(campaigns: dict[str, Callable[..., object]]) -> Tally:
+    """Run the campaigns at once (tests/chaos/harness.py `run_lanes`); their summed tally."""
+    tallies, failures = run_lanes(campaigns)
+    add_to_tally(total(tallies))
+    assert not failures, "\n".join(failures)
+    return total(tallies)
+
+
 def test_leader_killed_at_random_instants(tmp_path: Path) -> None:
     """Exactly FNTREE_CHAOS_KILLS leader SIGKILLs at random instants; every tree exact."""
-    tally = leader_kill_campaign(tmp_path, KILLS)
-    add_to_tally(tally)
+    tally = in_lanes(leader_lanes(tmp_path, KILLS, LANES))
     assert tally.leader_kills == KILLS
 
 
@@ -194,8 +216,19 @@ def test_orphaned_worker_cannot_report_into_a_later_run(tmp_path: Path) -> None:
 
 
 def test_workers_killed_and_stopped_from_outside(tmp_path: Path) -> None:
-    """Workers and their jobs' processes killed, workers and leader stopped and killed: exact."""
-    tally = worker_campaign(tmp_path, WORKER_KILLS, WORKER_STOPS, LEADER_STOPS)
-    add_to_tally(tally)
+    """Workers and their jobs' processes killed, workers stopped and continued, the leader
+    stopped, continued and killed: exact."""
+    tally = in_lanes(worker_lanes(tmp_path, WORKER_KILLS, WORKER_STOPS, LEADER_STOPS, LANES))
     assert (tally.worker_kills, tally.worker_stops, tally.leader_stops) == (
         WORKER_KILLS, WORKER_STOPS, LEADER_STOPS)
+
+
+def test_disk_fills_and_frees_at_random(tmp_path: Path) -> None:
+    """The store on a small tmpfs that fills and frees at random: jobs that cannot write are
+    retried, a leader that cannot write stops with the full-disk error, the store stays
+    sound and every tree exact."""
+    why = can_mount()
+    if why:
+        pytest.skip(f"the disk-full campaign is skipped: {why}")
+    tally = in_lanes({"disk fills": functools.partial(disk_campaign, tmp_path, DISK_FILLS)})
+    assert tally.disk_fills == DISK_FILLS
