@@ -40,7 +40,7 @@ from fntree.runtime.durable import atomic_write
 from fntree.runtime.meta import meta_bytes
 from fntree.runtime.paths import StorePaths
 
-PICKLE_DIRS = frozenset({"journal", "batch"})
+PICKLE_DIRS = frozenset({"journal", "batch", "objects"})
 
 
 def new_store_id() -> str:

@@ -39,6 +39,13 @@ pickle of the stored value (bytes, or a `Collected` of them). An entry that is
 short, has the wrong magic, a digest that does not match or a body that does not
 load is a miss with a warning, never a value.
 
+Values stored out of line (fntree/runtime/objects.py) stay out of line: an
+entry holds their references, and the objects themselves are kept in
+`DIR/objects/<sha256>` (hard links to the job store's objects when on the same
+file system, else copies), put there before the entry is written. A hit makes
+them present in the job store again (linked or copied back) before the worker
+reports the value; an entry whose object is gone is a miss with a warning.
+
 Atomicity: an entry is written to a temp file in its own directory (a name
 unique to the process, O_EXCL), fsynced, renamed over the entry's name and the
 directory fsynced. Readers see no entry or a whole one; two runs writing the
@@ -66,6 +73,7 @@ from typing import Any, NamedTuple
 from fntree.errors import FntreeError
 from fntree.runtime.cachekey import job_key
 from fntree.runtime.durable import atomic_write, make_private_dir
+from fntree.runtime.objects import ObjectRef, ObjectStore, refs_in
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
 
 log = logging.getLogger("fntree")
@@ -88,6 +96,8 @@ class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.entries = root / _LAYOUT
+        self.objects = ObjectStore(root / "objects")
+        self.store_objects: ObjectStore | None = None  # the job store's, where values go
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], create: bool = True) -> Cache:
@@ -132,12 +142,27 @@ class Cache:
                                  "job and writing the entry again")
         with contextlib.suppress(OSError):  # last use not recorded: pruned sooner, no more
             os.utime(path)
+        try:
+            self._objects_between(value, self.objects, self.store_objects)
+        except OSError as exc:
+            return False, None, (f"the cache entry {path} refers to a value that cannot be "
+                                 f"read ({exc}); running the job and writing the entry again")
         return True, value, ""
+
+    @staticmethod
+    def _objects_between(value: Any, source: ObjectStore, dest: ObjectStore | None) -> None:
+        """Make the objects `value` refers to present in `dest`, from `source`."""
+        for ref in refs_in(value):
+            if dest is None:
+                raise FileNotFoundError("no job store to hold it")
+            dest.adopt(ref, source.path(ref))
+            os.utime(source.path(ref), follow_symlinks=False)  # last use, as for entries
 
     def put(self, key: bytes, name: str, value: Any) -> str:
         """Write an entry; a warning if it could not be written (the run goes on)."""
         path = self.path(key)
         try:
+            self._objects_between(value, self.store_objects or self.objects, self.objects)
             _write(path, encode_entry(name, value))
         except (OSError, pickle.PicklingError) as exc:
             return f"cannot write the cache entry {path} ({exc}); the value is not cached"
@@ -178,7 +203,7 @@ def decode_entry(data: bytes, load: bool = True) -> tuple[str, Any]:
         value = pickle.loads(rest[4 + size:])
     except Exception as exc:
         raise ValueError(f"its value does not load: {type(exc).__name__}") from exc
-    if not isinstance(value, (bytes, Collected)):
+    if not isinstance(value, (bytes, Collected, ObjectRef)):
         raise ValueError(f"it holds a {type(value).__name__}, not a stored value")
     return name, value
 
@@ -322,8 +347,10 @@ class ChainWatch:
     `wait` (the run's last commit) waits until they are written.
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, objects: Path | None = None) -> None:
         self.cache = cache
+        if objects is not None:  # the job store's values stored out of line
+            cache.store_objects = ObjectStore(objects)
         self.keys: dict[int, list[tuple[bytes, str]]] = {}
         self.ready: list[tuple[bytes, str, Any]] = []
         self._writer = _Writer(cache)
@@ -402,7 +429,7 @@ def prune(cache: Cache, older_than: float, now: float | None = None) -> tuple[in
     """
     cutoff = (time.time() if now is None else now) - older_than
     removed = freed = 0
-    for entry in cache.files():
+    for entry in [*cache.files(), *cache.objects.entries()]:
         try:
             st = entry.stat(follow_symlinks=False)
             if st.st_mtime >= cutoff:

@@ -47,6 +47,7 @@ import math
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from fntree.runtime.cache import Cache, ChainWatch
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.events import Events, Failure
 from fntree.runtime.journal import Journal
+from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
     R_DONE,
     R_EPOCH,
@@ -111,7 +113,7 @@ class Leader:
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
-        self.watch = None if cache is None else ChainWatch(cache)
+        self.watch = None if cache is None else ChainWatch(cache, store.paths.objects)
 
     # -- the run ----------------------------------------------------------------------
     def run(self, *, retry_failed: bool = False, recode: Recode | None = None,
@@ -154,6 +156,8 @@ class Leader:
         self.journal.commit()
         crashpoints.point("leader.start")
         self.store.sweep_global_temp_dirs(state.chains)
+        self.store.quiet = time.time()  # no job of ours runs yet: collect unused values
+        collect_now(ObjectStore(self.store.paths.objects), state)
         self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
                             len(state.chains))
         if any(record[0] == R_RERUN for record in recoded):
@@ -191,6 +195,8 @@ class Leader:
             self.journal.append((R_FINISH, state.value))
         self.journal.commit()
         crashpoints.point("leader.commit")
+        if not state.running:  # jobs issued from now on may write values: collect older ones
+            self.store.quiet = time.time()
         for chain_id in state.to_clean:
             crashpoints.point("leader.clean")
             shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)
