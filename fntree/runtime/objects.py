@@ -20,7 +20,9 @@ State: the files under `objects/` and nothing in memory. Invariants:
   reference reported (the worker's result, or the ROOT record), and the leader
   makes it durable in the journal. A crash before the rename leaves a temp
   file; after it, an object no record refers to. Both are orphans, which
-  `fntree check` names as collectable and the next leader removes.
+  `fntree check` names as collectable and the next leader removes. (A value
+  over `_OVERLAP` is hashed by a thread while it is written, so its temp file is
+  `.new.<pid>.<random>.tmp`; if its name is already stored by then, it is dropped.)
 - a write of a value already stored touches the object (its mtime is now), so a
   collection running meanwhile keeps it (below).
 
@@ -40,8 +42,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ log = logging.getLogger("fntree")
 INLINE_LIMIT = 64 * 1024  # bytes: longer arguments and values are stored out of line
 CLOCK_SLACK = 120.0  # seconds: how far another machine's clock may be behind ours
 _CHUNK = 8 << 20
+_OVERLAP = 4 << 20  # bytes: longer values are hashed while they are written
 
 
 class DamagedObject(JobStoreError):
@@ -74,17 +78,47 @@ class ObjectStore:
         return self.directory / ref.name
 
     def put(self, data: bytes | memoryview) -> ObjectRef:
-        """Store `data` (once), durably; its reference."""
-        ref = ObjectRef(hashlib.sha256(data).digest(), len(data))
-        path = self.path(ref)
-        try:
-            if os.lstat(path).st_size == ref.size:
-                os.utime(path, follow_symlinks=False)  # fresh: a collection now keeps it
+        """Store `data` (once), durably; its reference.
+
+        A long value is hashed by a thread while it is written (both release the GIL),
+        so its name costs no time beside the disk's; one already stored is then
+        dropped. A short one is hashed first, and not written when already stored.
+        """
+        size = len(data)
+        if size < _OVERLAP:
+            ref = ObjectRef(hashlib.sha256(data).digest(), size)
+            if self._present(ref):
                 return ref
+            self._write(ref.name, data, lambda: ref)
+            return ref
+        digest = hashlib.sha256()
+        hasher = threading.Thread(target=digest.update, args=(data,), name="fntree-hash")
+        hasher.start()
+
+        def named() -> ObjectRef:
+            hasher.join()
+            return ObjectRef(digest.digest(), size)
+        try:
+            return self._write("new", data, named)
+        finally:
+            hasher.join()
+
+    def _present(self, ref: ObjectRef) -> bool:
+        """Whether `ref` is stored; if so it is touched (a collection now keeps it)."""
+        try:
+            if os.lstat(self.path(ref)).st_size != ref.size:
+                return False
+            os.utime(self.path(ref), follow_symlinks=False)
         except FileNotFoundError:
-            pass
+            return False
+        return True
+
+    def _write(self, label: str, data: bytes | memoryview,
+               named: Callable[[], ObjectRef]) -> ObjectRef:
+        """Write `data` to a temp file, fsync it, and rename it to the name `named()` gives
+        (or drop it if that object is already stored); then fsync the directory."""
         self._make()
-        tmp = self.directory / f".{ref.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+        tmp = self.directory / f".{label}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             try:
@@ -95,7 +129,11 @@ class ObjectStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
+            ref = named()
+            if self._present(ref):
+                tmp.unlink()
+                return ref
+            os.replace(tmp, self.path(ref))
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
