@@ -208,3 +208,32 @@ def test_large_values_are_cached_across_runs(tmp_path: Path) -> None:
     again = fntree.run(vw.pure_pair(BIG), jobstore=tmp_path / "two", cache=cache)
     assert again == first
     assert _sound(tmp_path / "two") == []
+
+
+def _slurm_missing() -> str | None:
+    """Why no Slurm can be used from here, or None (as tests/test_slurm.py decides)."""
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return "no sbatch/sinfo on PATH (start one with `bash ci/slurm-up.sh`)"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True,
+                             timeout=20)
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer in 20 s"
+    if out.returncode != 0 or "up" not in out.stdout:
+        return f"sinfo finds no partition that is up: {out.stderr.strip() or out.stdout.strip()}"
+    return None
+
+
+def test_values_out_of_line_on_slurm(store: Path) -> None:
+    """On Slurm, workers on the nodes write and read the store's objects directly: a long
+    value passes from one job to another and back to the caller exactly, and only the
+    run's value is left."""
+    reason = _slurm_missing()
+    if reason is not None:
+        if os.environ.get("FNTREE_REQUIRE_SLURM"):
+            pytest.fail(f"FNTREE_REQUIRE_SLURM is set but Slurm is unusable: {reason}")
+        pytest.skip(f"no Slurm reachable: {reason}")
+    size = 4 << 20
+    assert fntree.run(vw.relay(size), jobstore=store, batch_system="slurm") == vw.blob(size, 4)
+    assert len(_objects(store)) == 1
+    assert _sound(store) == []

@@ -79,3 +79,9 @@ def pure_pair(size: int) -> fntree.Spawn:
 def slow_small(i: int) -> int:
     time.sleep(0.01)
     return i
+
+
+@fntree.target
+def relay(size: int) -> fntree.Call:
+    """A long value made by one job, passed to another that returns it as the run's value."""
+    return echo(make(size, 4))
