@@ -62,9 +62,7 @@ import hashlib
 import logging
 import os
 import pickle
-import queue
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -72,6 +70,7 @@ from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
 from fntree.runtime.cachekey import job_key
+from fntree.runtime.cachewriter import Writer
 from fntree.runtime.durable import atomic_write, make_private_dir
 from fntree.runtime.objects import ObjectRef, ObjectStore, refs_in
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
@@ -232,8 +231,8 @@ Identify = Callable[[Any], "tuple[bytes, bool] | None"]
 class WorkerCache:
     """The worker's side: keys, lookups before a pure job runs, writes after it ran.
 
-    Entries are written by a thread (`_Writer`), so that a job's result does not
-    wait for two fsyncs; `drain()` (before a packet's last result is reported)
+    Entries are written by a thread (fntree/runtime/cachewriter.py), so that a job's
+    result does not wait for two fsyncs; `drain()` (before a packet's last result is reported)
     waits for the writes queued so far. A write that failed is reported with the next
     pure job's result.
     """
@@ -242,7 +241,7 @@ class WorkerCache:
         self.cache = cache
         self.identify = identify
         self._codes: dict[bytes, bytes | None] = {}
-        self._writer = _Writer(cache)
+        self._writer = Writer(cache)
 
     @classmethod
     def from_env(cls, identify: Identify | None) -> WorkerCache | None:
@@ -295,46 +294,6 @@ class WorkerCache:
         self._writer.drain()
 
 
-class _Writer:
-    """Threads that write queued entries, started at the first one.
-
-    Several, because a file system commits the fsyncs that are in flight together:
-    four writers give about five times the entries per second of one.
-    """
-
-    THREADS = 4
-
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
-        self._queue: queue.Queue[tuple[bytes, str, Any]] = queue.Queue()
-        self._failed: list[str] = []
-        self._started = False
-
-    def put(self, key: bytes, name: str, value: Any) -> None:
-        if not self._started:
-            self._started = True
-            for k in range(self.THREADS):
-                threading.Thread(target=self._loop, name=f"fntree-cache-{k}",
-                                 daemon=True).start()
-        self._queue.put((key, name, value))
-
-    def _loop(self) -> None:
-        while True:
-            key, name, value = self._queue.get()
-            warning = self.cache.put(key, name, value)
-            if warning:
-                self._failed.append(warning)
-            self._queue.task_done()
-
-    def drain(self) -> None:
-        if self._started:
-            self._queue.join()
-
-    def failures(self) -> list[str]:
-        failed, self._failed = self._failed, []
-        return failed
-
-
 # -- in the leader -----------------------------------------------------------------------
 class ChainWatch:
     """Keys of pure jobs that spawned, written with their chain's closing value.
@@ -353,7 +312,7 @@ class ChainWatch:
             cache.store_objects = ObjectStore(objects)
         self.keys: dict[int, list[tuple[bytes, str]]] = {}
         self.ready: list[tuple[bytes, str, Any]] = []
-        self._writer = _Writer(cache)
+        self._writer = Writer(cache)
 
     def add(self, chain_id: int, key: bytes, name: str) -> None:
         keys = self.keys.setdefault(chain_id, [])
