@@ -18,7 +18,7 @@ from processes import processes_mentioning, wait_for
 import fntree
 from fntree.errors import JobStoreError
 from fntree.runtime.check import ERROR, check
-from fntree.runtime.objects import INLINE_LIMIT, DamagedObject
+from fntree.runtime.objects import INLINE_LIMIT, DamagedObject, ObjectStore
 from fntree.runtime.store import JobStore
 
 TESTS = str(Path(__file__).parent)
@@ -237,3 +237,18 @@ def test_values_out_of_line_on_slurm(store: Path) -> None:
     assert fntree.run(vw.relay(size), jobstore=store, batch_system="slurm") == vw.blob(size, 4)
     assert len(_objects(store)) == 1
     assert _sound(store) == []
+
+
+def test_a_collection_keeps_live_objects_and_those_written_since_its_cutoff(
+        tmp_path: Path) -> None:
+    """collect removes only orphans touched before its cutoff; storing a value again touches
+    it, so a value a running job has just stored again is kept."""
+    objects = ObjectStore(tmp_path / "objects")
+    live, old, again = (objects.put(vw.blob(BIG, k)) for k in (1, 2, 3))
+    past = time.time() - 60
+    for ref in (live, old, again):
+        os.utime(objects.path(ref), (past, past))
+    cutoff = time.time() - 30
+    assert objects.put(vw.blob(BIG, 3)) == again  # stored again by a job running now
+    assert objects.collect({live.digest}, cutoff) == (1, old.size)
+    assert sorted(_objects(tmp_path)) == sorted([live.name, again.name])
