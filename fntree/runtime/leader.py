@@ -13,7 +13,8 @@ state and returns the records that make live jobs run changed code, or (with
 3. for each result, append its records and apply them to the state;
 4. commit the journal (one fdatasync for the whole turn);
 5. only then act on what became true: remove global temp dirs of closed
-   chains, tell the subscribers, and go round again.
+   chains (at start and after a compaction, values stored out of line that no
+   live job refers to: fntree/runtime/objects.py), tell the subscribers, and go round again.
 
 Packets: ready jobs with the same resources are grouped so that a worker runs
 about the batch system's `packet_time` seconds of them per packet, judged from

@@ -10,7 +10,10 @@ segment that later records depend on) is an error naming the file and what to
 do; nothing is cut or removed then.
 
 Readers (`repair=False`) hold no lock: when a compaction changes the files
-under them they list and read again, a bounded number of times.
+under them they list and read again, a bounded number of times. After a
+compaction, the values stored out of line that the snapshot's state does not
+refer to are collected (fntree/runtime/objects.py); `create` writes the
+root's long arguments there before the `ROOT` record.
 
 `fntree.json` carries a crc32 of its fields (fntree/runtime/meta.py);
 `config.pkl` and snapshots are sealed (`fntree.checksum`).
