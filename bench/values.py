@@ -7,7 +7,7 @@ that calls a target four times, each with a distinct 200 MB argument, beside the
 same bytes written (and fsynced) and read back once with plain file I/O.
 
 Each run is a fresh process that is the leader (it calls `fntree.run`), so the
-leader's peak RSS is that process's own `ru_maxrss` (the workers are other
+leader's peak RSS is that process's own (VmHWM; the workers are other
 processes). Bytes written by the leader and its workers together: all writes,
 pipes included (`wchar` of /proc/self/io, which counts the workers once they are
 reaped), and to disk (`ru_oublock` of the process and its children, in 512-byte
@@ -59,6 +59,16 @@ def four(size: int) -> list[fntree.Call]:
     return [consume(bytes([k]) * size) for k in range(4)]
 
 
+def _peak_rss() -> int:
+    """This process's peak RSS in bytes: VmHWM, its own memory since it started.
+
+    (Not `ru_maxrss`, which also keeps the peak of the process it was before exec: the
+    parent that forked it, whose pages it shared.)
+    """
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
+
+
 def _written() -> int:
     with open("/proc/self/io") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("wchar:"))
@@ -73,7 +83,7 @@ def one_run(case: str, size: int, jobstore: Path) -> dict[str, float]:
     assert value == (size if case == "value" else [size] * 4), value
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"wall": wall, "rss": own.ru_maxrss * 1024, "leader_written": _written(),
+    return {"wall": wall, "rss": _peak_rss(), "leader_written": _written(),
             "written": (own.ru_oublock + children.ru_oublock) * 512}
 
 

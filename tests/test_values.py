@@ -35,9 +35,11 @@ def _objects(store: Path) -> list[str]:
 def _leader(store: Path, call: str, out: Path | None = None) -> subprocess.Popen[bytes]:
     """A leader in its own process running `call`; it writes the value's repr and its peak
     RSS (KiB) as JSON to `out`."""
-    code = (f"import fntree, json, resource, value_workflows as vw\n"
+    # VmHWM, not ru_maxrss: that keeps the peak of the forked parent (pytest) from before exec
+    code = (f"import fntree, json, value_workflows as vw\n"
             f"value = fntree.run({call}, jobstore={str(store)!r})\n"
-            f"rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            f"rss = next(int(line.split()[1]) for line in open('/proc/self/status')\n"
+            f"           if line.startswith('VmHWM:'))\n"
             f"if {str(out)!r} != 'None':\n"
             f"    open({str(out)!r}, 'w').write(json.dumps([repr(value), rss]))\n")
     return subprocess.Popen([sys.executable, "-c", code],
