@@ -40,6 +40,7 @@ from fntree.runtime.cache import Cache
 from fntree.runtime.eventlog import EventLog
 from fntree.runtime.events import Observer
 from fntree.runtime.leader import Leader, Recode
+from fntree.runtime.objects import ObjectStore
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.salvage import salvage_outputs
 from fntree.runtime.store import JobStore
@@ -338,7 +339,7 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
             value = leader.run(retry_failed=retry_failed, recode=recode, rerun=rerun)
     finally:
         store.unlock()
-    return codec.decode_value(value)
+    return codec.decode_value(value, ObjectStore(store.paths.objects))
 
 
 # -- where a run may start ---------------------------------------------------------------

@@ -29,6 +29,7 @@ from fntree import environment
 from fntree.compiler import execute
 from fntree.errors import FntreeError, JobStoreError
 from fntree.runtime import codec, context
+from fntree.runtime.objects import ObjectStore
 from fntree.runtime.records import O_VALUE, Spec, job_hex
 from fntree.runtime.state import FAILED, READY, RUNNING, Chain, RunState
 from fntree.runtime.store import JobStore
@@ -143,7 +144,8 @@ def replay(job: Job, *, attempt: int | None = None, post_mortem: bool = False) -
         context.set_current(ctx)
         try:
             target = pickle.loads(job.state.fns[spec.fn_key])
-            args, kwargs = codec.loads(spec.args, chain.slot_values())
+            args, kwargs = codec.loads(spec.args, chain.slot_values(),
+                                       ObjectStore(job.store.paths.objects))
             outcome, _ = execute(target, args, kwargs, spec.job_id)
         except Exception as exc:
             if post_mortem:

@@ -51,7 +51,7 @@ class Task(NamedTuple):
     attempt: int
     name: str
     fn_key: bytes
-    args: bytes
+    args: Any  # bytes, or an ObjectRef (fntree/runtime/records.py) to them
     values: tuple[Any, ...]
     chain_id: int
     res: Res

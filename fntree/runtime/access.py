@@ -5,12 +5,13 @@ owner's alone all the way down, not only at the top. `check_store_tree` is the
 one check every loader passes through (`JobStore.open`; the Slurm worker checks
 the same way each level down to its packet, `check_store_file`): the root,
 every entry of the root, and everything under the directories that hold
-pickles (`journal/`, `batch/`) must be ours, not symbolic links, and not
-writable by group or others. `logs/` and `tmp/` hold no pickles (and the
-global temp dirs are the jobs' own), so only their entry in the root is
-checked. Once it passes, no one else can change what it saw: only the owner
-(or root) may chmod, and no one else may create entries in a directory they
-cannot write.
+pickles (`journal/`, `batch/`, `objects/`) must be ours, not symbolic links, and
+not writable by group or others. (An object is also read only if its bytes hash
+to its name, which no one can arrange without writing the very bytes fntree wrote.)
+`logs/` and `tmp/` hold no pickles (and the global temp dirs are the jobs' own),
+so only their entry in the root is checked. Once it passes, no one else can
+change what it saw: only the owner (or root) may chmod, and no one else may
+create entries in a directory they cannot write.
 
 Identity: `fntree.json` records the store's `store_id` and where its root is
 (`st_dev`, `st_ino`, real path). A store whose root is not where it was
@@ -40,7 +41,7 @@ from fntree.runtime.durable import atomic_write
 from fntree.runtime.meta import meta_bytes
 from fntree.runtime.paths import StorePaths
 
-PICKLE_DIRS = frozenset({"journal", "batch"})
+PICKLE_DIRS = frozenset({"journal", "batch", "objects"})
 
 
 def new_store_id() -> str:

@@ -39,6 +39,13 @@ pickle of the stored value (bytes, or a `Collected` of them). An entry that is
 short, has the wrong magic, a digest that does not match or a body that does not
 load is a miss with a warning, never a value.
 
+Values stored out of line (fntree/runtime/objects.py) stay out of line: an
+entry holds their references, and the objects themselves are kept in
+`DIR/objects/<sha256>` (hard links to the job store's objects when on the same
+file system, else copies), put there before the entry is written. A hit makes
+them present in the job store again (linked or copied back) before the worker
+reports the value; an entry whose object is gone is a miss with a warning.
+
 Atomicity: an entry is written to a temp file in its own directory (a name
 unique to the process, O_EXCL), fsynced, renamed over the entry's name and the
 directory fsynced. Readers see no entry or a whole one; two runs writing the
@@ -55,9 +62,7 @@ import hashlib
 import logging
 import os
 import pickle
-import queue
 import struct
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -65,7 +70,9 @@ from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
 from fntree.runtime.cachekey import job_key
+from fntree.runtime.cachewriter import Writer
 from fntree.runtime.durable import atomic_write, make_private_dir
+from fntree.runtime.objects import ObjectRef, ObjectStore, refs_in
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
 
 log = logging.getLogger("fntree")
@@ -88,6 +95,8 @@ class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.entries = root / _LAYOUT
+        self.objects = ObjectStore(root / "objects")
+        self.store_objects: ObjectStore | None = None  # the job store's, where values go
 
     @classmethod
     def open(cls, root: str | os.PathLike[str], create: bool = True) -> Cache:
@@ -132,12 +141,27 @@ class Cache:
                                  "job and writing the entry again")
         with contextlib.suppress(OSError):  # last use not recorded: pruned sooner, no more
             os.utime(path)
+        try:
+            self._objects_between(value, self.objects, self.store_objects)
+        except OSError as exc:
+            return False, None, (f"the cache entry {path} refers to a value that cannot be "
+                                 f"read ({exc}); running the job and writing the entry again")
         return True, value, ""
+
+    @staticmethod
+    def _objects_between(value: Any, source: ObjectStore, dest: ObjectStore | None) -> None:
+        """Make the objects `value` refers to present in `dest`, from `source`."""
+        for ref in refs_in(value):
+            if dest is None:
+                raise FileNotFoundError("no job store to hold it")
+            dest.adopt(ref, source.path(ref))
+            os.utime(source.path(ref), follow_symlinks=False)  # last use, as for entries
 
     def put(self, key: bytes, name: str, value: Any) -> str:
         """Write an entry; a warning if it could not be written (the run goes on)."""
         path = self.path(key)
         try:
+            self._objects_between(value, self.store_objects or self.objects, self.objects)
             _write(path, encode_entry(name, value))
         except (OSError, pickle.PicklingError) as exc:
             return f"cannot write the cache entry {path} ({exc}); the value is not cached"
@@ -178,7 +202,7 @@ def decode_entry(data: bytes, load: bool = True) -> tuple[str, Any]:
         value = pickle.loads(rest[4 + size:])
     except Exception as exc:
         raise ValueError(f"its value does not load: {type(exc).__name__}") from exc
-    if not isinstance(value, (bytes, Collected)):
+    if not isinstance(value, (bytes, Collected, ObjectRef)):
         raise ValueError(f"it holds a {type(value).__name__}, not a stored value")
     return name, value
 
@@ -207,8 +231,8 @@ Identify = Callable[[Any], "tuple[bytes, bool] | None"]
 class WorkerCache:
     """The worker's side: keys, lookups before a pure job runs, writes after it ran.
 
-    Entries are written by a thread (`_Writer`), so that a job's result does not
-    wait for two fsyncs; `drain()` (before a packet's last result is reported)
+    Entries are written by a thread (fntree/runtime/cachewriter.py), so that a job's
+    result does not wait for two fsyncs; `drain()` (before a packet's last result is reported)
     waits for the writes queued so far. A write that failed is reported with the next
     pure job's result.
     """
@@ -217,7 +241,7 @@ class WorkerCache:
         self.cache = cache
         self.identify = identify
         self._codes: dict[bytes, bytes | None] = {}
-        self._writer = _Writer(cache)
+        self._writer = Writer(cache)
 
     @classmethod
     def from_env(cls, identify: Identify | None) -> WorkerCache | None:
@@ -270,46 +294,6 @@ class WorkerCache:
         self._writer.drain()
 
 
-class _Writer:
-    """Threads that write queued entries, started at the first one.
-
-    Several, because a file system commits the fsyncs that are in flight together:
-    four writers give about five times the entries per second of one.
-    """
-
-    THREADS = 4
-
-    def __init__(self, cache: Cache) -> None:
-        self.cache = cache
-        self._queue: queue.Queue[tuple[bytes, str, Any]] = queue.Queue()
-        self._failed: list[str] = []
-        self._started = False
-
-    def put(self, key: bytes, name: str, value: Any) -> None:
-        if not self._started:
-            self._started = True
-            for k in range(self.THREADS):
-                threading.Thread(target=self._loop, name=f"fntree-cache-{k}",
-                                 daemon=True).start()
-        self._queue.put((key, name, value))
-
-    def _loop(self) -> None:
-        while True:
-            key, name, value = self._queue.get()
-            warning = self.cache.put(key, name, value)
-            if warning:
-                self._failed.append(warning)
-            self._queue.task_done()
-
-    def drain(self) -> None:
-        if self._started:
-            self._queue.join()
-
-    def failures(self) -> list[str]:
-        failed, self._failed = self._failed, []
-        return failed
-
-
 # -- in the leader -----------------------------------------------------------------------
 class ChainWatch:
     """Keys of pure jobs that spawned, written with their chain's closing value.
@@ -322,11 +306,13 @@ class ChainWatch:
     `wait` (the run's last commit) waits until they are written.
     """
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, objects: Path | None = None) -> None:
         self.cache = cache
+        if objects is not None:  # the job store's values stored out of line
+            cache.store_objects = ObjectStore(objects)
         self.keys: dict[int, list[tuple[bytes, str]]] = {}
         self.ready: list[tuple[bytes, str, Any]] = []
-        self._writer = _Writer(cache)
+        self._writer = Writer(cache)
 
     def add(self, chain_id: int, key: bytes, name: str) -> None:
         keys = self.keys.setdefault(chain_id, [])
@@ -413,4 +399,10 @@ def prune(cache: Cache, older_than: float, now: float | None = None) -> tuple[in
         if not entry.name.startswith("."):
             removed += 1
             freed += st.st_size
+    for entry in cache.objects.entries():  # values out of line, touched by every use
+        with contextlib.suppress(FileNotFoundError):
+            st = entry.stat(follow_symlinks=False)
+            if st.st_mtime < cutoff:
+                os.unlink(entry.path)
+                freed += st.st_size
     return removed, freed

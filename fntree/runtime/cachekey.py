@@ -5,6 +5,9 @@ of the values that fill its promised arguments, and the content of every
 `pathlib.Path` among its arguments that names an existing file or directory,
 and the code hash of every target among its arguments (a target travels by
 name, so its code is not in the argument bytes).
+Bytes stored out of line (fntree/runtime/objects.py) are digested by their
+sha256, which names them; the threshold is fixed, so one input always takes
+the same form.
 Everything is length-prefixed or tagged, so two different inputs never hash the
 same stream of bytes.
 """
@@ -18,26 +21,32 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from fntree.runtime.objects import ObjectRef
 from fntree.runtime.records import Collected
 
 _PERSON = b"fntree-key-1"
 
 
-def job_key(code: bytes, args: bytes, values: Sequence[Any], decoded: Any,
+def job_key(code: bytes, args: bytes | ObjectRef, values: Sequence[Any], decoded: Any,
             code_of: Callable[[Any], bytes | None] | None = None) -> bytes:
     """The key of a call: its code hash, its argument bytes, promised values, file contents,
     and the code hashes (`code_of`) of the targets among its arguments."""
     h = hashlib.blake2b(digest_size=32, person=_PERSON)
     h.update(struct.pack("<Q", len(code)) + code)
-    h.update(struct.pack("<Q", len(args)) + args)
-    mentions_path = b"pathlib" in args
+    if isinstance(args, ObjectRef):  # stored out of line: its digest stands for its bytes
+        h.update(b"o" + args.digest)
+        mentions_path = True
+    else:
+        h.update(struct.pack("<Q", len(args)) + args)
+        mentions_path = b"pathlib" in args
     for value in values:
         mentions_path = _hash_value(h, value) or mentions_path
     if mentions_path:
         for path in sorted(set(_paths(decoded, 0)), key=str):
             h.update(b"P" + os.fsencode(path) + b"\0")
             _hash_path(h, path)
-    if code_of is not None and any(marker in args for marker in _TARGET_MARKERS):
+    if code_of is not None and (type(args) is ObjectRef
+                                or any(marker in args for marker in _TARGET_MARKERS)):
         for item in _items(decoded, 0):
             target_code = code_of(item)
             if target_code is not None:
@@ -68,6 +77,9 @@ def _hash_value(h: Any, value: Any) -> bool:
         for v in value.values:  # every value is hashed: no short cut
             mentions = _hash_value(h, v) or mentions
         return mentions
+    if type(value) is ObjectRef:
+        h.update(b"o" + value.digest)
+        return True
     h.update(b"b" + struct.pack("<Q", len(value)) + value)
     return b"pathlib" in value
 

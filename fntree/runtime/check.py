@@ -13,7 +13,10 @@ the files under it, so a check beside a running leader sees a consistent
 store); and the state's invariants — every reference resolves (parents,
 jobs by id, functions), the pending counts equal the live children, the ready
 and running sets agree with the chains' statuses — and that no file lies outside
-the layout.
+the layout. Values stored out of line (fntree/runtime/objects.py): every object
+the live state refers to must be present and match its name (an error naming
+the remedy otherwise); the others, and temp files a crash mid-write left, are
+orphans, noted as collectable by the next leader.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
-from fntree.runtime.records import job_hex
+from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
+from fntree.runtime.records import ObjectRef, job_hex
 from fntree.runtime.state import FAILED, READY, RUNNING, WAITING, RunState
 from fntree.runtime.store import JobStore
 
 ERROR, NOTE = "error", "note"
 _TOP_LEVEL = {"fntree.json", "config.pkl", "leader.lock", "journal", "logs", "tmp", "events.log",
-              "events.log.gz", "batch"}
+              "events.log.gz", "batch", "objects"}
 
 
 class Finding(NamedTuple):
@@ -50,6 +54,7 @@ def check(path: str | os.PathLike[str]) -> list[Finding]:
     if state is not None:
         findings.extend(_invariants(state))
         findings.extend(_orphans(store, state))
+        findings.extend(_objects(store, state))
     return findings
 
 
@@ -153,4 +158,25 @@ def _orphans(store: JobStore, state: RunState) -> list[Finding]:
                                            "leader removes it"))
     leftovers = list(Path(store.paths.root).glob(".*.tmp"))
     found.extend(Finding(NOTE, f"{p.name} is a leftover temporary file") for p in leftovers)
+    return found
+
+
+def _objects(store: JobStore, state: RunState) -> list[Finding]:
+    """Live objects missing or damaged (errors); orphans (notes: collectable)."""
+    objects = ObjectStore(store.paths.objects)
+    live = live_digests(state)
+    found = []
+    for digest in sorted(live):
+        try:
+            objects.get(ObjectRef(digest, os.lstat(objects.path(ObjectRef(digest, 0))).st_size))
+        except (DamagedObject, FileNotFoundError):
+            found.append(Finding(ERROR, f"objects/{digest.hex()}, a value a live job needs, is "
+                                        "missing or damaged (its bytes do not match its name); "
+                                        "restore it from a backup of the job store, or start "
+                                        "the run again in a new job store"))
+    for name in orphans(objects, live):
+        what = "a temporary file left by a crash mid-write" if name.startswith(".") else \
+            "a value no live job refers to"
+        found.append(Finding(NOTE, f"objects/{name} is {what}; collectable: the next leader "
+                                   "removes it"))
     return found

@@ -12,6 +12,9 @@ the value `slot_values[i]`. The runtime never learns what a promise is.
 
 Values travel as bytes and are decoded only where they are used (in a worker,
 or by the caller of `fntree.run`); the leader stores and forwards them as they are.
+Bytes longer than `objects.INLINE_LIMIT` travel as an `ObjectRef` instead
+(fntree/runtime/objects.py): `loads` and `decode_value` read them from the
+job store's `objects/` given as `objects`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 import dill
 
 from fntree.errors import SerializationError
+from fntree.runtime.objects import ObjectRef, ObjectStore
 from fntree.runtime.records import Collected
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -120,19 +124,30 @@ def dumps(obj: Any, promise_type: type | None = None) -> tuple[bytes, list[Any]]
 
 
 class _SlotUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, slot_values: Sequence[Any]) -> None:
+    def __init__(self, file: io.BytesIO, slot_values: Sequence[Any],
+                 objects: ObjectStore | None) -> None:
         super().__init__(file)
         self.slot_values = slot_values
+        self.objects = objects
 
     def persistent_load(self, pid: Any) -> Any:
-        return decode_value(self.slot_values[pid])
+        return decode_value(self.slot_values[pid], self.objects)
 
 
-def loads(data: bytes, slot_values: Sequence[Any] = ()) -> Any:
+def loads(data: bytes | ObjectRef, slot_values: Sequence[Any] = (),
+          objects: ObjectStore | None = None) -> Any:
     """The object saved by `dumps`, its promise slots filled from `slot_values`."""
+    raw = _read(data, objects) if isinstance(data, ObjectRef) else data
     if not slot_values:
-        return pickle.loads(data)
-    return _SlotUnpickler(io.BytesIO(data), slot_values).load()
+        return pickle.loads(raw)
+    return _SlotUnpickler(io.BytesIO(raw), slot_values, objects).load()
+
+
+def _read(ref: Any, objects: ObjectStore | None) -> bytearray:
+    if objects is None:
+        raise SerializationError("a value stored out of line in a job store is read without "
+                                 "the store; pass the job store's objects")
+    return objects.get(ref)
 
 
 def encode_value(value: Any) -> bytes:
@@ -140,12 +155,16 @@ def encode_value(value: Any) -> bytes:
     return dumps(value)[0]
 
 
-def decode_value(value: bytes | Collected) -> Any:
-    """The Python value of a stored value: bytes, or a `Collected` list of them.
+def decode_value(value: bytes | ObjectRef | Collected,
+                 objects: ObjectStore | None = None) -> Any:
+    """The Python value of a stored value: bytes, a reference to bytes in `objects`,
+    or a `Collected` list of them.
 
     Collected values nest as deep as the tree of children-only chains did, so the
     lists are built without recursion.
     """
+    if isinstance(value, ObjectRef):
+        return pickle.loads(_read(value, objects))
     if not isinstance(value, Collected):
         return pickle.loads(value)
     top: list[Any] = []
@@ -157,6 +176,8 @@ def decode_value(value: bytes | Collected) -> Any:
                 inner: list[Any] = []
                 out.append(inner)
                 stack.append((item.values, inner))
+            elif type(item) is ObjectRef:
+                out.append(pickle.loads(_read(item, objects)))
             else:
                 out.append(pickle.loads(item))
     return top

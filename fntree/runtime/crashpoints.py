@@ -11,7 +11,9 @@ Points: `journal.write` (records buffered, nothing written), `journal.torn`
 temp dirs being removed), `compact.snapshot` (snapshot written, new segment not
 yet made), `compact.segment` (new segment made, old ones not yet removed),
 `store.create` (identity written, journal not yet), `leader.start` (a new leader's
-first records, such as a restart's `RERUN`, committed; nothing issued yet).
+first records, such as a restart's `RERUN`, committed; nothing issued yet),
+`objects.write` (a value stored out of line: its temp file written, not synced),
+`objects.rename` (renamed to its name, directory not yet synced; runtime/objects.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import signal
 
 ENV = "FNTREE_CRASH_AT"
 POINTS = ("journal.write", "journal.torn", "journal.sync", "leader.commit", "leader.clean",
-          "compact.snapshot", "compact.segment", "store.create", "leader.start")
+          "compact.snapshot", "compact.segment", "store.create", "leader.start",
+          "objects.write", "objects.rename")
 
 
 def _parse(value: str | None) -> tuple[str | None, int]:

@@ -13,7 +13,8 @@ state and returns the records that make live jobs run changed code, or (with
 3. for each result, append its records and apply them to the state;
 4. commit the journal (one fdatasync for the whole turn);
 5. only then act on what became true: remove global temp dirs of closed
-   chains, tell the subscribers, and go round again.
+   chains (at start and after a compaction, values stored out of line that no
+   live job refers to: fntree/runtime/objects.py), tell the subscribers, and go round again.
 
 Packets: ready jobs with the same resources are grouped so that a worker runs
 about the batch system's `packet_time` seconds of them per packet, judged from
@@ -57,6 +58,7 @@ import math
 import os
 import shutil
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ from fntree.runtime.cache import Cache, ChainWatch
 from fntree.runtime.events import Events
 from fntree.runtime.failing import FailureHandling
 from fntree.runtime.journal import Journal
+from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
     R_DONE,
     R_EPOCH,
@@ -121,7 +124,7 @@ class Leader(FailureHandling):
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
-        self.watch = None if cache is None else ChainWatch(cache)
+        self.watch = None if cache is None else ChainWatch(cache, store.paths.objects)
 
     # -- the run ----------------------------------------------------------------------
     def run(self, *, retry_failed: bool = False, recode: Recode | None = None,
@@ -164,6 +167,8 @@ class Leader(FailureHandling):
         self.journal.commit()
         crashpoints.point("leader.start")
         self.store.sweep_global_temp_dirs(state.chains)
+        self.store.quiet = time.time()  # no job of ours runs yet: collect unused values
+        collect_now(ObjectStore(self.store.paths.objects), state)
         self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
                             len(state.chains))
         if any(record[0] == R_RERUN for record in recoded):
@@ -201,6 +206,8 @@ class Leader(FailureHandling):
             self.journal.append((R_FINISH, state.value))
         self.journal.commit()
         crashpoints.point("leader.commit")
+        if not state.running:  # jobs issued from now on may write values: collect older ones
+            self.store.quiet = time.time()
         for chain_id in state.to_clean:
             crashpoints.point("leader.clean")
             shutil.rmtree(self.store.paths.global_temp_dir(chain_id), ignore_errors=True)

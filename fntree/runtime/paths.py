@@ -29,6 +29,7 @@ class StorePaths:
         self.logs = self.root / "logs"
         self.global_tmp = self.root / "tmp" / "g"
         self.batch = self.root / "batch"
+        self.objects = self.root / "objects"  # values stored out of line (runtime/objects.py)
 
     def segment(self, number: int) -> Path:
         return self.journal_dir / f"{number}.log"

@@ -51,6 +51,18 @@ O_SPAWN = 1   # (O_SPAWN, children, follow)  child specs and the follow-on spec 
 ROOT_ID = 1
 
 
+class ObjectRef(NamedTuple):
+    """A value stored out of line (fntree/runtime/objects.py): the sha256 of its bytes and
+    their length. It stands where the bytes would: a spec's `args`, an outcome's value."""
+
+    digest: bytes
+    size: int
+
+    @property
+    def name(self) -> str:
+        return self.digest.hex()
+
+
 class Spec(NamedTuple):
     """One job to run.
 
@@ -63,7 +75,7 @@ class Spec(NamedTuple):
     job_id: int
     name: str
     fn_key: bytes
-    args: bytes
+    args: bytes | ObjectRef
     res: Res
     slots: tuple[int, ...] = ()
     deps: tuple[Spec, ...] = ()

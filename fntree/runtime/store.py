@@ -10,7 +10,10 @@ segment that later records depend on) is an error naming the file and what to
 do; nothing is cut or removed then.
 
 Readers (`repair=False`) hold no lock: when a compaction changes the files
-under them they list and read again, a bounded number of times.
+under them they list and read again, a bounded number of times. After a
+compaction, the values stored out of line that the snapshot's state does not
+refer to are collected (fntree/runtime/objects.py); `create` writes the
+root's long arguments there before the `ROOT` record.
 
 `fntree.json` carries a crc32 of its fields (fntree/runtime/meta.py);
 `config.pkl` and snapshots are sealed (`fntree.checksum`).
@@ -53,6 +56,7 @@ from fntree.runtime.durable import (
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
+from fntree.runtime.objects import CLOCK_SLACK, ObjectStore, collect_now, out_of_line_spec
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
 from fntree.runtime.root import make_root
@@ -90,6 +94,7 @@ class JobStore:
         self.paths = paths
         self.meta = meta
         self._lock_fd = -1
+        self.quiet = 0.0  # when the leader last had no job running (objects.collect_now)
 
     @property
     def store_id(self) -> str:
@@ -116,6 +121,7 @@ class JobStore:
             # Made now, so that no leader needs a new inode to take the lock later.
             os.close(os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600))
             make_private_dir(paths.journal_dir)
+            root_spec = out_of_line_spec(root_spec, ObjectStore(paths.objects))  # before ROOT
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
             if targets:
@@ -385,6 +391,8 @@ class JobStore:
         journal.close()
         crashpoints.point("compact.segment")
         self._remove_stale(nxt)
+        collect_now(ObjectStore(self.paths.objects), state, None if not state.running
+                    else self.quiet - CLOCK_SLACK)  # values no live job refers to
         return new, nxt
 
     def sweep_global_temp_dirs(self, live: dict[int, Any]) -> None:

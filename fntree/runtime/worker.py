@@ -33,6 +33,12 @@ The cache across runs (fntree/runtime/cache.py): with `$FNTREE_CACHE` set and an
 key is computed after its arguments are decoded; on a hit its stored value is
 its outcome and its body does not run.
 
+Values out of line (fntree/runtime/objects.py): a task's arguments and promised
+values may be references, which the runner reads from the job store's
+`objects/`; a job's long value, and the long arguments of the calls it spawns,
+are written there (durably, once) before its result is reported, and the result
+carries only their references. A write that fails fails the job.
+
 How tasks arrive and results leave (pipes, files) is the batch system's affair.
 """
 
@@ -58,6 +64,7 @@ from fntree.runtime.cache import Identify, WorkerCache
 from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.isolate import IsolatedFailure, IsolatedJobDied, run_isolated
+from fntree.runtime.objects import ObjectStore, out_of_line
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Task, job_hex
 
@@ -93,7 +100,10 @@ class JobRunner:
         self._fns: dict[bytes, Any] = {}
         self._fn_bytes: dict[bytes, bytes] = {}
         self.known: set[bytes] = set()
+        self.objects = ObjectStore(self.paths.objects)
         self.cache = WorkerCache.from_env(identify)
+        if self.cache is not None:
+            self.cache.cache.store_objects = self.objects
         make_private_dir(local_dir)
         self._scratch = os.open(local_dir / "output", os.O_RDWR | os.O_CREAT | os.O_TRUNC,
                                 0o600)
@@ -177,12 +187,13 @@ class JobRunner:
         try:
             if self.faults.active:
                 armed = self.faults.before(task.job_id, task.attempt)
-            args, kwargs = codec.loads(task.args, task.values)
+            args, kwargs = codec.loads(task.args, task.values, self.objects)
             body = self._function(task.fn_key, task.name)
             if self.cache is not None:
                 probe = self.cache.probe(task.fn_key, task.name, body, task.args,
                                          task.values, (args, kwargs))
             outcome, fns = self._execute(body, args, kwargs, task.job_id, ctx, probe)
+            outcome = out_of_line(outcome, self.objects)
             if armed is not None:
                 self.faults.after(armed)
         except BaseException as exc:  # the job's failure, whatever it is, is reported
