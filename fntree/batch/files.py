@@ -144,6 +144,7 @@ class Packet:
         self.chunk = 0
         self.gone = 0
         self.started = False
+        self.announced = False  # the leader was told that it started
 
     @property
     def slurm_id(self) -> str:
@@ -170,6 +171,7 @@ class FileJobs:
     reachable = ""               # how to check that it answers, for error messages
     transient = r"(?!)"          # what a submission refused only for a while says
     error: type[BatchSystemError] = BatchSystemError
+    reports_start = True         # an Update with `started` when a queued packet starts
 
     setup: WorkerSetup
     commands: Commands
@@ -294,6 +296,9 @@ class FileJobs:
         updates = []
         for packet in list(self._live.values()):
             packet.started = packet.started or self.paths.started(packet.number).name in names
+            if packet.started and not packet.announced:
+                packet.announced = True
+                updates.append(Update(packet.number, [], False, started=True))
             while (path := self.paths.result(packet.number, packet.chunk)).name in names:
                 results, last = read_result(path, self.setup.store_root)
                 path.unlink()

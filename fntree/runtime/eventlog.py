@@ -52,6 +52,7 @@ from fntree.runtime.durable import open_private
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task
+from fntree.runtime.snapshot import Snapshot
 
 log = logging.getLogger("fntree")
 
@@ -78,9 +79,10 @@ class EventLog(Observer):
         self._broken = False
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
         self._epoch = epoch
-        self._queue.append(("leader", time.time(), epoch, done, live))
+        self._queue.append(("leader", time.time(), epoch, snapshot.count("done"),
+                            len(snapshot.chains)))
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._flush_loop, name="fntree-eventlog",

@@ -2,7 +2,14 @@
 
 `Observer` lists the hooks with empty bodies; a subscriber overrides the ones it
 wants. `Events` fans each call out to every subscriber. The leader calls the
-hooks only after the facts they report are durable.
+hooks only after the facts they report are durable (`issued` and
+`packet_started` report what the batch system was asked and said, which the
+journal need not hold).
+
+`started` hands each subscriber a `Snapshot` of the recovered state (counts per
+target in the states of docs/states.md, and the live chains), so that what a
+subscriber shows is true from the first moment, after a restart too; the other
+hooks keep it true.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import logging
 from typing import NamedTuple
 
 from fntree.runtime.records import Result, Task
+from fntree.runtime.snapshot import Snapshot
 
 log = logging.getLogger("fntree")
 job_log = logging.getLogger("fntree.job")
@@ -31,15 +39,20 @@ class Failure(NamedTuple):
 class Observer:
     """A subscriber to a run's events; every hook is optional."""
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
-        """A leader started on `jobstore`; `done` jobs already completed, `live` chains open."""
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
+        """Leader `epoch` started on `jobstore`; `snapshot` is the run's state at that moment
+        (fntree/runtime/snapshot.py): what earlier leaders did and what is left."""
 
     def rerun(self, epoch: int, reruns: int, root: str) -> None:
         """Leader `epoch` started the run again from its root, a call of target `root`
         (`--rerun-changed`; the run's `reruns`-th time)."""
 
     def issued(self, tasks: list[Task]) -> None:
-        """`tasks` were handed to the batch system."""
+        """`tasks` were handed to the batch system, as one packet."""
+
+    def packet_started(self, tasks: list[Task]) -> None:
+        """The worker of the packet of `tasks` started (batch systems that queue packets and
+        say when they start: `Snapshot.reports_start`)."""
 
     def completed(self, name: str, result: Result) -> None:
         """A job completed; its completion is durable."""
@@ -60,9 +73,9 @@ class Events(Observer):
     def __init__(self, subscribers: list[Observer]) -> None:
         self.subscribers = subscribers
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
         for s in self.subscribers:
-            s.started(jobstore, epoch, done, live)
+            s.started(jobstore, epoch, snapshot)
 
     def rerun(self, epoch: int, reruns: int, root: str) -> None:
         for s in self.subscribers:
@@ -71,6 +84,10 @@ class Events(Observer):
     def issued(self, tasks: list[Task]) -> None:
         for s in self.subscribers:
             s.issued(tasks)
+
+    def packet_started(self, tasks: list[Task]) -> None:
+        for s in self.subscribers:
+            s.packet_started(tasks)
 
     def completed(self, name: str, result: Result) -> None:
         for s in self.subscribers:
@@ -105,7 +122,7 @@ class LogObserver(Observer):
     def message(self, name: str, job_id: str, text: str) -> None:
         job_log.info("%s %s: %s", name, job_id[:8], text)
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
         if epoch > 1:
             log.info("leader %d restarting %s: %d jobs done, %d chains open", epoch,
-                     jobstore, done, live)
+                     jobstore, snapshot.count("done"), len(snapshot.chains))

@@ -76,6 +76,7 @@ from fntree.runtime.records import (
     job_hex,
 )
 from fntree.runtime.salvage import salvage_outputs
+from fntree.runtime.snapshot import cached_flag, snapshot
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
 from fntree.runtime.worker import LOG_LIMIT
@@ -154,8 +155,8 @@ class Leader:
         self.journal.commit()
         crashpoints.point("leader.start")
         self.store.sweep_global_temp_dirs(state.chains)
-        self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
-                            len(state.chains))
+        self.events.started(str(self.store.paths.root), state.epoch,
+                            snapshot(state, self.batch))
         if any(record[0] == R_RERUN for record in recoded):
             assert state.root is not None
             self.events.rerun(state.epoch, state.reruns, state.root.name)
@@ -266,6 +267,8 @@ class Leader:
                 self._result(result)
             if update.lost:
                 self._lost(update)
+            if update.started:
+                self.events.packet_started(self._packets.get(update.packet, []))
             if update.finished:
                 self._unreported(self._packets.pop(update.packet, []))
 
@@ -303,7 +306,7 @@ class Leader:
                 self._record((R_TARGETS, result.targets))
             watch = self.watch
             closing = watch.before(state, chain) if watch is not None and watch.keys else None
-            self._record((R_DONE, result.job_id, result.outcome, result.fns))
+            self._record((R_DONE, result.job_id, result.outcome, result.fns, *cached_flag(result)))
             if watch is not None and closing:
                 watch.after(state, closing)
             self._after.append(("completed", name, result))
