@@ -27,9 +27,10 @@ def test_status_of_a_failed_run(failed: tuple[Path, fntree.WorkflowFailed],
     assert code == 0
     assert "leader     none running" in out
     assert "state      failed" in out
-    assert "jobs       7 done, 0 interrupted, 0 ready, 0 waiting for children, 1 failed" in out
+    assert ("jobs       0 waiting, 0 ready, 0 queued, 0 running, 7 done, 0 cached, 1 failed"
+            in out)
     picky = next(line for line in out.splitlines() if line.startswith("picky "))
-    assert picky.split() == ["picky", "0", "0", "0", "0", "1"]
+    assert picky.split() == ["picky", "0", "0", "0", "0", "0", "0", "1"]
     assert f"failed: picky {job}, 2 attempt(s)" in out
     assert "ValueError: no flag at" in out
     assert f"debug it: fntree debug-job {store} {job}" in out
@@ -68,12 +69,13 @@ def test_status_json_is_stable(failed: tuple[Path, fntree.WorkflowFailed],
     assert status["env_changes"] == []
     assert status["reruns"] == []
     assert status["cached"] == {"jobs": 0, "targets": {}}
-    assert status["format"] == 1 and status["jobstore"] == str(store)
+    assert status["format"] == 2 and status["jobstore"] == str(store)
     assert status["state"] == "failed" and status["epoch"] == 1
     assert status["leader"] == {"alive": False, "holder": None}
-    assert status["jobs"] == {"done": 7, "running": 0, "ready": 0, "waiting": 0, "failed": 1}
-    assert status["targets"]["work"] == {"done": 3, "running": 0, "ready": 0, "waiting": 0,
-                                         "failed": 0}
+    assert status["jobs"] == {"waiting": 0, "ready": 0, "queued": 0, "running": 0, "done": 7,
+                              "cached": 0, "failed": 1}
+    assert status["targets"]["work"] == {"waiting": 0, "ready": 0, "queued": 0, "running": 0,
+                                         "done": 3, "cached": 0, "failed": 0}
     assert status["running"] == []
     [failure] = status["failed"]
     job = exc.failed[0].job_id
