@@ -154,9 +154,8 @@ def _issued_now(store: JobStore) -> dict[str, tuple[int, float, str]]:
             issued.clear()
             queues = bool(event.get("queues"))
         elif kind == "issued":
-            state = "queued" if queues else "running"
-            for job, _name, attempt in event["jobs"]:
-                issued[job] = (attempt, event["t"], state)
+            issued[event["job"]] = (event["attempt"], event["t"],
+                                    "queued" if queues else "running")
         elif kind == "started":
             for job in event["jobs"]:
                 if job in issued:
