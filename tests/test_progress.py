@@ -52,7 +52,7 @@ def test_display_counts_a_real_run(store: Path) -> None:
     assert any("working on" in m for m in view.messages)
     text = _text(view)
     assert "fntree completed" in text and "14 / 14 jobs done" in text
-    assert "known so far" not in text  # the total is final once the run ended
+    assert "so far" not in text  # the total is final once the run ended
 
 
 def test_failure_shown_with_log_tail_and_debug_command(tmp_path: Path) -> None:
@@ -226,7 +226,7 @@ def test_fits_80_columns_and_collapses_many_targets() -> None:
     rows = [line for line in lines if line.startswith("target_with")]
     assert len(rows) == 7 and all("━" in row for row in rows)
     assert any(line.startswith("5 others") for line in lines)
-    assert "1,200 / 1,386 jobs done (the total" in text
+    assert "1,200 / 1,386 jobs done (total so far)" in text
     assert any(line.startswith("all ") and " 186 " in line for line in lines)
 
 
@@ -308,7 +308,7 @@ def test_live_display_in_a_terminal(tmp_path: Path) -> None:
     raw = b"".join(chunks).decode(errors="replace")
     assert "\x1b[" in raw  # drawn with terminal controls, in place
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert "fntree running" in screen and "known so far" in screen  # while it ran
+    assert "fntree running" in screen and "(total so far)" in screen  # while it ran
     assert "fntree completed" in screen and "32 / 32 jobs done" in screen
     assert re.search(r"work +0 +0 +0 +0 +30 +0", screen)
     assert "running longest" in screen

@@ -86,7 +86,7 @@ def _header(view: RunView, now: float, total: Counts, width: int) -> Text:
     if total.failed:
         text.append(f", {total.failed:,} failed", "bold red")
     if not ended and total.left():
-        text.append(" (the total known so far)")
+        text.append(" (total so far)")
     return text
 
 
