@@ -147,6 +147,12 @@ def test_counts_after_a_sigkill_and_a_restart(tmp_path: Path,
     done = after["jobs"]["done"]
     assert after["state"] == "stopped" and after["jobs"]["ready"] == 81 - done
     assert after["jobs"]["waiting"] == 1  # the follow-on adding them up
+    status = Terminal(_fntree("status", "store"), tmp_path)
+    terminals.append(status)
+    said = status.wait_for(r"EXIT=\d")
+    _keep("status-after-kill.txt", said)
+    assert (f"jobs       1 waiting, {81 - done} ready, 0 queued, 0 running, {done} done, "
+            "0 cached, 0 failed") in said
     second = Terminal(_fntree("restart", "store"), tmp_path)
     terminals.append(second)
     frame = second.wait_for(r"leader 2(?s:.*)\nall ")
