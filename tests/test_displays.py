@@ -164,3 +164,31 @@ def test_counts_after_a_sigkill_and_a_restart(tmp_path: Path,
     end = second.wait_for(r"EXIT=\d")
     _keep("restart-completed.txt", end)
     assert "EXIT=0" in end and "82 / 82 jobs done" in end and "leader 2" in end
+
+
+def test_queued_in_slurm_then_running(tmp_path: Path, terminals: list[Terminal]) -> None:
+    """On Slurm an issued job is queued until its packet's batch job starts; then one job
+    per started packet is running, so never more than the batch jobs allowed at once."""
+    from test_slurm import _slurm_missing
+
+    reason = _slurm_missing()
+    if reason is not None:
+        pytest.skip(f"no Slurm reachable: {reason}")
+    term = Terminal(_fntree("run", WORDS, "24", "3", "4", "--jobstore", "store",
+                            "--batch-system", "slurm", "--max-jobs", "4"), tmp_path)
+    terminals.append(term)
+    frames: list[dict[str, int]] = []
+    kept = False
+    deadline = time.monotonic() + 600
+    while not re.search(r"EXIT=\d", screen := term.screen()):
+        assert time.monotonic() < deadline, screen
+        if re.search(r"\nall ", screen):
+            frames.append(table(screen)["all"])
+            if frames[-1]["queued"] and frames[-1]["running"] and not kept:
+                _keep("slurm-queued-running.txt", screen)
+                kept = True
+        time.sleep(0.5)
+    assert "EXIT=0" in screen and "26 / 26 jobs done" in screen
+    assert all(frame["running"] <= 4 for frame in frames), frames
+    assert any(frame["queued"] and frame["running"] for frame in frames), frames
+    assert any(frame["queued"] and not frame["running"] for frame in frames), frames
