@@ -298,7 +298,7 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
     """Change `state` as `record` says (see records.R_*)."""
     kind = record[0]
     if kind == R_DONE:
-        state._done(record[1], record[2], record[3], len(record) > 4 and record[4])
+        state._done(record[1], record[2], record[3], len(record) > 4 and record[4] is True)
     elif kind == R_ISSUE:
         state._issue(record[1], record[2])
     elif kind == R_FAIL:
