@@ -10,6 +10,8 @@ import ux_workflows as ux
 from ux_workflows import cli
 
 import fntree
+from fntree.cli.status import _issued_now
+from fntree.runtime.store import JobStore
 
 
 @pytest.fixture
@@ -100,3 +102,22 @@ def test_status_of_a_completed_run(tmp_path: Path, capsys: pytest.CaptureFixture
     assert status["failed"] == [] and status["jobs"]["done"] == 5
     _, out, _ = cli("status", str(store), "--failed", capsys=capsys)
     assert out.strip() == "no failed jobs"
+
+
+def test_issued_jobs_are_queued_until_their_packet_starts(tmp_path: Path) -> None:
+    """From the event log: on a batch system that reports starts, an issued job is queued
+    until a `started` line names it; on the others it is running once issued."""
+    store = tmp_path / "store"
+    fntree.run(ux.spread(1), jobstore=store)
+    events = store / "events.log"
+    lines = [{"t": 1.0, "ev": "leader", "epoch": 2, "queues": True},
+             {"t": 2.0, "ev": "issued", "packet": 1, "cpu": 1, "memory": None,
+              "jobs": [["00000000000000aa", "work", 1], ["00000000000000bb", "work", 1]]},
+             {"t": 3.0, "ev": "started", "jobs": ["00000000000000aa"]}]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    issued = _issued_now(JobStore.open(store))
+    assert issued == {"00000000000000aa": (1, 2.0, "running"),
+                      "00000000000000bb": (1, 2.0, "queued")}
+    lines[0]["queues"] = False
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines[:2]))
+    assert {state for _, _, state in _issued_now(JobStore.open(store)).values()} == {"running"}

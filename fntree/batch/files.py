@@ -287,8 +287,9 @@ class FileJobs:
     def _query(self) -> list[Update]:
         raise NotImplementedError
 
-    def _collect(self) -> list[Update]:
-        """Updates from the result files the workers wrote."""
+    def _collect(self, announce: bool = True) -> list[Update]:
+        """Updates from the result files the workers wrote; with `announce`, one saying
+        that a packet started, once, for each packet still live that did."""
         try:
             names = set(os.listdir(self.paths.dir))
         except FileNotFoundError:
@@ -296,9 +297,6 @@ class FileJobs:
         updates = []
         for packet in list(self._live.values()):
             packet.started = packet.started or self.paths.started(packet.number).name in names
-            if packet.started and not packet.announced:
-                packet.announced = True
-                updates.append(Update(packet.number, [], False, started=True))
             while (path := self.paths.result(packet.number, packet.chunk)).name in names:
                 results, last = read_result(path, self.setup.store_root)
                 path.unlink()
@@ -308,6 +306,10 @@ class FileJobs:
                 if last:
                     self._forget(packet)
                     break
+            if (announce and packet.started and not packet.announced
+                    and packet.number in self._live):
+                packet.announced = True
+                updates.append(Update(packet.number, [], False, started=True))
         return updates
 
     def _lost(self, packet: Packet, reason: str, cause: str) -> Update:
