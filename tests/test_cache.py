@@ -385,8 +385,10 @@ def test_progress_display_counts_cached_jobs() -> None:
     from fntree.runtime.records import O_VALUE
 
     res = Res(None, None, 1.0, None)
+    from fntree.runtime.snapshot import Snapshot
+
     view = RunView()
-    view.started("store", 1, 0, 2)
+    view.started("store", 1, Snapshot({}))
     view.issued([Task(k, 1, "leaf", b"k", b"", (), k, res) for k in (1, 2)])
     for k, hit in ((1, True), (2, False)):
         view.completed("leaf", Result(k, 1, True, (O_VALUE, b""), "", {}, None, False,
@@ -394,12 +396,12 @@ def test_progress_display_counts_cached_jobs() -> None:
     assert view.totals().cached == 1 and view.targets["leaf"].done == 2
     console = Console(file=io.StringIO(), width=120, record=True)
     console.print(render(view))
-    assert "2 / 2 jobs done, 1 from the cache" in console.export_text()
+    assert "2 / 2 jobs done, 1 cached" in console.export_text()
     plain = PlainProgress(Console(file=io.StringIO(), width=200, record=True))
     plain.completed("leaf", Result(3, 1, True, (O_VALUE, b""), "", {}, None, False,
                                    (time.time(), 0.0, 0.0, 0), (), False, cached=True))
     plain.finished(True)
-    assert "1 from the cache" in plain.console.export_text()
+    assert "1 cached" in plain.console.export_text()
 
 
 APPLY = textwrap.dedent("""\

@@ -67,7 +67,8 @@ def test_kill_a_running_leader_then_restart_and_clean(tmp_path: Path,
     wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=10)
     status = status_now()
     assert status["state"] == "stopped" and not status["leader"]["alive"]
-    assert status["jobs"]["running"] == 2  # interrupted: they run again at the restart
+    assert status["jobs"]["running"] == 0  # no leader: they are ready, to run at the restart
+    assert status["jobs"]["ready"] == 2
     assert status["restart_command"] == f"fntree restart {store}"
     code, _, err = cli("kill", str(store), capsys=capsys)
     assert code == 0 and "no leader is running" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def test_sigterm_stops_leader_and_workers_cleanly(store: Path, tmp_path: Path) -
 
 
 def test_restart_with_pending_work_after_kill_reports_status(store: Path, tmp_path: Path) -> None:
-    """`fntree status` on a killed run shows no leader and the restart command."""
+    """`fntree status` on a killed run shows no leader, the jobs it had issued as ready
+    again (what a restart makes of them), and the restart command."""
     record = tmp_path / "record"
     leader = _start_leader(store, f"wf.slow_fan(4, 30.0, {str(record)!r})")
     wait_for(lambda: len(_lines(record)) >= 2)
@@ -107,6 +109,7 @@ def test_restart_with_pending_work_after_kill_reports_status(store: Path, tmp_pa
                           "--fail-if-not-complete"], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 1
-    assert "none running" in out.stdout and "interrupted" in out.stdout
+    assert "none running" in out.stdout and "state      stopped" in out.stdout
+    assert re.search(r"jobs +\d+ waiting, [1-9]\d* ready, 0 queued, 0 running", out.stdout)
     assert f"fntree restart {store}" in out.stdout
     assert wf is not None

@@ -277,8 +277,12 @@ def test_qstat_calls_back_off_while_jobs_just_run(tmp_path: Path) -> None:
     commands.replies["qstat"] = [ok(qstat_xml(("77", "r", "fntree-x")))]
     batch.submit([task(5)], {})
     end = clock.now + 600
+    started = 0
     while clock.now < end:
-        assert batch.poll(1.0) == []
+        updates = batch.poll(1.0)
+        started += sum(u.started for u in updates)
+        assert [u for u in updates if not u.started] == []
+    assert started == 1  # the packet's start is said once
     assert 12 <= commands.calls["qstat"] - 1 <= 20
     assert commands.calls["qacct"] == 0
 

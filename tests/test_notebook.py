@@ -39,9 +39,10 @@ def test_sort_notebook_runs_and_shows_progress(tmp_path: Path) -> None:
     text = displays[0]["data"]["text/plain"]
     assert "fntree completed" in text
     assert "382 / 382 jobs done" in text  # 255 msort + 127 merge jobs for 20,000 numbers
-    lines = {line.split()[0]: line.split()[1:6] for line in text.splitlines()
-             if line.startswith(("msort ", "merge "))}
-    assert lines == {"msort": ["0", "0", "255", "0", "0"], "merge": ["0", "0", "127", "0", "0"]}
+    lines = {line.split()[0]: line.split()[1:7] for line in text.splitlines()
+             if line.startswith(("msort ", "merge "))}  # waiting ready queued running done failed
+    assert lines == {"msort": ["0", "0", "0", "0", "255", "0"],
+                     "merge": ["0", "0", "0", "0", "127", "0"]}
     assert "<pre" in displays[0]["data"]["text/html"]
     assert client.seen["update_display_data"] >= 1
     printed = "".join(o.get("text", "") for o in code[-1].outputs if o.output_type == "stream")

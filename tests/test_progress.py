@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ux_workflows as ux
@@ -18,9 +19,13 @@ from rich.console import Console
 
 import fntree
 from fntree.batch.base import Res
+from fntree.cli.status import describe
+from fntree.errors import FntreeError
 from fntree.progress import LiveProgress, RunView, render
 from fntree.runtime.events import Failure
 from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Spec, Task
+from fntree.runtime.snapshot import STATES, LiveChain, Snapshot, snapshot
+from fntree.runtime.store import JobStore
 
 TESTS = Path(__file__).parent
 RES = Res(None, None, 1.0, None)
@@ -30,9 +35,9 @@ def _console() -> Console:
     return Console(file=io.StringIO(), force_terminal=True, width=120, record=True)
 
 
-def _text(view: RunView) -> str:
-    console = Console(file=io.StringIO(), width=120, record=True)
-    console.print(render(view))
+def _text(view: RunView, width: int = 120) -> str:
+    console = Console(file=io.StringIO(), width=width, record=True)
+    console.print(render(view, width=width))
     return console.export_text()
 
 
@@ -41,15 +46,13 @@ def test_display_counts_a_real_run(store: Path) -> None:
     view = LiveProgress(_console())
     assert fntree.run(ux.spread(12), jobstore=store, observers=[view]) == sum(
         i * i for i in range(12))
-    counts = {name: (c.queued, c.running, c.done, c.failed, c.retried)
-              for name, c in view.targets.items()}
-    assert counts == {"spread": (0, 0, 1, 0, 0), "work": (0, 0, 12, 0, 0),
-                      "add_up": (0, 0, 1, 0, 0)}
-    assert not view.pending and not view.running and not view.packets
+    counts = {name: (c.left(), c.done, c.failed, c.retried) for name, c in view.targets.items()}
+    assert counts == {"spread": (0, 1, 0, 0), "work": (0, 12, 0, 0), "add_up": (0, 1, 0, 0)}
+    assert not view.jobs and not view.chains and not view.issued_in and not view.packets
     assert any("working on" in m for m in view.messages)
     text = _text(view)
     assert "fntree completed" in text and "14 / 14 jobs done" in text
-    assert "known so far" not in text  # the total is final once the run ended
+    assert "so far" not in text  # the total is final once the run ended
 
 
 def test_failure_shown_with_log_tail_and_debug_command(tmp_path: Path) -> None:
@@ -74,7 +77,7 @@ def test_failure_shown_with_log_tail_and_debug_command(tmp_path: Path) -> None:
     assert "picky got value=41" in shown[1]  # the log's tail
     assert f"debug it: fntree debug-job {store} {job}" in shown[1]
     picky = view.targets["picky"]
-    assert (picky.queued, picky.running, picky.failed, picky.retried) == (0, 0, 1, 1)
+    assert (picky.left(), picky.failed, picky.retried) == (0, 1, 1)
 
 
 def _spec(job: int, name: str, deps: tuple[Spec, ...] = ()) -> Spec:
@@ -91,35 +94,147 @@ def _result(job: int, outcome: tuple[object, ...], start: float, wall: float,
                   chained)
 
 
-def test_total_grows_as_jobs_spawn_children() -> None:
-    """Spawned jobs are queued until issued; the known total grows with each spawn."""
+def _states(view: RunView) -> dict[str, tuple[int, ...]]:
+    """(waiting, ready, queued, running, done) of each target."""
+    return {name: (c.waiting, c.ready, c.queued, c.running, c.done)
+            for name, c in view.targets.items()}
+
+
+def test_jobs_move_through_the_states_as_the_leader_has_them() -> None:
+    """Children are ready or waiting for their deps; a follow-on waits until its children
+    close; an issued packet runs one job at a time, the others queued behind it."""
     view = RunView()
-    view.started("store", 1, 0, 1)
+    view.started("store", 1, Snapshot({"root": dict.fromkeys(STATES, 0) | {"ready": 1}},
+                                      (LiveChain(1, None, 0, 1, "root", "ready"),)))
     view.issued([_task(1, "root")])
-    assert view.totals().known() == 1
+    assert _states(view) == {"root": (0, 0, 0, 1, 0)}
     children = (_spec(2, "leaf"), _spec(3, "leaf", deps=(_spec(4, "dep"),)))
     view.completed("root", _result(1, (O_SPAWN, children, _spec(5, "sum")), 0.0, 0.1))
-    total = view.totals()
-    assert (total.queued, total.running, total.done, total.known()) == (4, 0, 1, 5)
+    assert _states(view) == {"root": (0, 0, 0, 0, 1), "leaf": (1, 1, 0, 0, 0),
+                             "dep": (0, 1, 0, 0, 0), "sum": (1, 0, 0, 0, 0)}
     view.issued([_task(2, "leaf"), _task(4, "dep")])
+    assert view.targets["leaf"].running == 1 and view.targets["dep"].queued == 1
     view.issued([_task(4, "dep")])  # requeued by the leader (its worker died): counted once
-    assert view.targets["dep"].running == 1 and view.targets["leaf"].queued == 1
+    assert view.targets["dep"].running == 1 and view.targets["dep"].queued == 0
     now = time.time()
     view.completed("leaf", _result(2, (O_VALUE, b""), now - 1.0, 0.5))
     view.completed("dep", _result(4, (O_VALUE, b""), now, 0.0))
+    assert _states(view)["leaf"] == (0, 1, 0, 0, 1)  # its dep closed: ready
+    assert _states(view)["sum"] == (1, 0, 0, 0, 0)  # one child still open
     view.issued([_task(3, "leaf")])
     view.completed("leaf", _result(3, (O_VALUE, b""), now, 0.0))
+    assert _states(view)["sum"] == (0, 1, 0, 0, 0)
     view.completed("sum", _result(5, (O_VALUE, b""), now, 0.0, chained=True))
     total = view.totals()
-    assert (total.queued, total.running, total.done, total.known()) == (0, 0, 5, 5)
-    assert not view.packets and not view.pending
+    assert (total.left(), total.done, total.known()) == (0, 5, 5)
+    assert not view.packets and not view.jobs and not view.chains
+
+
+def test_restart_counts_come_from_the_snapshot(tmp_path: Path) -> None:
+    """After a leader is killed, the next one's display starts from the store's state:
+    jobs done before, the ready ones, and the waiting follow-on, which the model then
+    follows to the end."""
+    store = JobStore.open(_killed_midway(tmp_path))
+    state, _, _ = store.recover(repair=False)
+    state.running.clear()  # what the restarting leader's EPOCH does
+    shot = snapshot(state)
+    view = RunView()
+    view.started(str(store.paths.root), 2, shot)
+    work = view.targets["work"]
+    assert work.done >= 3 and work.done + work.ready == 12
+    assert _states(view)["add_up"] == (1, 0, 0, 0, 0)
+    assert view.totals().known() == 14
+    ready = [c for c in shot.chains if c.name == "work" and c.state == "ready"]
+    for c in ready:
+        view.issued([_task(c.chain_id, "work")])
+        view.completed("work", _result(c.chain_id, (O_VALUE, b""), time.time(), 0.0))
+    assert _states(view)["add_up"] == (0, 1, 0, 0, 0)  # its last child closed
+    assert view.totals().done == 13
+
+
+def _killed_midway(tmp_path: Path) -> Path:
+    """A store of `spread(12, 1.0)` whose leader was SIGKILLed after some jobs completed."""
+    store = tmp_path / "store"
+    proc = subprocess.Popen([sys.executable, "-m", "fntree", "run",
+                             f"{TESTS / 'ux_workflows.py'}:spread", "12", "1.0", "--jobstore",
+                             str(store), "--no-progress", "--max-cpus", "1"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if store.exists() and fntree_status(store)["jobs"]["done"] >= 4:
+            break
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    return store
+
+
+def fntree_status(store: Path) -> dict[str, Any]:
+    """What `fntree status --json` says, or no job done while the store is being made."""
+    try:
+        return describe(JobStore.open(store))
+    except FntreeError:
+        return {"jobs": {"done": 0}}
+
+
+def test_queued_in_the_scheduler_until_its_packet_starts() -> None:
+    """On a batch system that says when a packet starts, issued jobs are queued until then."""
+    view = RunView()
+    view.started("store", 1, Snapshot({}, (), reports_start=True))
+    view.issued([_task(1, "a"), _task(2, "a")])
+    assert _states(view)["a"] == (0, 0, 2, 0, 0)
+    assert view.longest(time.time()) == []
+    view.packet_started([_task(1, "a"), _task(2, "a")])
+    assert _states(view)["a"] == (0, 0, 1, 1, 0)
+    view.completed("a", _result(1, (O_VALUE, b""), time.time(), 0.1))
+    assert _states(view)["a"] == (0, 0, 0, 1, 1)
+
+
+def test_eta_only_once_enough_jobs_are_timed() -> None:
+    """No ETA before each target with jobs ready has 5 timed jobs and 10 s have passed;
+    then the work left over the work done per second; untimed waiting jobs said apart."""
+    now = [1000.0]
+    view = RunView(clock=lambda: now[0])
+    counts = dict.fromkeys(STATES, 0)
+    view.started("store", 1, Snapshot({"a": counts | {"ready": 24}, "sum": counts | {
+        "waiting": 1}}, tuple(LiveChain(k, None, 0, k, "a", "ready") for k in range(24))))
+    for k in range(4):
+        now[0] += 2.5
+        view.issued([_task(k, "a")])
+        view.completed("a", _result(k, (O_VALUE, b""), now[0] - 2.0, 2.0))
+    assert view.eta(now[0]) is None  # 4 timed jobs: not enough
+    view.issued([_task(4, "a")])
+    view.completed("a", _result(4, (O_VALUE, b""), now[0] - 2.0, 2.0))
+    assert now[0] - view.started_at == 10.0
+    # 19 jobs of 2 s left; 10 s of work done in 10 s: 1 job-second per second
+    assert view.eta(now[0]) == (38.0, 1)
+    text = _text(view, 80)
+    assert "about 38.0s left (+1 job not yet timed)" in text
+
+
+def test_fits_80_columns_and_collapses_many_targets() -> None:
+    """With 12 targets at 80 columns no line is longer than the terminal, the busiest
+    targets keep a row and a bar, and the rest share one "N others" row."""
+    view = RunView()
+    names = [f"target_with_a_rather_long_name_{k}" for k in range(12)]
+    view.started("store", 1, Snapshot({n: dict.fromkeys(STATES, 0) | {"ready": 10 + k,
+                                                                        "done": 100}
+                                       for k, n in enumerate(names)}))
+    text = _text(view, 80)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), text
+    rows = [line for line in lines if line.startswith("target_with")]
+    assert len(rows) == 7 and all("━" in row for row in rows)
+    assert any(line.startswith("5 others") for line in lines)
+    assert "1,200 / 1,386 jobs done (total so far)" in text
+    assert any(line.startswith("all ") and " 186 " in line for line in lines)
 
 
 def test_longest_running_job_of_each_packet() -> None:
     """A packet's running job is its first unfinished task, timed from its predecessor's end."""
     now = [1000.0]
     view = RunView(clock=lambda: now[0])
-    view.started("store", 1, 0, 1)
+    view.started("store", 1, Snapshot({}))
     view.issued([_task(1, "a"), _task(2, "b")])
     now[0] = 1002.0
     view.issued([_task(3, "c")])
@@ -136,9 +251,9 @@ def test_refreshes_on_its_own_clock_not_per_event(store: Path) -> None:
     drawn = []
 
     class Counting(LiveProgress):
-        def __rich__(self):  # type: ignore[no-untyped-def]
+        def __rich_console__(self, console, options):  # type: ignore[no-untyped-def]
             drawn.append(time.monotonic())
-            return super().__rich__()
+            return super().__rich_console__(console, options)
 
     view = Counting(_console(), refresh_per_second=4)
     started = time.monotonic()
@@ -193,9 +308,9 @@ def test_live_display_in_a_terminal(tmp_path: Path) -> None:
     raw = b"".join(chunks).decode(errors="replace")
     assert "\x1b[" in raw  # drawn with terminal controls, in place
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
-    assert "fntree running" in screen and "known so far" in screen  # while it ran
+    assert "fntree running" in screen and "(total so far)" in screen  # while it ran
     assert "fntree completed" in screen and "32 / 32 jobs done" in screen
-    assert re.search(r"work +0 +0 +30 +0 +0", screen)
+    assert re.search(r"work +0 +0 +0 +0 +30 +0", screen)
     assert "running longest" in screen
     assert "working on 29" in screen  # the targets' messages
     assert screen.rstrip().endswith("8555")  # the value, printed after the display
@@ -208,7 +323,7 @@ def _failure(job: int, permanent: bool) -> Failure:
 def test_a_failure_for_good_stays_and_a_retried_one_goes_at_the_end() -> None:
     """A later retry does not hide a job failed for good; one a retry made good goes at the end."""
     view = RunView()
-    view.started("DIR", 1, 0, 1)
+    view.started("DIR", 1, Snapshot({}))
     view.issued([_task(7, "merge"), _task(8, "merge")])
     view.failed(_failure(7, permanent=False))
     assert "boom 7" in _text(view)
@@ -218,7 +333,7 @@ def test_a_failure_for_good_stays_and_a_retried_one_goes_at_the_end() -> None:
     assert "boom 8" in text and "boom 7" not in text
     assert f"debug it: fntree debug-job DIR {8:016x}" in text
     retried = RunView()
-    retried.started("DIR", 1, 0, 1)
+    retried.started("DIR", 1, Snapshot({}))
     retried.issued([_task(7, "merge")])
     retried.failed(_failure(7, permanent=False))
     retried.issued([Task(7, 2, "merge", b"k", b"", (), 7, RES)])

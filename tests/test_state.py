@@ -603,3 +603,17 @@ def test_rerun_drops_every_open_chain_and_starts_from_the_new_root():
     state = run(root(1), done_value(1, 7), (R_FINISH, 7),
                 (R_RERUN, spec(9), {}), done_value(9, 8))
     assert state.finished and state.value == 8 and state.reruns == 1
+
+
+def test_a_done_record_marked_cached_is_counted_as_cached():
+    """`DONE ... True` counts the job done and cached; older 4- and 5-field records do not."""
+    state = run(root(1), done_spawn(1, [spec(2, name="leaf"), spec(3, name="leaf")]),
+                (R_DONE, 2, (O_VALUE, 1), {}, True), (R_DONE, 3, (O_VALUE, 2), {}))
+    assert state.done["leaf"] == 2 and state.cached["leaf"] == 1
+    again = pickle.loads(pickle.dumps(state))  # a snapshot keeps the count
+    assert again.cached == state.cached
+    saved = dict(state.__dict__)
+    del saved["cached"]  # a snapshot written before the field existed
+    restored = RunState.__new__(RunState)
+    restored.__setstate__(saved)
+    assert restored.cached == {} and restored.done["leaf"] == 2

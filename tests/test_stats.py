@@ -68,7 +68,7 @@ def test_stats_per_target_and_for_the_run(tmp_path: Path,
     assert run["cores"] == 2 and 0.1 < run["core_busy"] <= 1.0
     assert run["jobs_per_second"] == pytest.approx(8 / run["wall"], rel=0.01)
     code, out, _ = cli("stats", str(store), capsys=capsys)
-    assert "8 jobs in" in out and "1 leader(s)" in out and "cores      2: busy" in out
+    assert "8 jobs done in" in out and "1 leader(s)" in out and "cores      2: busy" in out
     assert re.search(r"^work +6 +\S+ +\S+ +\S+ +\S+ +\S+ MiB +6 +0$", out, re.MULTILINE)
 
 
@@ -82,6 +82,7 @@ def test_stats_count_failed_attempts_across_leaders(tmp_path: Path,
     stats = json.loads(cli("stats", str(store), "--json", capsys=capsys)[1])
     picky = stats["targets"]["picky"]
     assert (picky["count"], picky["attempts"], picky["failures"]) == (1, 3, 2)
+    assert (picky["done"], picky["retried"], picky["failed"]) == (1, 1, 1)
     assert stats["run"]["leaders"] == 2 and stats["run"]["failures"] == 2
 
 

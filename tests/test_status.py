@@ -10,6 +10,8 @@ import ux_workflows as ux
 from ux_workflows import cli
 
 import fntree
+from fntree.cli.status import _issued_now
+from fntree.runtime.store import JobStore
 
 
 @pytest.fixture
@@ -27,9 +29,10 @@ def test_status_of_a_failed_run(failed: tuple[Path, fntree.WorkflowFailed],
     assert code == 0
     assert "leader     none running" in out
     assert "state      failed" in out
-    assert "jobs       7 done, 0 interrupted, 0 ready, 0 waiting for children, 1 failed" in out
+    assert ("jobs       0 waiting, 0 ready, 0 queued, 0 running, 7 done, 0 cached, 1 failed"
+            in out)
     picky = next(line for line in out.splitlines() if line.startswith("picky "))
-    assert picky.split() == ["picky", "0", "0", "0", "0", "1"]
+    assert picky.split() == ["picky", "0", "0", "0", "0", "0", "0", "1"]
     assert f"failed: picky {job}, 2 attempt(s)" in out
     assert "ValueError: no flag at" in out
     assert f"debug it: fntree debug-job {store} {job}" in out
@@ -68,12 +71,13 @@ def test_status_json_is_stable(failed: tuple[Path, fntree.WorkflowFailed],
     assert status["env_changes"] == []
     assert status["reruns"] == []
     assert status["cached"] == {"jobs": 0, "targets": {}}
-    assert status["format"] == 1 and status["jobstore"] == str(store)
+    assert status["format"] == 2 and status["jobstore"] == str(store)
     assert status["state"] == "failed" and status["epoch"] == 1
     assert status["leader"] == {"alive": False, "holder": None}
-    assert status["jobs"] == {"done": 7, "running": 0, "ready": 0, "waiting": 0, "failed": 1}
-    assert status["targets"]["work"] == {"done": 3, "running": 0, "ready": 0, "waiting": 0,
-                                         "failed": 0}
+    assert status["jobs"] == {"waiting": 0, "ready": 0, "queued": 0, "running": 0, "done": 7,
+                              "cached": 0, "failed": 1}
+    assert status["targets"]["work"] == {"waiting": 0, "ready": 0, "queued": 0, "running": 0,
+                                         "done": 3, "cached": 0, "failed": 0}
     assert status["running"] == []
     [failure] = status["failed"]
     job = exc.failed[0].job_id
@@ -98,3 +102,22 @@ def test_status_of_a_completed_run(tmp_path: Path, capsys: pytest.CaptureFixture
     assert status["failed"] == [] and status["jobs"]["done"] == 5
     _, out, _ = cli("status", str(store), "--failed", capsys=capsys)
     assert out.strip() == "no failed jobs"
+
+
+def test_issued_jobs_are_queued_until_their_packet_starts(tmp_path: Path) -> None:
+    """From the event log: on a batch system that reports starts, an issued job is queued
+    until a `started` line names it; on the others it is running once issued."""
+    store = tmp_path / "store"
+    fntree.run(ux.spread(1), jobstore=store)
+    events = store / "events.log"
+    lines = [{"t": 1.0, "ev": "leader", "epoch": 2, "queues": True},
+             {"t": 2.0, "ev": "issued", "packet": 1, "cpu": 1, "memory": None,
+              "jobs": [["00000000000000aa", "work", 1], ["00000000000000bb", "work", 1]]},
+             {"t": 3.0, "ev": "started", "jobs": ["00000000000000aa"]}]
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    issued = _issued_now(JobStore.open(store))
+    assert issued == {"00000000000000aa": (1, 2.0, "running"),
+                      "00000000000000bb": (1, 2.0, "queued")}
+    lines[0]["queues"] = False
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines[:2]))
+    assert {state for _, _, state in _issued_now(JobStore.open(store)).values()} == {"running"}

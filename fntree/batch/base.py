@@ -111,6 +111,9 @@ class Update(NamedTuple):
     cause: str = ""      # "memory" or "time" when the batch system killed it for going over
     # The job that was running when the worker died (fntree.batch.jobmark.Running), if known.
     running: Any = None
+    # The packet's worker has started (batch systems whose `reports_start` is true say so
+    # once, when the scheduler starts the packet that waited in its queue).
+    started: bool = False
 
 
 # What a job that declares no time or memory is given where a batch system must say

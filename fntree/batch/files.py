@@ -144,6 +144,7 @@ class Packet:
         self.chunk = 0
         self.gone = 0
         self.started = False
+        self.announced = False  # the leader was told that it started
 
     @property
     def slurm_id(self) -> str:
@@ -170,6 +171,7 @@ class FileJobs:
     reachable = ""               # how to check that it answers, for error messages
     transient = r"(?!)"          # what a submission refused only for a while says
     error: type[BatchSystemError] = BatchSystemError
+    reports_start = True         # an Update with `started` when a queued packet starts
 
     setup: WorkerSetup
     commands: Commands
@@ -285,8 +287,9 @@ class FileJobs:
     def _query(self) -> list[Update]:
         raise NotImplementedError
 
-    def _collect(self) -> list[Update]:
-        """Updates from the result files the workers wrote."""
+    def _collect(self, announce: bool = True) -> list[Update]:
+        """Updates from the result files the workers wrote; with `announce`, one saying
+        that a packet started, once, for each packet still live that did."""
         try:
             names = set(os.listdir(self.paths.dir))
         except FileNotFoundError:
@@ -303,6 +306,10 @@ class FileJobs:
                 if last:
                     self._forget(packet)
                     break
+            if (announce and packet.started and not packet.announced
+                    and packet.number in self._live):
+                packet.announced = True
+                updates.append(Update(packet.number, [], False, started=True))
         return updates
 
     def _lost(self, packet: Packet, reason: str, cause: str) -> Update:

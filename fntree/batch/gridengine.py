@@ -215,7 +215,7 @@ class GridEngineBatchSystem(FileJobs):
         if errors:
             self._delete([p.job_id for p, _ in errors])
         if ended:
-            updates.extend(self._collect())
+            updates.extend(self._collect(announce=False))
             for packet in ended:
                 if packet.number in self._live:
                     update = self._ended(packet)

@@ -187,7 +187,7 @@ class SlurmBatchSystem(FileJobs):
                 if state is None or not state.live:
                     ended.append(packet)
         if ended:
-            updates = self._collect()
+            updates = self._collect(announce=False)
             ended = [p for p in ended if p.number in self._live]
         if ended:
             final = self._sacct([p.slurm_id for p in ended])

@@ -1,12 +1,15 @@
 """`fntree stats DIR`: where a run's time went, per target, from its event log.
 
-Per target: jobs completed, total / mean / max wall time, cpu time, the peak
-memory of the worker process, attempts and failed attempts, and how many jobs
-took their value from the cache across runs instead of running. For the run: the
+Per target, in the words of docs/states.md: jobs done (and of those, cached:
+their value came from the cache across runs instead of running), total / mean /
+max wall time, cpu time, the peak memory of the worker process, attempts, and
+the failed attempts: retried, or failed (no retries left). For the run: the
 time its leaders ran, jobs per second, and how busy the cores were (job wall
 time times the cores each job was given, and cpu time, over the cores the run
-had for that long). `--json` prints the same as a stable object; `--html FILE`
-writes a timeline of the run (fntree/cli/timeline.py).
+had for that long). `--json` prints the same as a stable object (format 1;
+`done`, `retried` and `failed` were added beside `count` (= done) and
+`failures` (= retried + failed), which stay); `--html FILE` writes a timeline
+of the run (fntree/cli/timeline.py).
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ class Span(NamedTuple):
 
 
 class _Target:
-    __slots__ = ("attempts", "cached", "count", "cpu", "failures", "rss", "wall", "wall_max")
+    __slots__ = ("attempts", "cached", "count", "cpu", "failed", "failures", "rss", "wall",
+                 "wall_max")
 
     def __init__(self) -> None:
-        self.count = self.attempts = self.failures = self.rss = self.cached = 0
+        self.count = self.attempts = self.failures = self.failed = self.rss = self.cached = 0
         self.wall = self.wall_max = self.cpu = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -52,7 +56,8 @@ class _Target:
                 "wall_mean": round(self.wall / self.count, 6) if self.count else 0.0,
                 "wall_max": round(self.wall_max, 6), "cpu_total": round(self.cpu, 6),
                 "rss_max_kib": self.rss, "attempts": self.attempts, "failures": self.failures,
-                "cached": self.cached}
+                "cached": self.cached, "done": self.count, "failed": self.failed,
+                "retried": self.failures - self.failed}
 
 
 class RunStats:
@@ -90,6 +95,7 @@ class RunStats:
                 target = self._target(event["name"])
                 target.attempts += 1
                 target.failures += 1
+                target.failed += bool(event.get("permanent"))
                 self.failures.append(event)
         return self
 
@@ -115,8 +121,10 @@ class RunStats:
         capacity = wall * cores
         busy = sum(s.wall * s.cores for s in self.spans)
         cpu = sum(s.cpu_time for s in self.spans)
+        failed = sum(t.failed for t in self.targets.values())
         return {"leaders": len(self.leaders), "wall": round(wall, 6), "jobs": jobs,
-                "failures": len(self.failures),
+                "failures": len(self.failures), "failed": failed,
+                "retried": len(self.failures) - failed,
                 "jobs_per_second": round(jobs / wall, 3) if wall > 0 else 0.0,
                 "cores": cores,
                 "core_busy": round(busy / capacity, 4) if capacity > 0 else 0.0,
@@ -166,22 +174,22 @@ def run(args: argparse.Namespace, console: Console) -> int:
         return 0
     figures = stats.run_figures()
     out.print(f"job store  {root}", markup=False)
-    out.print(f"run        {figures['jobs']:,} jobs in {figures['wall']:.2f}s of leader time "
-              f"({figures['leaders']} leader(s)), {figures['jobs_per_second']:,.0f} jobs/s, "
-              f"{figures['failures']} failed attempt(s)")
+    out.print(f"run        {figures['jobs']:,} jobs done in {figures['wall']:.2f}s of leader "
+              f"time ({figures['leaders']} leader(s)), {figures['jobs_per_second']:,.0f} "
+              f"jobs/s, {figures['retried']} retried, {figures['failed']} failed")
     out.print(f"cores      {figures['cores']:g}: busy {100 * figures['core_busy']:.0f}% "
               f"(job wall time), {100 * figures['cpu_busy']:.0f}% (cpu time)")
     table = Table(box=None, pad_edge=False, header_style="bold")
     cached = any(t.cached for t in stats.targets.values())  # a column only for runs with hits
-    for column in ("target", "jobs", *(("cached",) if cached else ()), "wall total", "mean",
-                   "max", "cpu", "peak memory", "attempts", "failed"):
+    for column in ("target", "done", *(("cached",) if cached else ()), "wall total", "mean",
+                   "max", "cpu", "peak memory", "attempts", "retried", "failed"):
         table.add_column(column, justify="left" if column == "target" else "right")
     for name, t in sorted(stats.targets.items(), key=lambda item: -item[1].wall):
         d = t.as_dict()
         table.add_row(name, f"{t.count:,}", *((f"{t.cached:,}",) if cached else ()),
                       _secs(t.wall), _secs(d["wall_mean"]), _secs(t.wall_max), _secs(t.cpu),
                       format_memory(t.rss * 1024) if t.rss else "-", f"{t.attempts:,}",
-                      f"{t.failures:,}")
+                      f"{t.failures - t.failed:,}", f"{t.failed:,}")
     out.print(table)
     return 0
 

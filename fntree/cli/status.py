@@ -1,13 +1,17 @@
 """`fntree status DIR`: what a run has done, what is left, and why jobs failed.
 
 It reads the job store without changing it: the state recovered from the
-journal (what is done, running, ready, waiting, failed), whether a leader holds
-the store right now, and the event log (which jobs a live leader has issued, and since when).
-`--json` prints the same as one object whose keys are stable (`format` 1):
+journal, counted in the job states of docs/states.md (waiting, ready, queued,
+running, done, cached, failed), whether a leader holds the store right now, and
+the event log (which jobs a live leader has issued, since when, and whether
+their packet's worker started). With no live leader, jobs an earlier leader had
+issued are ready: that is what the next leader makes of them.
+`--json` prints the same as one object whose keys are stable (`format` 2):
 
     format, jobstore, state ("completed" | "running" | "failed" | "stopped"),
-    leader {alive, holder}, epoch, jobs {done, running, ready, waiting, failed},
-    targets {name: {done, running, ready, waiting, failed}},
+    leader {alive, holder}, epoch,
+    jobs {waiting, ready, queued, running, done, cached, failed},
+    targets {name: {waiting, ready, queued, running, done, cached, failed}},
     cached {jobs, targets {name: count}},
     running [{name, job_id, attempt, since}],
     failed [{name, job_id, attempts, message, log, log_tail, debug_command}],
@@ -18,7 +22,10 @@ the store right now, and the event log (which jobs a live leader has issued, and
 
 With `--logs`, each failed entry also has `log_text`, the job's whole kept log.
 `cached` counts the done jobs whose value came from the cache across runs
-instead of running (from the event log).
+instead of running (from the journal; for stores written before it recorded
+them, from the event log). Format 2 added `queued` and `cached` to `jobs` and
+`targets`, and `running` no longer counts jobs queued in Slurm's or Grid
+Engine's queue; every key of format 1 is kept.
 """
 
 from __future__ import annotations
@@ -36,12 +43,12 @@ from fntree.debug import debug_command
 from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.eventlog import read_events
 from fntree.runtime.records import job_hex
-from fntree.runtime.state import WAITING, RunState
+from fntree.runtime.snapshot import STATES, empty_counts, snapshot
+from fntree.runtime.state import RunState
 from fntree.runtime.store import JobStore
 
-FORMAT = 1
+FORMAT = 2
 TAIL_LINES = 15
-KINDS = ("done", "running", "ready", "waiting", "failed")
 
 
 def add_parser(sub: Any) -> None:
@@ -54,7 +61,7 @@ def add_parser(sub: Any) -> None:
     status.add_argument("--logs", action="store_true",
                         help="the failed jobs' whole kept logs instead of their tails")
     status.add_argument("--json", action="store_true",
-                        help="print a machine-readable object (stable keys, format 1)")
+                        help="print a machine-readable object (stable keys, format 2)")
     add_max_log_mb(status)
     status.set_defaults(command=run)
 
@@ -65,33 +72,31 @@ def describe(store: JobStore, *, logs: bool = False, max_log_mb: float = 4.0) ->
     holder = store.leader_alive()
     root = store.paths.root
     issued = _issued_now(store) if holder else {}
-    targets: dict[str, dict[str, int]] = {}
+    if not holder:
+        state.running.clear()  # what a restart does: the jobs it had issued are ready
+    targets = snapshot(state).targets
     running: list[dict[str, Any]] = []
-
-    def count(name: str, kind: str) -> None:
-        targets.setdefault(name, dict.fromkeys(KINDS, 0))[kind] += 1
-
-    for name, n in state.done.items():
-        targets.setdefault(name, dict.fromkeys(KINDS, 0))["done"] = n
     for chain in state.chains.values():
         job = chain.job
-        if job is None:
+        hex_id = job_hex(job.job_id) if job is not None else ""
+        if job is None or chain.chain_id in state.failed:
             continue
-        hex_id = job_hex(job.job_id)
-        if chain.chain_id in state.failed:
-            count(job.name, "failed")
-        elif chain.chain_id in state.running or hex_id in issued:
-            count(job.name, "running")
-            attempt, since = issued.get(hex_id, (state.running.get(chain.chain_id), None))
-            running.append({"name": job.name, "job_id": hex_id, "attempt": attempt,
-                            "since": since})
-        elif chain.status == WAITING:
-            count(job.name, "waiting")
+        if hex_id in issued:
+            attempt, since, kind = issued[hex_id]
+            counts = targets[job.name]
+            counts[_state_of(chain.chain_id, state)] -= 1
+            counts[kind] += 1
+        elif chain.chain_id in state.running:
+            attempt, since, kind = state.running[chain.chain_id], None, "running"
         else:
-            count(job.name, "ready")
+            continue
+        running.append({"name": job.name, "job_id": hex_id, "attempt": attempt,
+                        "since": since, "state": kind})
     running.sort(key=lambda r: r["since"] or float("inf"))
-    jobs = {kind: sum(t[kind] for t in targets.values()) for kind in KINDS}
-    cached = _cached(store)
+    cached = {name: n for name, n in state.cached.items() if n} or _cached(store)
+    for name, n in cached.items():
+        targets.setdefault(name, empty_counts())["cached"] = n
+    jobs = {kind: sum(t[kind] for t in targets.values()) for kind in STATES}
     if state.finished:
         overall = "completed"
     elif holder:
@@ -126,19 +131,35 @@ def _env_changes(store: JobStore) -> list[dict[str, Any]]:
             for when, change in store.config().get("env_changes", ())]
 
 
-def _issued_now(store: JobStore) -> dict[str, tuple[int, float]]:
-    """Jobs the live leader has issued and not heard back from: (attempt, since), by id.
+def _state_of(chain_id: int, state: RunState) -> str:
+    """The state `snapshot` gave a live, not failed chain's job."""
+    if chain_id in state.running:
+        return "running"
+    return "waiting" if state.chains[chain_id].status == "waiting" else "ready"
+
+
+def _issued_now(store: JobStore) -> dict[str, tuple[int, float, str]]:
+    """Jobs the live leader has issued and not heard back from: (attempt, since, state).
 
     The journal may not hold them yet (an issue is made durable with the next
-    completion); the event log has them within a second.
+    completion); the event log has them within a second. The state is "queued"
+    until the packet's worker started, on a batch system that says when; else
+    "running".
     """
-    issued: dict[str, tuple[int, float]] = {}
+    issued: dict[str, tuple[int, float, str]] = {}
+    queues = False
     for event in read_events(store.paths):
         kind = event.get("ev")
         if kind == "leader":
             issued.clear()
+            queues = bool(event.get("queues"))
         elif kind == "issued":
-            issued[event["job"]] = (event["attempt"], event["t"])
+            issued[event["job"]] = (event["attempt"], event["t"],
+                                    "queued" if queues else "running")
+        elif kind == "started":
+            for job in event["jobs"]:
+                if job in issued:
+                    issued[job] = (issued[job][0], issued[job][1], "running")
         elif kind in ("done", "failed"):
             issued.pop(event["job"], None)
     return issued
@@ -211,31 +232,28 @@ def _summary(out: Console, status: dict[str, Any]) -> None:
         by = "" if again["epoch"] is None else f" by leader {again['epoch']}"
         out.print(f"rerun      restarted from its root with the current code (--rerun-changed)"
                   f"{when}{by}", markup=False)
-    n = status["cached"]["jobs"]
-    cached = f" ({n} from the cache)" if n else ""
     if status["state"] == "completed":
+        n = jobs["cached"]
+        cached = f" ({n} cached)" if n else ""
         out.print(f"state      [green]completed[/]: {jobs['done']} jobs done{cached}")
         return
     style = {"running": "bold", "failed": "bold red", "stopped": "yellow"}[status["state"]]
-    running = "running" if leader["alive"] else "interrupted"
     out.print(f"state      [{style}]{status['state']}[/]")
-    out.print(f"jobs       {jobs['done']} done{cached}, {jobs['running']} {running}, "
-              f"{jobs['ready']} ready, {jobs['waiting']} waiting for children, "
-              f"{jobs['failed']} failed")
+    out.print("jobs       " + ", ".join(f"{jobs[kind]} {kind}" for kind in STATES))
     table = Table(box=None, pad_edge=False, header_style="bold")
     table.add_column("target")
-    for kind in KINDS:
-        table.add_column(running if kind == "running" else kind, justify="right")
+    for kind in STATES:
+        table.add_column(kind, justify="right")
     for name, counts in status["targets"].items():
-        table.add_row(name, *(_count(counts[k], k) for k in KINDS))
+        table.add_row(name, *(_count(counts[k], k) for k in STATES))
     out.print(table)
     if leader["alive"] and status["running"]:
         now = time.time()
-        out.print("[bold]running now[/] (longest first)")
+        out.print("[bold]issued now[/] (longest first)")
         for job in status["running"][:10]:
             since = f"{now - job['since']:.1f}s" if job["since"] else "?"
-            out.print(f"  {job['name']} {job['job_id']} attempt {job['attempt']}, {since}",
-                      markup=False)
+            out.print(f"  {job['name']} {job['job_id']} attempt {job['attempt']}, "
+                      f"{job['state']} for {since}", markup=False)
 
 
 def _count(n: int, kind: str) -> str:

@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.text import Text
 
@@ -18,6 +18,7 @@ from fntree.progress.model import Counts, RunView
 from fntree.progress.render import render, seconds
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.records import Result, Task
+from fntree.runtime.snapshot import Snapshot
 
 
 class LiveProgress(RunView):
@@ -30,14 +31,14 @@ class LiveProgress(RunView):
         self._live: Live | None = None
         self._redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
 
-    def __rich__(self) -> RenderableType:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         try:
-            return render(self)
+            yield render(self, width=options.max_width)
         except RuntimeError:  # a container changed size under the drawing thread
-            return Text("")
+            yield Text("")
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
-        super().started(jobstore, epoch, done, live)
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
+        super().started(jobstore, epoch, snapshot)
         if self._live is not None:
             return
         stderr = sys.stderr
@@ -96,8 +97,8 @@ class NotebookProgress(RunView):
         while not self._stop.wait(self.interval):
             self._show()
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
-        super().started(jobstore, epoch, done, live)
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
+        super().started(jobstore, epoch, snapshot)
         self._show()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="fntree-progress", daemon=True)
@@ -150,19 +151,23 @@ class PlainProgress(RunView):
     def _summary(self) -> str:
         now = self.clock()
         t = self.totals()
-        all_done = t.done + self.done_before
-        return (f"{seconds(self.elapsed(now))}: {all_done:,}/{t.known() + self.done_before:,} "
-                f"jobs done ({_from_cache(t)}{t.running:,} running, {t.queued:,} queued, "
-                f"{t.failed:,} failed, "
-                f"{t.retried:,} retried), {t.done / self.elapsed(now):,.0f} jobs/s")
+        eta = self.eta(now)
+        left = "" if eta is None else f", about {seconds(eta[0])} left" + (
+            f" (+{eta[1]:,} not yet timed)" if eta[1] else "")
+        return (f"{seconds(self.elapsed(now))}: {t.done:,}/{t.known():,} jobs done "
+                f"({_from_cache(t)}{t.waiting:,} waiting, {t.ready:,} ready, "
+                f"{t.queued:,} queued, {t.running:,} running, {t.failed:,} failed, "
+                f"{t.retried:,} retried), {self.completions / self.elapsed(now):,.0f} jobs/s"
+                f"{left}")
 
     def _tick(self) -> None:
         if time.monotonic() >= self._next:
             self._next = time.monotonic() + self.interval
             self._line(self._summary())
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
-        super().started(jobstore, epoch, done, live)
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
+        super().started(jobstore, epoch, snapshot)
+        done = snapshot.count("done")
         again = f", {done:,} jobs done before" if epoch > 1 else ""
         self._line(f"leader {epoch} started on {jobstore}{again}")
 
@@ -186,4 +191,4 @@ class PlainProgress(RunView):
 
 
 def _from_cache(counts: Counts) -> str:
-    return f"{counts.cached:,} from the cache, " if counts.cached else ""
+    return f"{counts.cached:,} cached, " if counts.cached else ""

@@ -27,5 +27,5 @@ class QuietProgress(RunView):
         failed = f", {t.failed:,} failed" if t.failed else ""
         self.console.print(f"[fntree] {'completed' if ok else 'stopped'} after "
                            f"{seconds(self.elapsed(self.clock()))}: "
-                           f"{t.done + self.done_before:,} jobs done{failed}",
+                           f"{t.done:,} jobs done{failed}",
                            markup=False, highlight=False, soft_wrap=True)

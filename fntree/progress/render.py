@@ -12,7 +12,10 @@ from fntree.resources import format_memory
 from fntree.runtime.events import Failure
 from fntree.runtime.records import Task
 
-MAX_TARGET_ROWS = 20
+MAX_TARGET_ROWS = 8  # with more targets: the busiest 7 and a row for the others
+MAX_NAME = 24  # columns of a target's name, at most
+MIN_BAR = 8  # a target's bar is left out rather than drawn narrower
+STYLES = {"running": "bold", "failed": "bold red", "retried": "yellow", "cached": "cyan"}
 
 
 def seconds(value: float) -> str:
@@ -24,49 +27,67 @@ def seconds(value: float) -> str:
     return f"{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"{minutes}m{seconds:02d}s"
 
 
-def render(view: RunView, now: float | None = None) -> RenderableType:
-    """The whole display as one rich renderable.
+def render(view: RunView, now: float | None = None, width: int = 80) -> RenderableType:
+    """The whole display as one rich renderable, `width` columns wide.
 
-    It is built as lines of one `Text`, padded by hand, because rich's tables
-    cost milliseconds a frame to measure, and a frame is drawn four times a second.
+    The header, the summary and the messages wrap; the table of targets is
+    fitted to the width (names cut, columns dropped, many targets collapsed into
+    "N others"). It is built from lines of `Text` padded by hand, because rich's
+    tables cost milliseconds a frame to measure, and a frame is drawn four times
+    a second.
     """
     now = view.clock() if now is None else now
+    width = max(width, 40)
     total = view.totals()
-    elapsed = view.elapsed(now)
+    parts: list[RenderableType] = [_header(view, now, total, width)]
+    table = Text(no_wrap=True, overflow="ellipsis")
+    _target_lines(table, view, total, width)
+    longest = [] if view.ended_at is not None else view.longest(now)
+    if longest:
+        _longest_lines(table, longest, width)
+    parts.append(table)
+    messages = list(view.messages)
+    if messages:
+        lines = Text("\nmessages", "bold", no_wrap=False, overflow="fold")
+        for message in messages:
+            lines.append("\n" + message, "dim")
+        parts.append(lines)
+    failures = list(view.failures)
+    if view.ended_at is not None:  # a failure that a retry made good is old news
+        failures = [f for f in failures if f.permanent]
+    if failures:
+        parts.append(_failure_panel(view, failures[-1]))
+    return Group(*parts)
+
+
+def _header(view: RunView, now: float, total: Counts, width: int) -> Text:
     ended = view.ended_at is not None
-    rate = total.done / elapsed if ended else view.rate(now, total.done)
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text(no_wrap=False, overflow="fold")  # wraps even on a console that soft-wraps
     text.append("fntree ", "bold")
     if ended:
         text.append("completed" if view.ok else "stopped", "green" if view.ok else "red")
     else:
         text.append("running")
-    text.append(f" · {seconds(elapsed)} · ")
-    text.append(f"{rate:,.0f}", "bold")
-    text.append(" jobs/s" + (f" · leader {view.epoch}" if view.epoch > 1 else "") + "\n")
-    all_done = total.done + view.done_before
-    known = total.known() + view.done_before
-    _bar(text, known, all_done, 40)
-    text.append(f" {all_done:,} / {known:,} jobs done", "bold")
+    text.append(f" · {seconds(view.elapsed(now))} · ")
+    text.append(f"{view.rate(now):,.0f}", "bold")
+    text.append(" jobs/s" + (f" · leader {view.epoch}" if view.epoch > 1 else ""))
+    eta = view.eta(now)
+    if eta is not None:
+        text.append(" · about ")
+        text.append(seconds(eta[0]), "bold")
+        text.append(" left")
+        if eta[1]:
+            text.append(f" (+{eta[1]:,} job{'s' if eta[1] > 1 else ''} not yet timed)")
+    text.append("\n")
+    _bar(text, total.known(), total.done, min(40, width))
+    text.append(f" {total.done:,} / {total.known():,} jobs done", "bold")
     if total.cached:
-        text.append(f", {total.cached:,} from the cache")
-    if not ended:
-        text.append(" (the total known so far)")
-    _target_lines(text, view, total)
-    longest = [] if ended else view.longest(now)
-    if longest:
-        _longest_lines(text, longest)
-    messages = list(view.messages)
-    if messages:
-        text.append("\n\nmessages", "bold")
-        for message in messages:
-            text.append("\n" + message, "dim")
-    failures = list(view.failures)
-    if ended:  # a failure that a retry made good is old news
-        failures = [f for f in failures if f.permanent]
-    if not failures:
-        return text
-    return Group(text, _failure_panel(view, failures[-1]))
+        text.append(f", {total.cached:,} cached")
+    if total.failed:
+        text.append(f", {total.failed:,} failed", "bold red")
+    if not ended and total.left():
+        text.append(" (total so far)")
+    return text
 
 
 def _bar(text: Text, total: int, done: int, width: int) -> None:
@@ -75,32 +96,69 @@ def _bar(text: Text, total: int, done: int, width: int) -> None:
     text.append("─" * (width - filled), "grey50")
 
 
-def _target_lines(text: Text, view: RunView, total: Counts) -> None:
+def _rows(view: RunView) -> list[tuple[str, Counts]]:
+    """The targets to show: all of them, or the busiest and one row for the others."""
     rows = list(view.targets.items())
-    shown = rows[:MAX_TARGET_ROWS]
-    width = max([6, *(len(name) for name, _ in shown)])
-    width = min(width, 30)
-    text.append(f"\n\n{'target':<{width}}  queued  running      done  failed  retried", "bold")
-    for name, c in shown:
-        text.append(f"\n{name[:width]:<{width}}  {max(c.queued, 0):>6,}  {max(c.running, 0):>7,}"
-                    f"  {c.done:>8,}  ")
-        text.append(f"{c.failed:>6,}", "bold red" if c.failed else "")
-        text.append("  ")
-        text.append(f"{c.retried:>7,}", "yellow" if c.retried else "")
-        text.append("  ")
-        _bar(text, c.known(), c.done, 24)
-    if len(rows) > MAX_TARGET_ROWS:
-        text.append(f"\n… {len(rows) - MAX_TARGET_ROWS} more targets", "dim")
-    text.append(f"\n{'all':<{width}}  {max(total.queued, 0):>6,}  {max(total.running, 0):>7,}"
-                f"  {total.done:>8,}  {total.failed:>6,}  {total.retried:>7,}", "bold")
+    if len(rows) <= MAX_TARGET_ROWS:
+        return rows
+    def busy(item: tuple[str, Counts]) -> tuple[int, ...]:
+        c = item[1]
+        return (c.running, c.queued, c.ready, c.failed, c.waiting)
+    keep = {name for name, _ in sorted(rows, key=busy, reverse=True)[:MAX_TARGET_ROWS - 1]}
+    others = Counts()
+    for name, c in rows:
+        if name not in keep:
+            others.add(c)
+    n = len(rows) - len(keep)
+    return [(name, c) for name, c in rows if name in keep] + [(f"{n} others", others)]
 
 
-def _longest_lines(text: Text, longest: list[tuple[Task, float]]) -> None:
-    width = min(max([15, *(len(task.name) for task, _ in longest)]), 30)
-    text.append(f"\n\n{'running longest':<{width}}  {'job':<16}  elapsed   cpu  memory", "bold")
+def _columns(total: Counts) -> list[str]:
+    """The states shown as columns: always the main ones, cached and retried when any."""
+    columns = ["waiting", "ready", "queued", "running", "done"]
+    if total.cached:
+        columns.append("cached")
+    columns.append("failed")
+    if total.retried:
+        columns.append("retried")
+    return columns
+
+
+def _target_lines(text: Text, view: RunView, total: Counts, width: int) -> None:
+    rows = _rows(view)
+    columns = _columns(total)
+    sizes = [max(len(c), len(f"{getattr(total, c):,}")) for c in columns]
+    numbers = sum(sizes) + len(sizes)  # each column with its space before it
+    name_width = min(max([6, *(len(name) for name, _ in rows)]), MAX_NAME, width - numbers - 1)
+    name_width = max(name_width, 6)
+    bar = width - name_width - numbers - 2
+    bar = bar if bar >= MIN_BAR else 0
+    text.append(f"\n{'target':<{name_width}}", "bold")
+    for column, size in zip(columns, sizes, strict=True):
+        text.append(f" {column:>{size}}", "bold")
+    for name, c in [*rows, ("all", total)]:
+        text.append(f"\n{_cut(name, name_width):<{name_width}}", "bold" if name == "all" else "")
+        for column, size in zip(columns, sizes, strict=True):
+            n = max(getattr(c, column), 0)
+            style = STYLES.get(column, "") if n else ""
+            text.append(f" {n:>{size},}", style)
+        if bar and name != "all":
+            text.append("  ")
+            _bar(text, c.known(), c.done, bar)
+
+
+def _cut(name: str, width: int) -> str:
+    return name if len(name) <= width else name[:width - 1] + "…"
+
+
+def _longest_lines(text: Text, longest: list[tuple[Task, float]], width: int) -> None:
+    name_width = min(max([15, *(len(task.name) for task, _ in longest)]), MAX_NAME,
+                     max(width - 44, 8))
+    text.append(f"\n\n{'running longest':<{name_width}}  {'job':<16}  elapsed   cpu  memory",
+                "bold")
     for task, elapsed in longest:
         memory = format_memory(task.res.memory) if task.res.memory else "-"
-        text.append(f"\n{task.name[:width]:<{width}}  {task.job_id:016x}  "
+        text.append(f"\n{_cut(task.name, name_width):<{name_width}}  {task.job_id:016x}  "
                     f"{seconds(elapsed):>7}  {task.res.cpu:>4g}  {memory}")
 
 

@@ -5,11 +5,13 @@ line to `StorePaths.event_log()` (`DIR/events.log`), so that `fntree status`,
 `fntree stats` and `grep` read the same facts the live display saw, after the
 fact or while another process drives the run. The lines, by `ev`:
 
-    leader    a leader started: epoch, pid, host, cores, jobs done before, live chains
+    leader    a leader started: epoch, pid, host, cores, jobs done before, live chains,
+              queues (whether its batch system says when a queued packet starts)
     rerun     that leader started the run again from its root (--rerun-changed): epoch,
               reruns (how many times so far), root (the root call's target)
     issued    one packet handed to the batch system: packet, jobs [[job, name, attempt]],
               and the packet's cpu and memory
+    started   the worker of a packet that waited in the scheduler's queue started: jobs
     done      a job completed: job, name, attempt, start (epoch seconds), wall, cpu
               (seconds), rss (peak KiB of the worker process), chained, spawned, and
               `"cached": true` when its value came from the cache across runs
@@ -51,7 +53,8 @@ from typing import Any, TextIO
 from fntree.runtime.durable import open_private
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
-from fntree.runtime.records import O_SPAWN, Result, Task
+from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
+from fntree.runtime.snapshot import Snapshot
 
 log = logging.getLogger("fntree")
 
@@ -78,9 +81,10 @@ class EventLog(Observer):
         self._broken = False
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
         self._epoch = epoch
-        self._queue.append(("leader", time.time(), epoch, done, live))
+        self._queue.append(("leader", time.time(), epoch, snapshot.count("done"),
+                            len(snapshot.chains), snapshot.reports_start))
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._flush_loop, name="fntree-eventlog",
@@ -93,6 +97,9 @@ class EventLog(Observer):
     def issued(self, tasks: list[Task]) -> None:
         self._packets += 1
         self._queue.append(("issued", time.time(), self._packets, tasks))
+
+    def packet_started(self, tasks: list[Task]) -> None:
+        self._queue.append(("started", time.time(), [job_hex(t.job_id) for t in tasks]))
 
     def completed(self, name: str, result: Result) -> None:
         self._queue.append(("done", time.time(), name, result))
@@ -209,7 +216,9 @@ class EventLog(Observer):
         elif kind == "leader":
             record = {"format": FORMAT, "epoch": event[2], "pid": os.getpid(),
                       "host": socket.gethostname(), "cores": os.cpu_count() or 1,
-                      "done": event[3], "live": event[4]}
+                      "done": event[3], "live": event[4], "queues": event[5]}
+        elif kind == "started":
+            record = {"jobs": event[2]}
         else:
             record = {"epoch": event[2], "ok": event[3]}
         return json.dumps({"t": round(t, 3), "ev": kind, **record}) + "\n"

@@ -3,7 +3,13 @@
 `Observer` lists the hooks with empty bodies; a subscriber overrides the ones it
 wants. `Events` fans each call out to every subscriber (targets' messages only to
 those meant to print them: fntree/reporting.py). The leader calls the hooks only
-after the facts they report are durable.
+after the facts they report are durable (`issued` and `packet_started` report
+what the batch system was asked and said, which the journal need not hold).
+
+`started` hands each subscriber a `Snapshot` of the recovered state (counts per
+target in the states of docs/states.md, and the live chains), so that what a
+subscriber shows is true from the first moment, after a restart too; the other
+hooks keep it true.
 
 A display says what it shows (`shows_messages`, `shows_failures`), so that
 `LogObserver` does not print the same thing again through `logging`.
@@ -15,6 +21,7 @@ import logging
 from typing import NamedTuple
 
 from fntree.runtime.records import Result, Task
+from fntree.runtime.snapshot import Snapshot
 
 log = logging.getLogger("fntree")
 job_log = logging.getLogger("fntree.job")
@@ -38,15 +45,20 @@ class Observer:
     shows_messages = False  # it prints targets' messages: logging need not
     shows_failures = False  # it prints failed attempts with their message: logging need not
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
-        """A leader started on `jobstore`; `done` jobs already completed, `live` chains open."""
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
+        """Leader `epoch` started on `jobstore`; `snapshot` is the run's state at that moment
+        (fntree/runtime/snapshot.py): what earlier leaders did and what is left."""
 
     def rerun(self, epoch: int, reruns: int, root: str) -> None:
         """Leader `epoch` started the run again from its root, a call of target `root`
         (`--rerun-changed`; the run's `reruns`-th time)."""
 
     def issued(self, tasks: list[Task]) -> None:
-        """`tasks` were handed to the batch system."""
+        """`tasks` were handed to the batch system, as one packet."""
+
+    def packet_started(self, tasks: list[Task]) -> None:
+        """The worker of the packet of `tasks` started (batch systems that queue packets and
+        say when they start: `Snapshot.reports_start`)."""
 
     def completed(self, name: str, result: Result) -> None:
         """A job completed; its completion is durable."""
@@ -69,9 +81,9 @@ class Events(Observer):
         self.subscribers = subscribers
         self.listeners = subscribers if listeners is None else listeners  # of messages
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
         for s in self.subscribers:
-            s.started(jobstore, epoch, done, live)
+            s.started(jobstore, epoch, snapshot)
 
     def rerun(self, epoch: int, reruns: int, root: str) -> None:
         for s in self.subscribers:
@@ -80,6 +92,10 @@ class Events(Observer):
     def issued(self, tasks: list[Task]) -> None:
         for s in self.subscribers:
             s.issued(tasks)
+
+    def packet_started(self, tasks: list[Task]) -> None:
+        for s in self.subscribers:
+            s.packet_started(tasks)
 
     def completed(self, name: str, result: Result) -> None:
         for s in self.subscribers:
@@ -135,7 +151,7 @@ class LogObserver(Observer):
         if self.messages:
             job_log.info("%s %s: %s", name, job_id[:8], text)
 
-    def started(self, jobstore: str, epoch: int, done: int, live: int) -> None:
+    def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
         if epoch > 1:
             log.info("leader %d restarting %s: %d jobs done, %d chains open", epoch,
-                     jobstore, done, live)
+                     jobstore, snapshot.count("done"), len(snapshot.chains))

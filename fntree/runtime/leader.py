@@ -88,6 +88,7 @@ from fntree.runtime.records import (
     job_hex,
 )
 from fntree.runtime.salvage import salvage_outputs
+from fntree.runtime.snapshot import cached_flag, snapshot
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
 from fntree.runtime.worker import LOG_LIMIT
@@ -169,8 +170,8 @@ class Leader(FailureHandling):
         self.store.sweep_global_temp_dirs(state.chains)
         self.store.quiet = time.time()  # no job of ours runs yet: collect unused values
         collect_now(ObjectStore(self.store.paths.objects), state)
-        self.events.started(str(self.store.paths.root), state.epoch, sum(state.done.values()),
-                            len(state.chains))
+        self.events.started(str(self.store.paths.root), state.epoch,
+                            snapshot(state, self.batch))
         if any(record[0] == R_RERUN for record in recoded):
             assert state.root is not None
             self.events.rerun(state.epoch, state.reruns, state.root.name)
@@ -285,6 +286,8 @@ class Leader(FailureHandling):
                 self._result(result)
             if update.lost:
                 self._lost(update)
+            if update.started:
+                self.events.packet_started(self._packets.get(update.packet, []))
             if update.finished:
                 self._unreported(self._packets.pop(update.packet, []))
 
@@ -322,7 +325,7 @@ class Leader(FailureHandling):
                 self._record((R_TARGETS, result.targets))
             watch = self.watch
             closing = watch.before(state, chain) if watch is not None and watch.keys else None
-            self._record((R_DONE, result.job_id, result.outcome, result.fns))
+            self._record((R_DONE, result.job_id, result.outcome, result.fns, *cached_flag(result)))
             if watch is not None and closing:
                 watch.after(state, closing)
             self._after.append(("completed", name, result))

@@ -100,6 +100,7 @@ class RunState:
         self.failed: dict[int, tuple[str, str | None]] = {}
         self.fns: dict[bytes, bytes] = {}
         self.done = Counter[str]()
+        self.cached = Counter[str]()  # of `done`, jobs whose value came from the cache
         self.epoch = 0
         self.finished = False
         self.value: Any = None
@@ -179,7 +180,8 @@ class RunState:
                 return
             chain, value = parent, Collected(tuple(parent.values))
 
-    def _done(self, job_id: int, outcome: tuple[Any, ...], fns: dict[bytes, bytes]) -> None:
+    def _done(self, job_id: int, outcome: tuple[Any, ...], fns: dict[bytes, bytes],
+              cached: bool = False) -> None:
         cid = self.by_job.pop(job_id)
         chain = self.chains[cid]
         assert chain.job is not None
@@ -188,6 +190,8 @@ class RunState:
         if fns:
             self.fns.update(fns)
         self.done[chain.job.name] += 1
+        if cached:
+            self.cached[chain.job.name] += 1
         known = self.targets.get(chain.job.fn_key)
         if known is not None:
             self.done_by_code[known[2]] += 1
@@ -294,7 +298,7 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
     """Change `state` as `record` says (see records.R_*)."""
     kind = record[0]
     if kind == R_DONE:
-        state._done(record[1], record[2], record[3])
+        state._done(record[1], record[2], record[3], len(record) > 4 and record[4] is True)
     elif kind == R_ISSUE:
         state._issue(record[1], record[2])
     elif kind == R_FAIL:
