@@ -1,10 +1,12 @@
-"""Recovery: how long opening a job store takes after its leader died writing a large value.
+"""Recovery: how long opening a job store takes after its leader died writing a large frame.
 
-For each size, a real run whose root returns a value of that many MiB has its
-leader SIGKILLed while it writes the journal frame holding the value
+For each size, a real run whose root spawns children with arguments of that many
+MiB in all (each just under the 64 KiB above which values are stored out of
+line, so all of them are in the one journal frame that records the spawn) has
+its leader SIGKILLed while it writes that frame
 (`FNTREE_CRASH_AT=journal.torn:K`: half of the frame written, then SIGKILL; K
-is raised until the torn frame is the value's), which leaves a torn tail of
-about half the value. It then times, `--repeat` times, recovery in this process
+is raised until the torn frame is the spawn's), which leaves a torn tail of
+about half the frame. It then times, `--repeat` times, recovery in this process
 (`JobStore.open(DIR).recover(repair=False)`, what `fntree status` does) and
 `fntree check DIR` as a command (with Python's start-up, also timed alone as
 `fntree --help`), and prints the medians.
@@ -30,14 +32,27 @@ from fntree.runtime.store import JobStore
 HERE = Path(__file__).resolve().parent
 
 
+CHUNK = 60 << 10  # under the threshold of values stored out of line (fntree/runtime/objects.py)
+
+
 @fntree.target
-def big(mib: int) -> bytes:
-    """A value of `mib` MiB."""
-    return os.urandom(mib << 20)
+def piece(data: bytes) -> int:
+    return len(data)
+
+
+@fntree.target
+def count(sizes: list[int]) -> int:
+    return sum(sizes)
+
+
+@fntree.target
+def big(mib: int) -> fntree.Call:
+    """Children whose arguments total `mib` MiB: one journal frame of that size."""
+    return count([piece(os.urandom(CHUNK)) for _ in range(-(-(mib << 20) // CHUNK))])
 
 
 def torn_store(where: Path, mib: int) -> tuple[Path, int]:
-    """A store whose leader died half-way through writing `big(mib)`'s value; its torn bytes."""
+    """A store whose leader died half-way through recording `big(mib)`'s spawn; its torn bytes."""
     for k in range(2, 12):
         store = where / f"store-{mib}-{k}"
         code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import fntree, recovery; "
@@ -51,7 +66,7 @@ def torn_store(where: Path, mib: int) -> tuple[Path, int]:
         if torn >= (mib << 20) // 2:
             return store, torn
         shutil.rmtree(store)
-    raise SystemExit(f"no crash landed in the frame of the {mib} MiB value")
+    raise SystemExit(f"no crash landed in the {mib} MiB frame")
 
 
 def timed(action: object) -> float:
@@ -69,7 +84,7 @@ def main() -> None:
         [sys.executable, "-m", "fntree", "--help"], check=True, stdout=subprocess.DEVNULL))
         for _ in range(args.repeat))
     print(f"`fntree --help` (Python's and fntree's start-up alone): {startup:.3f} s")
-    print(f"{'value':>8} {'torn tail':>11} {'recover (ms)':>13} {'fntree check (s)':>17}")
+    print(f"{'frame':>8} {'torn tail':>11} {'recover (ms)':>13} {'fntree check (s)':>17}")
     with tempfile.TemporaryDirectory() as tmp:
         for mib in args.sizes:
             store, torn = torn_store(Path(tmp), mib)
