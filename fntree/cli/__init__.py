@@ -29,8 +29,8 @@ from rich.markup import escape
 from fntree.errors import FntreeError, WorkflowFailed
 
 # The modules of the subcommands, in the order `fntree --help` lists them.
-COMMANDS = ("running", "status", "check", "stats", "logs", "debug_job", "kill", "clean",
-            "cache")
+COMMANDS = ("running", "status", "check", "stats", "timeline", "logs", "debug_job", "kill",
+            "clean", "cache")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ import os
 import pickle
 import resource
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -169,6 +170,7 @@ class JobRunner:
         os.lseek(self._scratch, 0, os.SEEK_SET)
         self._clean.capture_output(self._scratch)
         context.set_current(ctx)
+        self._peak.before()
         start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
         outcome: tuple[Any, ...] | None = None
         fns: dict[bytes, bytes] = {}
@@ -265,35 +267,91 @@ class JobRunner:
 
 
 class PeakMemory:
-    """The peak resident memory of a job's run, in KiB.
+    """The peak memory of a job's own process tree, in KiB: what it used above the worker.
 
-    On Linux the kernel's high-water mark (VmHWM) is read after a job and reset
-    (`/proc/self/clear_refs`), so each job that runs longer than `MIN_WALL` gets its
-    own peak; shorter ones, whose memory is the worker's own, are given the last
-    peak read, saving them two file operations. Elsewhere: the process's peak so far.
+    Two parts, added: the worker process's growth while the job ran (the kernel's
+    high-water mark, VmHWM, reset through `/proc/self/clear_refs` when the job
+    starts, less the resident memory it started from: the worker's own ~25 MiB is
+    not the job's), and the processes the job started (the largest one reaped
+    during the job, from RUSAGE_CHILDREN, or the sum of the live descendants'
+    resident memory sampled every `SAMPLE` seconds while the job runs, whichever is
+    more). Jobs shorter than `MIN_WALL` are not sampled and not reset, saving file
+    operations on the fast path: they report the growth since the last reset, which
+    over-states at most by what earlier short jobs kept. Without /proc (not Linux):
+    the process's peak so far, baseline included.
     """
 
     MIN_WALL = 0.01
+    SAMPLE = 0.25
 
     def __init__(self) -> None:
         self._linux = os.path.exists("/proc/self/clear_refs")
-        self._last = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self._base = _status_kib(b"VmRSS:") if self._linux else 0
+        self._children = 0
+        self._tree = 0
+        self._running = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def before(self) -> None:
+        """A job starts: from now on its tree's memory is its own."""
+        self._children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        self._tree = 0
+        if self._linux:
+            self._running.set()
+            if self._sampler is None:
+                self._sampler = threading.Thread(target=self._sample, daemon=True,
+                                                 name="fntree-peak-memory")
+                self._sampler.start()
 
     def after(self, wall: float) -> int:
+        """The job ended `wall` seconds after it started: its peak, in KiB."""
+        self._running.clear()
         if not self._linux:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if wall >= self.MIN_WALL:
-            try:
-                with open("/proc/self/status", "rb") as f:
-                    for line in f:
-                        if line.startswith(b"VmHWM:"):
-                            self._last = int(line.split()[1])
-                            break
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        children = max(reaped if reaped > self._children else 0, self._tree)
+        try:
+            own = max(_status_kib(b"VmHWM:") - self._base, 0)
+            if wall >= self.MIN_WALL:
                 with open("/proc/self/clear_refs", "w") as f:
                     f.write("5")
-            except OSError:
-                self._linux = False
-        return self._last
+                self._base = _status_kib(b"VmRSS:")
+        except OSError:
+            self._linux = False
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return own + children
+
+    def _sample(self) -> None:
+        """While a job runs: the most its live descendants held at once."""
+        while True:
+            self._running.wait()
+            time.sleep(self.SAMPLE)
+            if self._running.is_set() and proctree.has_children():
+                self._tree = max(self._tree, _tree_kib())
+
+
+def _tree_kib() -> int:
+    """The resident memory of this process's live descendants together, in KiB."""
+    total = 0
+    for pid in proctree.descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * _PAGE_KIB
+        except (OSError, IndexError, ValueError):
+            continue  # gone since the tree was read
+    return total
+
+
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+
+
+def _status_kib(field: bytes) -> int:
+    """A `kB` field of /proc/self/status (VmRSS, VmHWM); 0 if it is missing."""
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
 
 
 def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
