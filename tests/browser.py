@@ -47,18 +47,12 @@ def js_errors(stderr: str) -> list[str]:
             if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)]
 
 
-def dump_dom(url: str, size: tuple[int, int] = (1300, 900)) -> tuple[str, list[str]]:
-    """The page's DOM after its scripts ran, and the JavaScript errors logged."""
-    done = _run(url, "--dump-dom", size=size)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout, js_errors(done.stderr)
-
-
-def screenshot(url: str, png: Path, size: tuple[int, int] = (1300, 900)) -> list[str]:
-    """Save the page as `png`; the JavaScript errors logged."""
-    done = _run(url, f"--screenshot={png}", size=size)
+def render(url: str, png: Path, size: tuple[int, int] = (1300, 900)) -> tuple[str, list[str]]:
+    """Load `url` once: its screenshot saved as `png`, and (the DOM after its scripts ran,
+    the JavaScript errors logged). One browser start each: they are slow on a busy machine."""
+    done = _run(url, f"--screenshot={png}", "--dump-dom", size=size)
     assert done.returncode == 0 and png.exists(), done.stderr[-2000:]
-    return js_errors(done.stderr)
+    return done.stdout, js_errors(done.stderr)
 
 
 class Image:

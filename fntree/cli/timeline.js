@@ -98,7 +98,7 @@
     function X(d) { return LEFT + (d - view[0]) * scale; }
     var out = [], bars = 0, aggregated = 0;
     out.push('<svg xmlns="' + SVGNS + '" width="' + width + '" height="' + HEIGHT +
-      '" font-family="sans-serif" font-size="11">');
+      '" font-family="sans-serif" font-size="11" shape-rendering="crispEdges">');
     out.push('<defs><pattern id="agg" width="4" height="4" patternUnits="userSpaceOnUse" ' +
       'patternTransform="rotate(45)"><rect width="2" height="4" fill="#fff" ' +
       'fill-opacity="0.45"/></pattern><clipPath id="plot"><rect x="' + LEFT + '" y="0" width="' +
@@ -147,6 +147,7 @@
       " jobs drawn together" + (SEG.length > 1 ? " · " + SEG.length + " segments" : "");
     body.setAttribute("data-bars", String(bars));
     body.setAttribute("data-aggregated", String(aggregated));
+    body.setAttribute("data-segments", String(SEG.length));
     body.setAttribute("data-view", view[0].toFixed(6) + "," + view[1].toFixed(6));
     body.setAttribute("data-rendered", String(Number(body.getAttribute("data-rendered") || 0) + 1));
   }

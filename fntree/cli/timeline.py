@@ -211,7 +211,7 @@ h1 { font-size: 18px; margin: 0 0 4px 0; }
 #chart.dragging { cursor: grabbing; }
 #chart .error { color: #c00; font-weight: bold; }
 table { border-collapse: collapse; margin-top: 14px; font-size: 13px; }
-td, th { padding: 2px 10px; text-align: right; }
+td, th { padding: 2px 10px; text-align: right; white-space: nowrap; }
 td:first-child, th:first-child { text-align: left; }
 th { border-bottom: 1px solid #999; }
 td.over { color: #c00; font-weight: bold; }
