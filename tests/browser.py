@@ -33,7 +33,8 @@ def chromium() -> str:
     return found
 
 
-def _run(url: str, *extra: str, size: tuple[int, int] = (1300, 900)) -> subprocess.CompletedProcess[str]:
+def _run(url: str, *extra: str,
+         size: tuple[int, int] = (1300, 900)) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="fntree-chromium-") as profile:
         return subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={profile}",

@@ -69,7 +69,7 @@ def test_peak_memory_is_the_jobs_own_process_tree(sized_run: Path) -> None:
 
 def test_declared_resources_are_read_per_target(sized_run: Path) -> None:
     """The issued events say what each target declared; the page shows it beside the peak."""
-    stats, declared = gather(JobStore.open(sized_run))
+    declared = gather(JobStore.open(sized_run))[1]
     assert declared["hog"].memory == 512 << 20 and declared["hog"].time == 60.0
     assert declared["child_hog"].memory == 1 << 30 and declared["child_hog"].time is None
     assert declared["idle"].memory is None

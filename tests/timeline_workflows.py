@@ -9,7 +9,8 @@ import time
 
 import fntree
 
-HOLD = "import sys, time; b = bytearray(int(sys.argv[1]) << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(float(sys.argv[2]))"
+HOLD = ("import sys, time; b = bytearray(int(sys.argv[1]) << 20); "
+        "b[::4096] = b'x' * len(b[::4096]); time.sleep(float(sys.argv[2]))")
 
 
 @fntree.target(memory="512M", time="1m")

@@ -4,7 +4,7 @@ The page holds its data (JSON) and its script (timeline.js, beside this module),
 and loads nothing: it works offline and from a file. One lane per worker slot,
 a bar per completed job coloured by target, a red mark per failed attempt, a
 dashed line where a leader (re)started. Zoom and pan are the script's: the wheel
-or the +/− buttons zoom around a point, dragging pans, and at every scale jobs
+or the +/- buttons zoom around a point, dragging pans, and at every scale jobs
 narrower than a pixel are drawn as one aggregate bar per run of neighbours
 (its tooltip counts them by target), so that none is lost. `#view=A,B` in the
 page's address opens it on that part of the run (fractions of its width).
@@ -182,8 +182,9 @@ def render_timeline(stats: RunStats, jobstore: str,
 time ({f["leaders"]} leader(s)) · {f["jobs_per_second"]:,.0f} jobs/s · {f["cores"]:g} cores,
 busy {100 * f["core_busy"]:.0f}% · {f["failures"]} failed attempt(s)</div>
 <div>{legend}</div>
-{note}<div class="controls"><button id="zoom-out" title="zoom out (-)">−</button><button
-id="zoom-in" title="zoom in (+)">+</button><button id="reset" title="whole run (0)">whole run</button>
+{note}<div class="controls"><button id="zoom-out" title="zoom out (-)">&minus;</button><button
+id="zoom-in" title="zoom in (+)">+</button><button id="reset"
+title="whole run (0)">whole run</button>
 <span id="view"></span><span class="hint">wheel: zoom · drag: pan · double-click: zoom in</span>
 </div>
 <div id="chart"><noscript>The timeline is drawn by JavaScript; enable it for this page.</noscript>
@@ -263,7 +264,7 @@ def _suggest_memory(peak: int) -> str:
 
 
 def _round_up(amount: float) -> int:
-    """`amount` rounded up to two significant binary digits (1, 1.5, 2, 3, 4, 6... × 2^k)."""
+    """`amount` rounded up to two significant binary digits (1, 1.5, 2, 3, 4, 6... times 2^k)."""
     if amount <= 1:
         return 1
     power = 2 ** math.floor(math.log2(amount))
