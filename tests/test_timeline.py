@@ -16,7 +16,7 @@ import ux_workflows as ux
 from browser import Image, render
 
 import fntree
-from fntree.cli.timeline import PALETTE, gather, segments, timeline_data
+from fntree.cli.timeline import gather, segments, timeline_data
 from fntree.runtime.eventlog import read_events
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
@@ -102,7 +102,8 @@ def test_the_page_draws_every_job_and_zooms_in_chromium(sized_run: Path, tmp_pat
     assert together > 0
     # zoomed on the first few blips: they are drawn apart
     data = timeline_data(gather(JobStore.open(sized_run))[0])
-    blip = data["targets"].index(["blip", PALETTE[3]])
+    colours = dict(data["targets"])
+    blip = [name for name, _ in data["targets"]].index("blip")
     starts = [s for s, k in zip(data["jobs"]["s"], data["jobs"]["k"], strict=True) if k == blip]
     total = data["segments"][0][1] - data["segments"][0][0]
     a = (min(starts) - data["segments"][0][0]) / total
@@ -116,9 +117,9 @@ def test_the_page_draws_every_job_and_zooms_in_chromium(sized_run: Path, tmp_pat
     assert '<rect class="job"' in chart(zoomed)
     image = Image(whole)
     plot = (64, 150, 1290, 260)
-    for colour in (PALETTE[1], PALETTE[3], PALETTE[4]):  # hog, blip, child_hog bars are there
-        assert image.count(colour, plot) > 20, colour
-    assert Image(near).count(PALETTE[3], plot) > 20  # the blips, drawn apart
+    for name in ("hog", "blip", "child_hog"):  # their bars are there
+        assert image.count(colours[name], plot) > 20, name
+    assert Image(near).count(colours["blip"], plot) > 20  # the blips, drawn apart
 
 
 def test_a_restart_later_is_its_own_segment(tmp_path: Path) -> None:
@@ -144,5 +145,5 @@ def test_a_restart_later_is_its_own_segment(tmp_path: Path) -> None:
     assert len(labels) >= 4
     shapes = {re.sub(r"\d", "9", label) for label in labels}
     assert len(shapes) <= 2, labels  # one format: "9.9s" (and "99.9s" past ten seconds)
-    picky = PALETTE[list(data["targets"]).index(["picky", PALETTE[5]])]
+    picky = dict(data["targets"])["picky"]
     assert Image(png).count(picky, (64, 150, 1290, 300)) > 0  # the restarted job is drawn

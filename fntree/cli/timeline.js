@@ -129,9 +129,9 @@
       }
       if (pending) { aggregated += flush(out, pending, y, h); bars++; }
     }
-    drawFailures(out, X);
     drawGaps(out, X);
     out.push("</g>");
+    drawFailures(out, X, width);  // unclipped: a mark at either end of the run shows whole
     D.leaders.forEach(function (t, k) {
       var x = X(disp(t));
       if (x < LEFT - 1 || x > width - RIGHT + 1) { return; }
@@ -165,7 +165,8 @@
     var tip = t[0] + " " + J.id[j] + " attempt " + J.a[j] + ": " + secs(J.w[j]) + " wall, " +
       secs(J.c[j]) + " cpu, " + memory(J.m[j]) + " peak memory";
     return '<rect class="job" x="' + x.toFixed(2) + '" y="' + y + '" width="' + w.toFixed(2) +
-      '" height="' + h + '" fill="' + t[1] + '" stroke="white" stroke-width="0.3"><title>' +
+      '" height="' + h + '" fill="' + t[1] + (w >= 3 ? '" stroke="white" stroke-width="0.3' : "") +
+      '"><title>' +
       esc(tip) + "</title></rect>";
   }
 
@@ -192,10 +193,11 @@
     return p.jobs.length;
   }
 
-  function drawFailures(out, X) {
+  function drawFailures(out, X, width) {
     var groups = [];
     D.failures.forEach(function (f) {
       var x = X(disp(f[0])), last = groups[groups.length - 1];
+      if (x < LEFT - 1 || x > width - RIGHT + 1) { return; }  // outside the view
       if (last && x - last.x < 8) { last.items.push(f); } else { groups.push({x: x, items: [f]}); }
     });
     groups.forEach(function (g) {
