@@ -4,6 +4,12 @@
 `retries` how many times a failed attempt is tried again, and `slurm_args` more
 `sbatch` options for this target's jobs on the slurm batch system. `None` means
 "not said": the batch system's default, or for `retries` the run's `retry_count`.
+
+Memory units follow the clusters' convention: K, M, G and T are binary (powers of
+1024), as Slurm reads `--mem=100M` and Grid Engine `h_vmem=100M`; so are KiB, MiB,
+GiB and TiB. KB, MB, GB and TB are decimal (powers of 1000), as SI has them. A bare
+number is bytes. `format_memory` prints binary amounts ("1.5 GiB") and
+`format_memory_option` an amount as a `memory=` value ("1536M").
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ from fntree.errors import ResourceError
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MEMORY_UNITS = {
     "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1024,
-    "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
-    "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
+    "k": 1024, "kib": 1024, "kb": 1000,
+    "m": 1024**2, "mib": 1024**2, "mb": 1000**2,
+    "g": 1024**3, "gib": 1024**3, "gb": 1000**3,
+    "t": 1024**4, "tib": 1024**4, "tb": 1000**4,
 }
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 TIME_FORMS = 'seconds (int or float) or a string such as "90s", "10m", "2h", "1d"'
-MEMORY_FORMS = 'bytes (int) or a string such as "512M", "2G", "1.5GiB"'
+MEMORY_FORMS = ('bytes (int) or a string such as "512M", "2G", "1.5GiB" (K, M, G, T are '
+                'powers of 1024, as on Slurm; KB, MB, GB, TB powers of 1000)')
 
 
 def _is_number(value: Any) -> bool:
@@ -148,3 +155,13 @@ def format_memory(amount: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def format_memory_option(amount: int) -> str:
+    """`amount` bytes as a `memory=` value in whole binary units: "512M", "3G", "1536M"."""
+    for unit, size in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if amount >= size and amount % size == 0:
+            return f'"{amount // size}{unit}"'
+    if amount >= 1024**2:
+        return f'"{-(-amount // 1024**2)}M"'
+    return f'"{-(-amount // 1024)}K"'

@@ -104,7 +104,7 @@ def test_target_whose_module_the_worker_cannot_import(tmp_path: Path) -> None:
 def test_memory_no_machine_has(store: Path) -> None:
     """Asking for more memory than the batch system has fails at once, naming both."""
     started = time.monotonic()
-    with pytest.raises(fntree.ResourceError, match=r"`enormous` asks for .* 58\.2 TiB"):
+    with pytest.raises(fntree.ResourceError, match=r"`enormous` asks for .* 64\.0 TiB"):
         fntree.run(wf.enormous(), jobstore=store)
     assert time.monotonic() - started < 30
 

@@ -359,3 +359,30 @@ def test_interrupted_run_keeps_its_temporary_store_and_names_it(tmp_path: Path) 
     assert proc.returncode == 130, err
     store = next(temp.glob("fntree-*/jobstore"))
     assert f"fntree restart {store}" in err
+
+
+def test_readers_piped_into_head_exit_quietly(tmp_path: Path) -> None:
+    """`fntree status --json DIR | head` and the other readers: no traceback, exit 141."""
+    script = tmp_path / "chatty.py"
+    script.write_text(textwrap.dedent("""
+        import fntree
+
+        @fntree.target
+        def chatty(lines: int) -> int:
+            for k in range(lines):
+                print(f"line {k:06d} of chatty output")
+            raise RuntimeError("chatty failed")
+    """))
+    store = tmp_path / "store"
+    made = fntree_cli("run", "--jobstore", str(store), "--retry-count", "0",
+                      "chatty.py:chatty", "40000", cwd=tmp_path)
+    assert made.returncode == 1, made.stderr
+    for reader in ("status --json --logs", "status --failed --logs", "logs", "status --json"):
+        piped = subprocess.run(
+            f"{sys.executable} -m fntree {reader} {store} 2>{tmp_path / 'err'} | head -1 "
+            ">/dev/null; echo ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
+            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert piped.stdout.strip().isdigit(), (reader, piped.stdout, piped.stderr)
+        status = int(piped.stdout.strip())
+        assert (tmp_path / "err").read_text() == "", reader
+        assert status in (0, 141), (reader, status)  # 0: it wrote all before head left

@@ -90,7 +90,7 @@ def test_a_bare_call_is_a_follow_on_with_no_children():
         name="combine",
         fn_key=combine.pickled()[0],
         args=follow.args,
-        res=Res(time=3600.0, memory=1000**3, cpu=2.0, retries=3),
+        res=Res(time=3600.0, memory=1024**3, cpu=2.0, retries=3),
         slots=(),
         deps=(),
     )

@@ -60,7 +60,7 @@ def test_target_takes_keyword_resources_and_a_name():
         return 1
 
     assert job.name == "sorter"
-    assert job.resources == Resources(time=600.0, memory=2 * 1000**3, cpu=4.0, retries=2)
+    assert job.resources == Resources(time=600.0, memory=2 * 1024**3, cpu=4.0, retries=2)
 
 
 def test_target_takes_time_memory_and_cpu_positionally():
@@ -70,7 +70,7 @@ def test_target_takes_time_memory_and_cpu_positionally():
     def job():
         return 1
 
-    assert job.resources == Resources(time=3600.0, memory=512 * 1000**2, cpu=2.0)
+    assert job.resources == Resources(time=3600.0, memory=512 * 1024**2, cpu=2.0)
 
 
 def test_target_takes_time_alone_positionally():
@@ -149,7 +149,7 @@ def test_options_overrides_resources_for_one_call_only():
     """`.options(...)` gives a target with changed resources; the original is unchanged."""
     fast = record.options(time="30s", memory="1G")
     call = fast(1)
-    assert call.resources == Resources(time=30.0, memory=1000**3)
+    assert call.resources == Resources(time=30.0, memory=1024**3)
     assert fast.name == "record"
     assert record.resources == Resources()
     assert record(1).resources == Resources()

@@ -186,11 +186,11 @@ def test_one_process_over_h_vmem_is_out_of_memory_and_retried_with_more(
     the attempt counts as out of memory, and the retry gets twice the memory."""
     failures = Failures()
     assert fntree.run(sw.memory_hog(300), jobstore=store, batch_system=GE,
-                      retry_count=1, observers=[failures]) == (2, 400_000_000)
+                      retry_count=1, observers=[failures]) == (2, 400 * 2**20)
     [failure] = failures.seen
     assert failure.attempt == 1 and not failure.permanent
     assert failure.message.startswith("MemoryError")
-    assert "retrying with 381.5 MiB" in failure.message
+    assert "retrying with 400.0 MiB" in failure.message
     assert sorted(_failed(_job_ids(store)).values()) == [0, 0]
 
 
@@ -200,10 +200,10 @@ def test_processes_over_h_vmem_together_are_killed_and_retried_with_more(
     request): out of memory, not time, and the retry gets twice the memory."""
     failures = Failures()
     assert fntree.run(gw.two_processes(150), jobstore=store, batch_system=GE,
-                      retry_count=1, observers=[failures]) == (2, 600_000_000)
+                      retry_count=1, observers=[failures]) == (2, 600 * 2**20)
     [failure] = failures.seen
     assert "went over its h_vmem" in failure.message and "failed 37" in failure.message
-    assert "retrying with 572.2 MiB of memory" in failure.message
+    assert "retrying with 600.0 MiB of memory" in failure.message
     first = _job_ids(store)[0]
     assert _failed([first]) == {first: gc.FAILED_LIMIT}
 

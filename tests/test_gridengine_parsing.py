@@ -16,7 +16,7 @@ from test_slurm_parsing import FakeClock, FakeCommands, ok, task
 
 from fntree.batch import gridengine as ge
 from fntree.batch import gridengine_commands as gc
-from fntree.batch.base import WORKER_BOOT, WorkerSetup
+from fntree.batch.base import FNTREE_HOME, WORKER_BOOT, WorkerSetup
 from fntree.batch.gridengine_commands import JobState
 from fntree.errors import GridEngineError
 
@@ -187,8 +187,8 @@ def test_qsub_gets_a_script_resources_pe_queue_and_extra_args(tmp_path: Path) ->
         "fntree-0123abcd-leaf")
     script = Path(argv[argv.index("scratch=1") + 1])
     assert script.read_text().endswith('exec "$@"\n')
-    assert argv[argv.index("scratch=1") + 2:][:4] == ["/usr/bin/python3", "-c",
-                                                      WORKER_BOOT, "file"]
+    assert argv[argv.index("scratch=1") + 2:][:5] == ["/usr/bin/python3", "-c",
+                                                      WORKER_BOOT, FNTREE_HOME, "file"]
     jobs = (tmp_path / "store" / "batch" / "gridengine" / "jobs").read_text().split()
     assert jobs[1:] == ["1", "77"]
 

@@ -11,6 +11,7 @@ from fntree.resources import (
     TIME_FORMS,
     Resources,
     format_memory,
+    format_memory_option,
     parse_cpu,
     parse_memory,
     parse_retries,
@@ -84,16 +85,17 @@ def test_parse_time_names_the_parameter_given_by_what():
 @pytest.mark.parametrize(
     ("value", "amount"),
     [
-        ("512M", 512 * 1000**2),
-        ("2G", 2 * 1000**3),
+        ("512M", 512 * 1024**2),
+        ("2G", 2 * 1024**3),
         ("1.5GiB", 1536 * 1024**2),
         ("1 kib", 1024),
         ("1KiB", 1024),
         ("3MiB", 3 * 1024**2),
         ("1TiB", 1024**4),
-        ("2T", 2 * 1000**4),
+        ("2T", 2 * 1024**4),
         ("1kb", 1000),
-        ("1k", 1000),
+        ("1k", 1024),
+        ("100M", 100 * 1024**2),
         ("4mb", 4 * 1000**2),
         ("7b", 7),
         ("100", 100),
@@ -148,8 +150,19 @@ def test_parse_memory_rejects_a_string_that_amounts_to_zero_bytes(value):
 
 
 def test_parse_memory_of_a_decimal_string_is_the_nearest_byte():
-    """"8.2G" is 8.2 * 10**9 bytes exactly, not one byte less from float truncation."""
-    assert parse_memory("8.2G") == 8_200_000_000
+    """"8.2GB" is 8.2 * 10**9 bytes exactly, not one byte less from float truncation."""
+    assert parse_memory("8.2GB") == 8_200_000_000
+    assert parse_memory("0.1G") == round(0.1 * 1024**3)
+
+
+def test_memory_units_read_as_slurm_and_grid_engine_read_them():
+    """K/M/G/T are powers of 1024, as in `sbatch --mem=100M`; KB/MB/GB/TB powers of 1000."""
+    assert parse_memory("100M") == 100 * 2**20 == parse_memory("100MiB")
+    assert parse_memory("100MB") == 100 * 10**6
+    assert format_memory(parse_memory("100M")) == "100.0 MiB"
+    for amount in ("512M", "3G", "1536M", "64K", "2T"):
+        assert format_memory_option(parse_memory(amount)) == f'"{amount}"'
+    assert format_memory_option(parse_memory("1G") + 1) == '"1025M"'  # rounded up, never down
 
 
 # -- cpu -----------------------------------------------------------------------------
@@ -241,16 +254,16 @@ def test_resources_are_frozen():
 
 def test_resources_are_hashable_and_compare_by_value():
     """Two Resources built from equal requests are equal and hash alike."""
-    assert Resources.parse("60s", "1G") == Resources.parse(60, 1000**3)
-    assert hash(Resources.parse("60s", "1G")) == hash(Resources.parse(60, 1000**3))
+    assert Resources.parse("60s", "1G") == Resources.parse(60, 1024**3)
+    assert hash(Resources.parse("60s", "1G")) == hash(Resources.parse(60, 1024**3))
 
 
 def test_resources_evolve_parses_changes_and_keeps_the_original():
     """evolve returns a copy with parsed changes; the original is unchanged."""
     original = Resources.parse("1h", "1G")
     changed = original.evolve(memory="2G", cpu=4, retries=0)
-    assert changed == Resources(time=3600.0, memory=2 * 1000**3, cpu=4.0, retries=0)
-    assert original == Resources(time=3600.0, memory=1000**3, cpu=1.0, retries=None)
+    assert changed == Resources(time=3600.0, memory=2 * 1024**3, cpu=4.0, retries=0)
+    assert original == Resources(time=3600.0, memory=1024**3, cpu=1.0, retries=None)
 
 
 def test_resources_evolve_can_unset_time_and_memory():

@@ -127,7 +127,7 @@ def test_worker_killed_counts_as_attempt(store: Path) -> None:
 
 def test_memory_error_retried_with_more_memory(store: Path) -> None:
     """A job that runs out of memory is retried with twice the memory it asked for."""
-    assert fntree.run(wf.hungry(), jobstore=store, retry_count=1) == 200_000_000
+    assert fntree.run(wf.hungry(), jobstore=store, retry_count=1) == 2 * 100 * 2**20  # MiB
 
 
 def test_environment_replicated(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:

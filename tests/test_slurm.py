@@ -210,11 +210,11 @@ def test_out_of_memory_killed_by_slurm_and_retried_with_more(cluster: slurm_comm
     """A job over its --mem ends OUT_OF_MEMORY in Slurm, and its retry gets twice the memory."""
     failures = Failures()
     assert fntree.run(sw.memory_hog(300), jobstore=store, batch_system="slurm",
-                      retry_count=1, observers=[failures]) == (2, 400_000_000)
+                      retry_count=1, observers=[failures]) == (2, 400 * 2**20)
     [failure] = failures.seen
     assert failure.name == "memory_hog" and failure.attempt == 1 and not failure.permanent
     assert "OUT_OF_MEMORY" in failure.message
-    assert "retrying with 381.5 MiB" in failure.message
+    assert "retrying with 400.0 MiB" in failure.message
     states = _sacct(_job_ids(store))
     assert sorted(states.values()) == ["COMPLETED", "OUT_OF_MEMORY"]
     log = next((store / "logs").rglob("*.log")).read_text()

@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from fntree.batch import slurm, slurm_commands, slurm_worker
-from fntree.batch.base import DEFAULT_MEMORY, WORKER_BOOT, Res, Result, Task, WorkerSetup
+from fntree.batch.base import (
+    DEFAULT_MEMORY,
+    FNTREE_HOME,
+    WORKER_BOOT,
+    Res,
+    Result,
+    Task,
+    WorkerSetup,
+)
 from fntree.batch.slurm_commands import SlurmState
 from fntree.checksum import DamagedFile
 from fntree.errors import SlurmError
@@ -180,7 +188,8 @@ def test_sbatch_gets_resources_name_output_and_the_worker_command(tmp_path: Path
     assert flags["--time"] == "2" and flags["--job-name"] == "fntree-0123abcd-leaf"
     assert argv[argv.index("--qos=long") + 1:argv.index("--qos=long") + 3] == [
         "--account", "my lab"]
-    assert argv[-1].startswith(f"exec /usr/bin/python3 -c {shlex.quote(WORKER_BOOT)} file ")
+    assert argv[-1].startswith(
+        f"exec /usr/bin/python3 -c {shlex.quote(WORKER_BOOT)} {shlex.quote(FNTREE_HOME)} file ")
     jobs = (tmp_path / "store" / "batch" / "slurm" / "jobs").read_text().split()
     assert jobs[1:] == ["1", "77"]
 

@@ -36,7 +36,7 @@ def test_event_log_of_a_run_and_its_restart(tmp_path: Path) -> None:
     done = [e for e in events if e["ev"] == "done"]
     assert sorted(e["name"] for e in done) == sorted(
         ["founder", "spread", "work", "work", "work", "add_up", "number", "picky"])
-    assert all(e["wall"] >= 0 and e["cpu"] >= 0 and e["rss"] > 0 and e["start"] > 0
+    assert all(e["wall"] >= 0 and e["cpu"] >= 0 and e["rss"] >= 0 and e["start"] > 0
                for e in done)
     failed = [e for e in events if e["ev"] == "failed"]
     assert [(e["name"], e["attempt"], e["permanent"]) for e in failed] == [
@@ -62,14 +62,14 @@ def test_stats_per_target_and_for_the_run(tmp_path: Path,
     assert 0.6 <= work["wall_total"] < 3 and 0.1 <= work["wall_max"] < 1
     assert work["wall_mean"] == pytest.approx(work["wall_total"] / 6, abs=1e-5)
     assert 0 < work["cpu_total"] < work["wall_total"]  # they sleep
-    assert work["rss_max_kib"] > 1000
+    assert 0 <= work["rss_max_kib"] < 20_000  # its own: the worker's baseline is not counted
     run = stats["run"]
     assert run["leaders"] == 1 and run["jobs"] == 8 and run["failures"] == 0
     assert run["cores"] == 2 and 0.1 < run["core_busy"] <= 1.0
     assert run["jobs_per_second"] == pytest.approx(8 / run["wall"], rel=0.01)
     code, out, _ = cli("stats", str(store), capsys=capsys)
     assert "8 jobs done in" in out and "1 leader(s)" in out and "cores      2: busy" in out
-    assert re.search(r"^work +6 +\S+ +\S+ +\S+ +\S+ +\S+ MiB +6 +0$", out, re.MULTILINE)
+    assert re.search(r"^work +6 +\S+ +\S+ +\S+ +\S+ +(-|\S+ [KM]iB) +6 +0$", out, re.MULTILINE)
 
 
 def test_stats_count_failed_attempts_across_leaders(tmp_path: Path,
@@ -87,7 +87,7 @@ def test_stats_count_failed_attempts_across_leaders(tmp_path: Path,
 
 
 def test_timeline_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--html draws a bar per job in no more lanes than jobs ran at once, with a legend."""
+    """--html writes the timeline page: every job, both failed attempts and leaders, a legend."""
     store = tmp_path / "store"
     ux.failed_run(store, tmp_path / "flag")
     (tmp_path / "flag").write_text("")
@@ -96,11 +96,11 @@ def test_timeline_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     code, _, err = cli("stats", str(store), "--html", str(page), capsys=capsys)
     assert code == 0 and f"timeline written to {page}" in err
     html = page.read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
-    assert html.count("<rect ") == 8  # one bar per completed job
-    assert html.count('fill="#d62728"') == 2  # one mark per failed attempt
-    assert "leader 1</text>" in html and "leader 2</text>" in html
-    assert "slot 1</text>" in html
+    assert html.startswith("<!DOCTYPE html>") and "<script>" in html and "src=" not in html
+    data = json.loads(html.split('type="application/json">')[1].split("</script>")[0])
+    assert len(data["jobs"]["id"]) == 8  # one bar per completed job
+    assert len(data["failures"]) == 2 and len(data["leaders"]) == 2
+    assert data["lanes"] >= 1
     for name in ("founder", "spread", "work", "add_up", "number", "picky"):
         assert f"{name} (" in html  # the legend, with counts
 

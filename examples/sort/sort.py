@@ -32,7 +32,6 @@ import heapq
 import io
 import os
 import random
-import re
 import shutil
 import string
 import sys
@@ -41,10 +40,11 @@ import time
 from pathlib import Path
 
 import fntree
+from fntree.progress import LiveProgress, RunView
+from fntree.resources import parse_memory
 
 BLOCK = 1 << 20          # bytes generated, or searched for a newline, at a time
 MAX_LINE = 80            # longest generated line, in characters before the newline
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 _LETTERS = bytes(ord((string.ascii_letters + string.digits)[i % 62]) for i in range(256))
 
 
@@ -174,11 +174,14 @@ def merge(first: list[bytes], second: list[bytes]) -> list[bytes]:
 # -- the command -----------------------------------------------------------------------
 
 def parse_size(text: str) -> int:
-    """Bytes from "5M", "100K", "1G" or "1234" (units of 1024)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size; write e.g. 5M, 100K or 1G")
-    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    """Bytes from "5M", "100K", "1G" or "1234": fntree's memory units (K, M, G are powers of
+    1024, as Slurm reads them; KB, MB, GB powers of 1000)."""
+    try:
+        size = parse_memory(text, what="size")
+    except fntree.ResourceError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    assert size is not None
+    return size
 
 
 def random_lines(rng: random.Random, size: int) -> bytes:
@@ -200,12 +203,21 @@ def generate(path: Path, size: int, seed: int) -> Path:
     return path
 
 
+def display(args: argparse.Namespace) -> list[RunView]:
+    """The live progress display on a terminal, as `fntree run` shows it; none otherwise."""
+    if args.no_progress or not sys.stderr.isatty():
+        return []
+    return [LiveProgress()]
+
+
 def sort_file(input_path: Path, output_path: Path, args: argparse.Namespace) -> None:
     """Sort with fntree: the file version, or the functional one with --functional."""
     if not args.functional:
-        fntree.run(setup(str(input_path), str(output_path), args.max_bytes), options=args)
+        fntree.run(setup(str(input_path), str(output_path), args.max_bytes), options=args,
+                   observers=display(args))
         return
-    lines = fntree.run(msort(read_lines(input_path), args.max_bytes), options=args)
+    lines = fntree.run(msort(read_lines(input_path), args.max_bytes), options=args,
+                       observers=display(args))
     with open(output_path, "wb") as out:
         out.writelines(lines)
 
@@ -228,6 +240,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="sort lists of lines as values (msort/merge) instead of files")
     parser.add_argument("--input", type=Path, help="sort this file instead of a generated one")
     parser.add_argument("--output", type=Path, help="where to write the sorted lines")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no live progress display (there is none when stderr is not a "
+                             "terminal)")
     fntree.add_arguments(parser)
     return parser.parse_args(argv)
 

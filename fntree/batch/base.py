@@ -123,9 +123,14 @@ DEFAULT_MEMORY = 1 << 30
 
 
 # How a worker process starts: the working directory ('' on the path of `python -c`) is
-# dropped, so fntree comes from the leader's import path (PYTHONPATH, worker_env).
-WORKER_BOOT = ("import sys; del sys.path[0]; from fntree._worker import main; "
-               "sys.exit(main(sys.argv[1:]))")
+# dropped, and fntree is imported from the folder the leader's came from (argv[1]), put
+# first for that import only: a folder named `fntree` beside the user's script (a checkout,
+# say) is on the path the worker inherits, and would otherwise be imported as an empty
+# namespace package in fntree's place.
+WORKER_BOOT = ("import sys; del sys.path[0]; sys.path.insert(0, sys.argv[1]); "
+               "from fntree._worker import main; sys.path.remove(sys.argv[1]); "
+               "sys.exit(main(sys.argv[2:]))")
+FNTREE_HOME = str(Path(__file__).resolve().parents[2])  # the folder holding this fntree
 
 
 class WorkerSetup(NamedTuple):
@@ -156,7 +161,7 @@ class WorkerSetup(NamedTuple):
         directory there named like fntree, or like a module fntree imports, would then
         shadow the leader's own, and the worker would run other code than the leader.
         """
-        return [self.python or sys.executable, "-c", WORKER_BOOT, *args]
+        return [self.python or sys.executable, "-c", WORKER_BOOT, FNTREE_HOME, *args]
 
 
 class BatchSystem(Protocol):

@@ -30,8 +30,8 @@ from rich.markup import escape
 from fntree.errors import FntreeError, WorkflowFailed
 
 # The modules of the subcommands, in the order `fntree --help` lists them.
-COMMANDS = ("running", "status", "check", "stats", "logs", "debug_job", "kill", "clean",
-            "cache", "config")
+COMMANDS = ("running", "status", "check", "stats", "timeline", "logs", "debug_job", "kill",
+            "clean", "cache", "config")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return 141
+    except SystemExit as exc:  # rich's stdout console, whose reader went away, exits 1
+        if exc.code == 1 and _stdout_is_devnull():  # (Console.on_broken_pipe)
+            return 141
+        raise
     except OSError as exc:
         where = _save_traceback()
         console.print(f"fntree: error: {exc}; check that path (does it exist, is it the "
@@ -92,6 +96,15 @@ def _silence_stdout() -> None:
         pass
     finally:
         os.close(devnull)
+
+
+def _stdout_is_devnull() -> bool:
+    """Whether stdout now goes to /dev/null, as rich points it when its reader went away."""
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
 
 
 def _save_traceback() -> str:

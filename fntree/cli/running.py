@@ -227,6 +227,7 @@ def load_target(entry: str) -> Target:
 def _load_script(path: Path) -> ModuleType:
     if not path.is_file():
         raise FntreeError(f"there is no script {path}; check the path")
+    _refuse_shadowing(path)
     directory = str(path.resolve().parent)
     if directory not in sys.path:
         sys.path.insert(0, directory)
@@ -237,6 +238,27 @@ def _load_script(path: Path) -> ModuleType:
     with loading_script(str(path)):  # a module-level fntree.run is refused
         spec.loader.exec_module(module)
     return module
+
+
+def _refuse_shadowing(path: Path) -> None:
+    """A script named like a module that is imported already cannot be loaded under its name.
+
+    Loaded as `random`, random.py would replace the standard library's module here, and
+    its targets, sent to workers by that name, would be looked up in the real one there.
+    """
+    name = path.stem
+    module = sys.modules.get(name)
+    where = getattr(module, "__file__", None)
+    if module is None and name not in sys.stdlib_module_names:
+        return
+    if where is not None and Path(where).resolve() == path.resolve():
+        return
+    what = ("the standard library's module" if name in sys.stdlib_module_names else
+            "the module")
+    raise FntreeError(f"the script {path} is named like {what} `{name}`, which fntree and "
+                      "its workers import too, so its targets cannot be found by that name; "
+                      f"rename it (e.g. to {name}_pipeline.py), or run it with `python {path}` "
+                      "and `fntree.run` in its `if __name__ == '__main__':` block")
 
 
 def _import_failed(where: str, exc: Exception) -> FntreeError:

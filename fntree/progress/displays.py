@@ -113,8 +113,11 @@ class NotebookProgress(RunView):
             self._show()
 
 
-_HTML = ('<pre style="white-space:pre;overflow-x:auto;line-height:1.25;font-size:12px;'
-         'font-family:Menlo,\'DejaVu Sans Mono\',consolas,monospace">{code}</pre>')
+# line-height "normal": at any other, the box-drawing characters of a panel's sides and the
+# bars do not meet (checked in Chromium: tests/test_notebook_html.py).
+_HTML = ('<pre style="white-space:pre;overflow-x:auto;line-height:normal;font-size:12px;'
+         'margin:0;padding:4px 0;'
+         'font-family:Menlo,\'DejaVu Sans Mono\',consolas,\'Courier New\',monospace">{code}</pre>')
 
 
 def in_notebook() -> bool:

@@ -10,10 +10,11 @@ fact or while another process drives the run. The lines, by `ev`:
     rerun     that leader started the run again from its root (--rerun-changed): epoch,
               reruns (how many times so far), root (the root call's target)
     issued    one packet handed to the batch system: packet, jobs [[job, name, attempt]],
-              and the packet's cpu and memory
+              and the packet's cpu, memory (bytes) and time (seconds) as declared
     started   the worker of a packet that waited in the scheduler's queue started: jobs
     done      a job completed: job, name, attempt, start (epoch seconds), wall, cpu
-              (seconds), rss (peak KiB of the worker process), chained, spawned, and
+              (seconds), rss (peak KiB of the job's own process tree, the worker's
+              baseline left out: fntree.runtime.worker.PeakMemory), chained, spawned, and
               `"cached": true` when its value came from the cache across runs
     failed    an attempt failed: job, name, attempt, permanent, message, log
     message   a target's `context().log(text)`: job, name, text
@@ -202,8 +203,9 @@ class EventLog(Observer):
                             for task in tasks)
             res = tasks[0].res  # a packet's tasks share their resources
             memory = res.memory or "null"
+            declared = "null" if res.time is None else f"{res.time:g}"
             return (f'{{"t":{t:.3f},"ev":"issued","packet":{event[2]},"cpu":{res.cpu:g},'
-                    f'"memory":{memory},"jobs":[{jobs}]}}\n')
+                    f'"memory":{memory},"time":{declared},"jobs":[{jobs}]}}\n')
         if kind == "failed":
             f: Failure = event[2]
             record: dict[str, Any] = {"job": f.job_id, "name": f.name, "attempt": f.attempt,
@@ -315,6 +317,7 @@ def _parse(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
             for job, name, attempt in event.get("jobs", ()):
                 yield {"t": event["t"], "ev": "issued", "job": job, "name": name,
                        "attempt": attempt, "packet": event.get("packet"),
-                       "cpu": event.get("cpu", 1), "memory": event.get("memory")}
+                       "cpu": event.get("cpu", 1), "memory": event.get("memory"),
+                       "time": event.get("time")}
         else:
             yield event

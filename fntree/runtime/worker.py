@@ -50,6 +50,7 @@ import os
 import pickle
 import resource
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -179,6 +180,7 @@ class JobRunner:
         os.lseek(self._scratch, 0, os.SEEK_SET)
         self._clean.capture_output(self._scratch)
         context.set_current(ctx)
+        self._peak.before()
         start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
         outcome: tuple[Any, ...] | None = None
         fns: dict[bytes, bytes] = {}
@@ -214,10 +216,7 @@ class JobRunner:
             shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
         log = self._keep_log(task, outcome is None)
         rss = self._peak.after(wall)
-        new_fns = {k: v for k, v in fns.items() if k not in self.known}
-        if new_fns:
-            self.known.update(new_fns)
-            self._fn_bytes.update(new_fns)
+        new_fns = self._learn_new(fns)
         cached = probe is not None and probe.hit
         note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
@@ -226,6 +225,14 @@ class JobRunner:
                         self.describe(new_fns) if new_fns and self.describe else {}, cached, note,
                         retry)
         return result, self._follow_on(task, outcome)
+
+    def _learn_new(self, fns: dict[bytes, bytes]) -> dict[bytes, bytes]:
+        """Of the functions a job's calls use, those the leader was not yet sent."""
+        new_fns = {k: v for k, v in fns.items() if k not in self.known}
+        if new_fns:
+            self.known.update(new_fns)
+            self._fn_bytes.update(new_fns)
+        return new_fns
 
     def _execute(self, body: Any, args: tuple[Any, ...], kwargs: dict[str, Any], job_id: int,
                  ctx: context.Context, probe: Any = None
@@ -281,35 +288,92 @@ class JobRunner:
 
 
 class PeakMemory:
-    """The peak resident memory of a job's run, in KiB.
+    """The peak memory of a job's own process tree, in KiB: what it used above the worker.
 
-    On Linux the kernel's high-water mark (VmHWM) is read after a job and reset
-    (`/proc/self/clear_refs`), so each job that runs longer than `MIN_WALL` gets its
-    own peak; shorter ones, whose memory is the worker's own, are given the last
-    peak read, saving them two file operations. Elsewhere: the process's peak so far.
+    Two parts, added: the worker process's growth while the job ran (the kernel's
+    high-water mark, VmHWM, reset through `/proc/self/clear_refs` after each job,
+    less the resident memory the job started from: the worker's own ~25 MiB is not
+    the job's), and the processes the job started (the largest one reaped during the
+    job, from RUSAGE_CHILDREN's high-water mark rising, or the sum of the live
+    descendants' resident memory sampled every `SAMPLE` seconds while the job runs,
+    whichever is more). Jobs shorter than `MIN_WALL` report 0 and cost two
+    assignments: reading and resetting the marks costs more than such a job (what it
+    kept shows in the next job measured, which starts from the resident memory it
+    left). Without /proc (not Linux): the process's peak so far, baseline included.
     """
 
     MIN_WALL = 0.01
+    SAMPLE = 0.25
 
     def __init__(self) -> None:
         self._linux = os.path.exists("/proc/self/clear_refs")
-        self._last = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self._base = _status_kib(b"VmRSS:")[0] if self._linux else 0
+        self._children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        self._tree = 0
+        self._job = False  # a job is running: the sampler reads its tree
+        self._sampler: threading.Thread | None = None
+
+    def before(self) -> None:
+        """A job starts: from now on its tree's memory is its own."""
+        self._tree = 0
+        self._job = True
+        if self._sampler is None and self._linux:
+            self._sampler = threading.Thread(target=self._sample, daemon=True,
+                                             name="fntree-peak-memory")
+            self._sampler.start()
 
     def after(self, wall: float) -> int:
+        """The job ended `wall` seconds after it started: its peak, in KiB."""
+        self._job = False
         if not self._linux:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if wall >= self.MIN_WALL:
-            try:
-                with open("/proc/self/status", "rb") as f:
-                    for line in f:
-                        if line.startswith(b"VmHWM:"):
-                            self._last = int(line.split()[1])
-                            break
-                with open("/proc/self/clear_refs", "w") as f:
-                    f.write("5")
-            except OSError:
-                self._linux = False
-        return self._last
+        if wall < self.MIN_WALL:
+            return 0
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        children = max(reaped if reaped > self._children else 0, self._tree)
+        self._children = max(self._children, reaped)
+        try:
+            rss, hwm = _status_kib(b"VmRSS:", b"VmHWM:")
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # the high-water mark starts again from the resident memory
+        except OSError:
+            self._linux = False
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        own, self._base = max(hwm - self._base, 0), rss
+        return own + children
+
+    def _sample(self) -> None:
+        """While a job runs: the most its live descendants held at once."""
+        while True:
+            time.sleep(self.SAMPLE)
+            if self._job and proctree.has_children():
+                self._tree = max(self._tree, _tree_kib())
+
+
+def _tree_kib() -> int:
+    """The resident memory of this process's live descendants together, in KiB."""
+    total = 0
+    for pid in proctree.descendants(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * _PAGE_KIB
+        except (OSError, IndexError, ValueError):
+            continue  # gone since the tree was read
+    return total
+
+
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+
+
+def _status_kib(*fields: bytes) -> tuple[int, ...]:
+    """`kB` fields of /proc/self/status (VmRSS, VmHWM), in the order asked; 0 if missing."""
+    found = dict.fromkeys(fields, 0)
+    with open("/proc/self/status", "rb") as f:
+        for line in f:
+            key = line[:line.find(b":") + 1]
+            if key in found:
+                found[key] = int(line.split()[1])
+    return tuple(found.values())
 
 
 def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
