@@ -2,7 +2,7 @@
 page's script ran, and a small PNG reader to look at the pixels.
 
 Tests that need it skip when Chromium is not installed, unless FNTREE_REQUIRE_CHROMIUM=1
-(as in CI, where ci/chromium-up.sh installs it): then its absence fails them.
+(as in CI, where ci/tools-up.sh installs it): then its absence fails them.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ def chromium() -> str:
     if found is None:
         if os.environ.get("FNTREE_REQUIRE_CHROMIUM") == "1":
             pytest.fail("FNTREE_REQUIRE_CHROMIUM=1 but chromium is not installed: run "
-                        "ci/chromium-up.sh")
-        pytest.skip("chromium is not installed (ci/chromium-up.sh installs it)")
+                        "ci/tools-up.sh")
+        pytest.skip("chromium is not installed (ci/tools-up.sh installs it)")
     return found
 
 

@@ -50,7 +50,8 @@ def test_the_sort_example_shows_progress_on_a_terminal() -> None:
     assert "\x1b[" in screen  # drawn for a terminal
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
     assert "jobs done" in text and "fntree completed" in text, text[-3000:]
-    assert re.search(r"^down +0 +0 +\d+ +0 +0", text, re.MULTILINE)  # the targets' rows
+    # the targets' rows: waiting, ready, queued, running, done, failed
+    assert re.search(r"^down +0 +0 +0 +0 +\d+ +0", text, re.MULTILINE), text[-3000:]
     assert "sorted " in text and ": OK" in text
 
 
