@@ -15,7 +15,9 @@ behaviour, and of nothing else:
   builtin of an installed library (the standard library, site-packages) by
   its qualified name, any other value by its pickled bytes (sets by their
   sorted element digests, so that string hashing does not change them
-  between processes; large buffers such as arrays hashed in place).
+  between processes; large buffers such as arrays hashed in place);
+- what the target declares beyond its resources that changes what it makes
+  (`declared`: a shell target's outputs, capture and tool version).
 
 The hash is deterministic across processes and machines for the same source
 and the same values. It is memoized per run, never per process: `new_run()`
@@ -105,7 +107,11 @@ def code_hash(target: Any) -> bytes:
     hasher = _Hasher(_current())
     if not isinstance(fn, types.FunctionType):  # a partial, a callable object: its pickle
         return hasher.value(fn)
-    return hasher.function(fn)[0]
+    digest = hasher.function(fn)[0]
+    declared = getattr(target, "declared", None)
+    if declared is None:
+        return digest
+    return hashlib.blake2b(digest + hasher.value(declared), digest_size=DIGEST_SIZE).digest()
 
 
 def origin_of(fn: Any) -> str:

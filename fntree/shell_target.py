@@ -72,6 +72,12 @@ class ShellTarget(Target):
 
     spec = ShellSpec()
 
+    @property
+    def declared(self) -> tuple[Any, ...]:
+        """What the code hash covers beside the body (fntree/identity.py): a change of
+        outputs, capture or tool version is a change of the target."""
+        return (self.spec.outputs, self.spec.capture, self.spec.version)
+
     def invoke(self, *args: Any, **kwargs: Any) -> Any:
         from fntree.shell_job import run_job
 

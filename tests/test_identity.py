@@ -166,3 +166,22 @@ def test_builtins_dill_copies_into_globals_do_not_change_the_hash(tmp_path: Path
          "sys.stdout.buffer.write(identity.code_hash(opener.leaf))"],
         capture_output=True, cwd=tmp_path, timeout=60, check=True).stdout
     assert loaded == here == imported
+
+
+def test_a_shell_targets_declarations_are_part_of_its_hash() -> None:
+    """Changing a shell target's outputs, capture or tool version changes its code hash."""
+    import fntree
+
+    def make(**declared: object) -> bytes:
+        identity.new_run()
+
+        @fntree.shell(**declared)  # type: ignore[arg-type]
+        def tool(src: str, out: str) -> str:
+            return fntree.sh("cp {src} {out}", src=src, out=out)
+
+        return identity.code_hash(tool)
+
+    plain = make(outputs=["out"])
+    assert make(outputs=["out"]) == plain
+    assert len({plain, make(), make(outputs=["out"], version="2"),
+                make(outputs=["out"], capture=True)}) == 4
