@@ -116,7 +116,9 @@ class LocalBatchSystem:
         # What an earlier leader of this store left running goes first (its guard may be
         # dead too); then this leader's guard.
         proctree.sweep(proctree.RUN_MARK, setup.store_id)
-        self._guard, self._guard_fd = _start_guard(setup, self._env)
+        self._guard, self._guard_fd = proctree.start_guard(
+            setup.python or sys.executable, setup.store_id, setup.store_root, self._env,
+            setup.cwd)
         # Start the workers the first jobs will need now: they boot (about 0.1 s each)
         # while the leader recovers and runs the first job, instead of after it.
         for _ in range(self.parallelism):
@@ -177,7 +179,7 @@ class LocalBatchSystem:
         self._idle.clear()
         self._busy.clear()
         self._selector.close()
-        _stop_guard(self._guard, self._guard_fd)
+        proctree.stop_guard(self._guard, self._guard_fd)
 
     # -- workers --------------------------------------------------------------------
     def _start(self) -> _Worker:
@@ -367,34 +369,6 @@ def _kill(worker: _Worker) -> None:
     if worker.proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(worker.proc.pid, signal.SIGKILL)
-
-
-def _start_guard(setup: WorkerSetup, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """The guard that kills the run's processes when this leader dies (fntree.batch.proctree).
-
-    It reads a pipe whose write end only this process holds (not inherited by
-    anything it starts), so the pipe closes exactly when this process ends.
-    """
-    read, write = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [setup.python or sys.executable, "-m", "fntree.batch.proctree", setup.store_id,
-             str(setup.store_root)],
-            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-            cwd=setup.cwd, start_new_session=True)
-    finally:
-        os.close(read)
-    return proc, write
-
-
-def _stop_guard(proc: subprocess.Popen[bytes], fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _stderr_path(local_dir: Path) -> Path:
