@@ -107,6 +107,9 @@ class Update(NamedTuple):
     cause: str = ""      # "memory" or "time" when the batch system killed it for going over
     # The job that was running when the worker died (fntree.batch.jobmark.Running), if known.
     running: Any = None
+    # Running jobs' `context().log` messages, (name, job id, text), as they came
+    # (fntree.runtime.live); an Update with only these is news, not a result.
+    messages: tuple[tuple[str, str, str], ...] = ()
 
 
 # What a job that declares no time or memory is given where a batch system must say

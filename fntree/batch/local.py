@@ -7,7 +7,11 @@ largest of its tasks') until it is finished, and no more packets start than fit
 `max_cpus` and `max_memory`.
 
 Messages are frames (fntree.batch.local_worker, the worker's side): `("run",
-tasks, fns)` to a worker, `("results", [Result, ...], last)` back. A worker dies with its
+tasks, fns)` to a worker, `("results", [Result, ...], last)` back, and `("messages",
+[(name, job id, text), ...])` while a job runs (an Update with only `messages`).
+Workers copy their running jobs' output to the store's `logs/live/` (fntree.runtime.live):
+this batch system clears it when it starts and drops the live files of the jobs a
+dead worker took with it. A worker dies with its
 leader (PR_SET_PDEATHSIG), so a worker of a dead leader can never report into
 a restarted run; a worker that dies on its own shows as end-of-file on its
 pipe, and its packet's unreported tasks come back as `lost`.
@@ -52,6 +56,7 @@ from fntree.batch.local_worker import Runner, frame, read_frames, send_frame, se
 __all__ = ["LocalBatchSystem", "Runner", "serve"]
 from fntree.batch.jobmark import boot_failure, read_mark
 from fntree.private import make_private_dir, open_private
+from fntree.runtime.live import clear_live, drop_live
 
 MAX_WORKERS = 64
 WATCH_EVERY = 0.5  # seconds between two looks at the busy workers (fntree.batch.watch)
@@ -116,6 +121,7 @@ class LocalBatchSystem:
         # What an earlier leader of this store left running goes first (its guard may be
         # dead too); then this leader's guard.
         proctree.sweep(proctree.RUN_MARK, setup.store_id)
+        clear_live(setup.store_root)
         self._guard, self._guard_fd = proctree.start_guard(
             setup.python or sys.executable, setup.store_id, setup.store_root, self._env,
             setup.cwd)
@@ -232,6 +238,9 @@ class LocalBatchSystem:
                 _, job_id, _attempt, elapsed, declared = message
                 worker.job, worker.elapsed = (job_id, declared), elapsed
                 continue
+            if message[0] == "messages":
+                updates.append(Update(worker.packet, [], False, messages=tuple(message[1])))
+                continue
             worker.job, worker.elapsed = None, None
             results: list[Result] = message[1]
             worker.reported.update(r.job_id for r in results)
@@ -339,6 +348,7 @@ class LocalBatchSystem:
         reason = why or ((f"its worker process was killed by signal {-code}" if code < 0
                           else f"its worker process exited with code {code}") + unbooted)
         lost = tuple(t.job_id for t in worker.tasks if t.job_id not in worker.reported)
+        drop_live(self.setup.store_root, lost)
         if worker.packet in self._busy:
             self._release(worker)
             return Update(worker.packet, [], True, lost, reason, output, running=running)

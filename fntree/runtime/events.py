@@ -48,7 +48,8 @@ class Observer:
         """An attempt failed; `failure.permanent` when no retries are left."""
 
     def message(self, name: str, job_id: str, text: str) -> None:
-        """A running target called `context().log(text)`."""
+        """A running target called `context().log(text)`: passed on as it comes, while the
+        job runs (not a durable fact), or with the job's result (docs/logs.md)."""
 
     def finished(self, ok: bool) -> None:
         """The leader stopped: the run completed (`ok`) or cannot go on."""

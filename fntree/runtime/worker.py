@@ -7,7 +7,10 @@ body through the `execute` hook the DSL layer supplies, and turns the outcome
 or the exception into a `Result` (the `describe` hook, when given, says what the
 functions the job introduced are: fntree/identity.py). Afterwards it removes the job's local temp
 dir and, if the job wrote anything, appends its output (head and tail when
-large) to the job's log in the job store.
+large) to the job's log in the job store. While the job runs, its messages and
+output leave as they come (`LiveOutput`, fntree/runtime/live.py): the runner
+begins and ends the live copy around the job, and removes the live file once the
+kept log has the attempt; the result carries the messages not yet passed on.
 
 Every job starts clean: after each job the runner puts back what the job changed
 in the process (environment, working directory, standard streams and fds 0-2,
@@ -58,6 +61,7 @@ from fntree.runtime.cache import Identify, WorkerCache
 from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.isolate import IsolatedFailure, run_isolated
+from fntree.runtime.live import LiveOutput, Send, attempt_header
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Task, job_hex
 
@@ -99,10 +103,15 @@ class JobRunner:
                                 0o600)
         # (job id, attempt, monotonic start, declared time) of the task being run.
         self.running: tuple[int, int, float, float | None] | None = None
+        self.live = LiveOutput(self.paths, self._scratch, log_limit)
         proctree.become_subreaper()
         self._clean = CleanState()
         self._mark = JobMark(mark_path(local_dir))
         context.enter_worker()
+
+    def send_messages(self, send: Send) -> None:
+        """Pass running jobs' messages to `send` as they come (the transport's hook)."""
+        self.live.send = send
 
     def learn(self, fns: dict[bytes, bytes]) -> None:
         """Functions the leader sent (so it has them)."""
@@ -165,8 +174,7 @@ class JobRunner:
                               self.local_dir / f"{name}-{task.attempt}",
                               self.paths.global_temp_dir(task.chain_id), task.res)
         self._mark.set(task.job_id, task.chain_id, task.attempt, chained, task.name)
-        os.ftruncate(self._scratch, 0)
-        os.lseek(self._scratch, 0, os.SEEK_SET)
+        self.live.begin(task, ctx)  # empties the scratch output
         self._clean.capture_output(self._scratch)
         context.set_current(ctx)
         start, wall0, cpu0 = time.time(), time.perf_counter(), time.process_time()
@@ -191,6 +199,7 @@ class JobRunner:
             message = self._failure_message(exc)
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            live = self.live.end()
             context.set_current(None)
             unwritten = self._clean.release_output()
             self._clean.restore()
@@ -202,6 +211,7 @@ class JobRunner:
         if ctx.used_local:
             shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
         log = self._keep_log(task, outcome is None)
+        self.live.finish(live)  # the kept log has the attempt now
         rss = self._peak.after(wall)
         new_fns = {k: v for k, v in fns.items() if k not in self.known}
         if new_fns:
@@ -211,7 +221,7 @@ class JobRunner:
         note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
-                        tuple(ctx.messages), chained,
+                        tuple(ctx.take_messages()), chained,
                         self.describe(new_fns) if new_fns and self.describe else {}, cached, note)
         return result, self._follow_on(task, outcome)
 
@@ -259,6 +269,7 @@ class JobRunner:
             return None
 
     def close(self) -> None:
+        self.live.close()
         self._mark.close()
         os.close(self._scratch)
         shutil.rmtree(self.local_dir, ignore_errors=True)
@@ -301,7 +312,7 @@ def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
     """Append a job's output (from `fd`, `size` bytes) to its log; head and tail if large."""
     path = paths.log(job_id)
     make_private_dir(path.parent)
-    header = f"=== {name} {job_hex(job_id)} attempt {max(attempt, 1)} {note}===\n".encode()
+    header = attempt_header(name, job_id, attempt, note)
     if size <= limit:
         body = os.pread(fd, size, 0)
     else:
