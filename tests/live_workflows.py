@@ -96,7 +96,8 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None
 
 def follow_a_running_job(tmp_path: Path, batch_system: str, timeout: float) -> None:
     """A `talker` job on `batch_system`: `fntree logs -f` (a real process) shows its first
-    message while it runs, then the rest, and ends when the job ends."""
+    message while it runs, then the rest, and ends when the job ends; the leader has the
+    message while the job runs."""
     store, gate = tmp_path / "store", tmp_path / "gate"
     leader = start_leader(store, f"lw.talker({str(gate)!r})", batch_system)
     try:
@@ -105,6 +106,9 @@ def follow_a_running_job(tmp_path: Path, batch_system: str, timeout: float) -> N
         job = next(live.iterdir()).stem
         follower = Follower(str(store), job)
         follower.wait_for(b"[fntree] first message", timeout=60)
+        events = store / "events.log"  # the leader had the message as it came, too
+        wait_for(lambda: b'"text": "first message"' in events.read_bytes(), 60,
+                 "the message in the leader's event log")
         assert leader.poll() is None and not gate.exists()  # the job is still running
         gate.touch()
         code, out = follower.end(timeout=timeout)
