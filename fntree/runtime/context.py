@@ -10,7 +10,8 @@ the leader; the worker's live-output thread (fntree.runtime.live) takes the queu
 while the job runs, and the runner takes what is left for the job's result, both
 through `take_messages` under one lock, so each message reaches the leader once.
 At most `MESSAGE_LIMIT` messages of a job, each cut to `MESSAGE_CHARS`, are passed
-on; past that a note says how many were not (they stay in the job's log).
+on; past that a note says so at once, and another at the end how many were not (they
+stay in the job's log).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Context:
         """Messages not yet taken for the leader (`take_messages`)."""
         self._passed = 0
         self._dropped = 0
+        self._told = False
         self._lock = threading.Lock()
 
     @property
@@ -80,16 +82,20 @@ class Context:
                 self._dropped += 1
         print(f"[fntree] {text}", file=sys.stderr, flush=True)
 
-    def take_messages(self) -> list[str]:
-        """The messages not yet passed to the leader, and a note of those dropped since."""
+    def take_messages(self, final: bool = False) -> list[str]:
+        """The messages not yet passed to the leader; a note at the first one dropped, and
+        (`final`, when the job has ended) how many were."""
         with self._lock:
             taken, self.messages = self.messages, []
             self._passed += len(taken)
-            if self._dropped:
-                taken.append(f"[fntree: {self._dropped} more message(s) not passed on: a job "
-                              f"passes at most {MESSAGE_LIMIT}; its log has them all: "
+            if self._dropped and not self._told:
+                taken.append(f"[fntree: this job logged more than {MESSAGE_LIMIT} messages; "
+                              "the rest are not passed on, and its log has them all: "
                               f"`fntree logs DIR {self.job_id}`]")
-                self._dropped = 0
+                self._told = True
+            if final and self._dropped:
+                taken.append(f"[fntree: {self._dropped} message(s) of this job were not "
+                              "passed on]")
         return taken
 
     def __repr__(self) -> str:

@@ -221,7 +221,7 @@ class JobRunner:
         note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
-                        tuple(ctx.take_messages()), chained,
+                        tuple(ctx.take_messages(final=True)), chained,
                         self.describe(new_fns) if new_fns and self.describe else {}, cached, note)
         return result, self._follow_on(task, outcome)
 
