@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import live_workflows as lw
+import pytest
 import ux_workflows as ux
 
 import fntree
@@ -130,3 +131,18 @@ def test_a_new_leader_clears_live_files_left_behind(tmp_path: Path) -> None:
     flag.touch()
     fntree.restart(store)
     assert not stale.exists()
+
+
+def test_logs_follow_after_the_run_prints_what_was_kept(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """With no leader running, `logs -f DIR JOB` prints the kept log and `logs -f DIR` the
+    last messages, and both end at once."""
+    store = tmp_path / "store"
+    ux.failed_run(store, tmp_path / "flag")
+    work = next(p for p in sorted((store / "logs").glob("*/*.log"))
+                if "=== work " in p.read_text())
+    code, out, _ = ux.cli("logs", str(store), "-f", work.stem, capsys=capsys)
+    assert code == 0 and f"=== work {work.stem} attempt 1 ===" in out
+    code, out, _ = ux.cli("logs", str(store), "-f", capsys=capsys)
+    assert code == 0 and f"work {work.stem[:8]}: working on" in out
+    assert f"no leader is running {store}" in out

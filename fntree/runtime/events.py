@@ -2,7 +2,8 @@
 
 `Observer` lists the hooks with empty bodies; a subscriber overrides the ones it
 wants. `Events` fans each call out to every subscriber. The leader calls the
-hooks only after the facts they report are durable.
+hooks only after the facts they report are durable; a running job's messages are
+news, not facts, and are passed on as they arrive (docs/logs.md).
 """
 
 from __future__ import annotations
