@@ -141,8 +141,8 @@ def test_logs_follow_after_the_run_prints_what_was_kept(tmp_path: Path,
     ux.failed_run(store, tmp_path / "flag")
     work = next(p for p in sorted((store / "logs").glob("*/*.log"))
                 if "=== work " in p.read_text())
-    code, out, _ = ux.cli("logs", str(store), "-f", work.stem, capsys=capsys)
+    code, out, _ = ux.cli("logs", "-f", str(store), work.stem, capsys=capsys)
     assert code == 0 and f"=== work {work.stem} attempt 1 ===" in out
-    code, out, _ = ux.cli("logs", str(store), "-f", capsys=capsys)
+    code, out, _ = ux.cli("logs", "-f", str(store), capsys=capsys)
     assert code == 0 and f"work {work.stem[:8]}: working on" in out
     assert f"no leader is running {store}" in out
