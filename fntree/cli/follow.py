@@ -108,12 +108,13 @@ def _follow_live(store: JobStore, path: Path, write: Write,
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:  # it ended between the look and now
         return _rest_from_kept(store, path, b"", 0, write)
-    first, printed, looked = b"", 0, clock()
+    first, printed, looked, cut = b"", 0, clock(), False
     try:
         while True:
             data = os.read(fd, 1 << 20)
             if data:
                 write(data)
+                cut = cut or CUT_MARK in data
                 if b"\n" not in first:
                     first += data[:max(0, 4096 - len(first))]
                 printed += len(data)
@@ -132,7 +133,7 @@ def _follow_live(store: JobStore, path: Path, write: Write,
             sleep(POLL)
     finally:
         os.close(fd)
-    return _rest_from_kept(store, path, first.split(b"\n", 1)[0] + b"\n", printed, write)
+    return _rest_from_kept(store, path, first.split(b"\n", 1)[0] + b"\n", printed, write, cut)
 
 
 def _gone(path: Path, fd: int) -> bool:
@@ -144,7 +145,7 @@ def _gone(path: Path, fd: int) -> bool:
 
 
 def _rest_from_kept(store: JobStore, live: Path, header: bytes, printed: int, write: Write,
-                    clock: Callable[[], float] = time.monotonic,
+                    cut: bool = False, clock: Callable[[], float] = time.monotonic,
                     sleep: Callable[[float], None] = time.sleep) -> int:
     """The attempt's output past the `printed` bytes the live file showed, from the kept log."""
     job = live.stem
@@ -154,18 +155,19 @@ def _rest_from_kept(store: JobStore, live: Path, header: bytes, printed: int, wr
         with contextlib.suppress(OSError):
             text = kept.read_bytes()
             at = text.rfind(header) if header.strip() else -1
+            if at >= 0 and cut:
+                break  # the live copy was cut: the kept log has other bytes at its offsets
             if at >= 0:
-                section = text[at:]
-                if printed and len(section) >= printed:
-                    write(section[printed:])
-                else:
-                    write(section)
+                write(text[at + printed:])  # the same bytes, up to `printed`
                 return 0
-        if clock() > deadline:
+        if printed <= len(header) and header.strip():
+            return 0  # silent, and its worker kept no log: it succeeded printing nothing
+        if clock() > deadline:  # the worker died: the leader keeps its log, or did not
             break
         sleep(POLL)
-    write(f"[fntree logs: job {job} ended; `fntree logs {store.paths.root} {job}` shows its "
-          "kept log]\n".encode())
+    shown = (f"; `fntree logs {store.paths.root} {job}` shows its kept log" if kept.exists()
+             else "")
+    write(f"[fntree logs: job {job} ended{shown}]\n".encode())
     return 0
 
 
