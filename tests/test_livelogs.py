@@ -72,11 +72,13 @@ def test_logs_follow_without_job_shows_the_runs_messages(tmp_path: Path) -> None
 
 def test_a_flood_of_output_and_messages_is_bounded(tmp_path: Path) -> None:
     """A job printing 8 MiB and logging 5000 messages: the live copy stops at the log limit
-    and says so, MESSAGE_LIMIT messages and two notes reach the leader, the log has them all."""
+    and says so (as does `fntree logs -f` on it), MESSAGE_LIMIT messages and two notes reach
+    the leader, and the kept log has them all."""
     store, gate = tmp_path / "store", tmp_path / "gate"
     paths = StorePaths(store)
     cut = b"[... fntree: the live copy stops at"
     found: list[Path] = []
+    followers: list[lw.Follower] = []
 
     def cut_file() -> bool:
         found[:] = [p for p in paths.live_dir.glob("*.log") if cut in p.read_bytes()]
@@ -85,6 +87,8 @@ def test_a_flood_of_output_and_messages_is_bounded(tmp_path: Path) -> None:
     def open_gate_once_cut() -> None:
         lw.wait_for(lambda: paths.live_dir.is_dir() and cut_file(), 120, "the live cut")
         assert found[0].stat().st_size < LOG_LIMIT + 1000
+        followers.append(lw.Follower(str(store), found[0].stem))
+        followers[0].wait_for(b"the live copy stops at", timeout=60)
         gate.touch()
 
     opener = threading.Thread(target=open_gate_once_cut, daemon=True)
@@ -104,6 +108,9 @@ def test_a_flood_of_output_and_messages_is_bounded(tmp_path: Path) -> None:
     assert notes[0].startswith(f"[fntree: this job logged more than {MESSAGE_LIMIT} messages")
     assert notes[1] == "[fntree: 4000 message(s) of this job were not passed on]"
     assert not found[0].exists()
+    code, out = followers[0].end(timeout=60)  # it ended with the job, pointing to the kept log
+    assert code == 0 and len(out) < LOG_LIMIT + 1000
+    assert out.endswith(b"shows its kept log]\n"), out[-300:]
     kept = paths.log(int(found[0].stem, 16)).read_bytes()
     assert b"[fntree] message 4999" in kept and b"bytes cut by fntree: log limit" in kept
 
