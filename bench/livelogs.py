@@ -77,6 +77,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="runs of each variant (5)")
     parser.add_argument("--previous", metavar="DIR",
                         help="an fntree checkout without live logs, run as a variant too")
+    parser.add_argument("--workload", choices=("quiet", "logging"), action="append",
+                        help="run only this workload (repeatable; default: both)")
     parser.add_argument("--one", nargs=2, metavar=("WORKLOAD", "JOBSTORE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -88,7 +90,7 @@ def main() -> int:
         variants.insert(0, (f"without: previous fntree ({args.previous})", args.previous,
                             False))
     variants.append(("with live logs", None, True))
-    for workload in ("quiet", "logging"):
+    for workload in args.workload or ("quiet", "logging"):
         rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
         with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
             for _ in range(args.rounds):
