@@ -6,8 +6,9 @@ that log nothing (`quiet`) and children that each call `context().log` once
 (`logging`). Each is run with live logs (this checkout) and without:
 `FNTREE_LIVE_EVERY=0` (this checkout, the live thread off) and, with
 `--previous DIR`, the fntree checkout in DIR (the behaviour before live logs).
-Every run is a fresh process; the variants are interleaved round by round, so
-that a machine busy with other work slows them alike. Prints each variant's
+Every run is a fresh process; the variants are interleaved round by round, each
+round starting with the next variant, so that a machine busy with other work slows
+them alike and none always runs after the same one. Prints each variant's
 median jobs/s over the rounds, and its ratio to the first variant "without".
 
     python bench/livelogs.py 10000 --rounds 5 --previous /path/to/older/fntree
@@ -93,8 +94,10 @@ def main() -> int:
     for workload in args.workload or ("quiet", "logging"):
         rates: dict[str, list[float]] = {name: [] for name, _, _ in variants}
         with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
-            for _ in range(args.rounds):
-                for name, checkout, live in variants:
+            for k in range(args.rounds):
+                # each round starts with another variant, so none always follows the same one
+                for name, checkout, live in variants[k % len(variants):] + variants[
+                        :k % len(variants)]:
                     rates[name].append(spawn(args.n, workload, checkout, live, Path(scratch)))
         base = statistics.median(rates[variants[0][0]])
         print(f"fan-out N={args.n:,}, children {workload}: median jobs/s of {args.rounds} "
