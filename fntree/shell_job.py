@@ -54,6 +54,8 @@ def _run(target: ShellTarget, command: Command, outputs: Outputs, arguments: dic
         lookup = shell_cache.lookup(_as_final(command, outputs), spec.version,
                                     arguments, outputs, spec.capture)
         if lookup is not None and lookup.hit:
+            if ctx is not None:
+                ctx.cached = True  # counted as cached, as a pure target's hit is
             return lookup.value
     fields = resource_fields(ctx)
     try:

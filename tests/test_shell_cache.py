@@ -9,6 +9,8 @@ import pytest
 import shell_workflows as sw
 
 import fntree
+from fntree.cli.status import describe
+from fntree.runtime.store import JobStore
 from fntree.shell_cache import tool_identity
 
 
@@ -29,6 +31,7 @@ def test_a_hit_needs_its_outputs_present_and_unchanged(tmp_path: Path) -> None:
 
     assert run() == out and _runs(log) == 1 and out.read_text() == "ABC\n"
     assert run() == out and _runs(log) == 1  # a hit: the command did not run
+    assert describe(JobStore.open(tmp_path / "store1"))["cached"]["jobs"] == 1  # and it says so
     out.unlink()
     assert run() == out and _runs(log) == 2 and out.read_text() == "ABC\n"  # output gone
     out.write_text("ABX\n")

@@ -114,6 +114,9 @@ class Update(NamedTuple):
     # The packet's worker has started (batch systems whose `reports_start` is true say so
     # once, when the scheduler starts the packet that waited in its queue).
     started: bool = False
+    # Running jobs' `context().log` messages, (name, job id, text), as they came
+    # (fntree.runtime.live); an Update with only these is news, not a result.
+    messages: tuple[tuple[str, str, str], ...] = ()
 
 
 # What a job that declares no time or memory is given where a batch system must say

@@ -9,6 +9,8 @@ Each cluster batch system owns one directory of the store (`PacketPaths`):
     <store>/batch/<system>/<token>/<n>.run   made by the worker when it starts
     <store>/batch/<system>/<token>/<n>.out.<k>  the worker's k-th batch of results
                                              (atomic, sealed)
+    <store>/batch/<system>/<token>/<n>.msg.<k>  the k-th batch of running jobs' messages
+                                             (atomic, sealed; fntree.runtime.live)
     <store>/batch/<system>/<token>/<n>.log   the scheduler's output file for the job
 
 `<token>` is new for every leader, so results that a job of an earlier leader
@@ -17,9 +19,13 @@ scheduler's job id to `jobs` and fsync (`FileJobs.record`), so that a restarted
 leader finds every job an earlier one may have left.
 
 `FileJobs` is the leader's side both systems share: the poll loop that reads the
-result files at every SCAN_EVERY and asks the scheduler (the subclass's `_query`)
-only at its own interval, and the bookkeeping of live packets. The worker's side is
+message and result files at every SCAN_EVERY and asks the scheduler (the subclass's
+`_query`) only at its own interval, and the bookkeeping of live packets. The worker's side is
 `slurm_worker` (`python -m fntree._worker file ...`), the same for both.
+
+Workers copy their running jobs' output to the store's `logs/live/` (fntree.runtime.live),
+which the leader and `fntree logs -f` read: `open_jobs` clears it (an earlier leader's
+jobs are gone by then) and a packet lost with its jobs drops their live files.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from typing import Any
 from fntree.batch.base import Res, Result, Task, Update, WorkerSetup
 from fntree.batch.slurm_commands import Commands, Completed
 from fntree.checksum import read_sealed, seal
-from fntree.errors import BatchSystemError
+from fntree.errors import BatchSystemError, FntreeError
 from fntree.runtime.durable import make_private_dir, open_private
+from fntree.runtime.live import clear_live, drop_live
 
 log = logging.getLogger("fntree")
 
@@ -75,6 +82,13 @@ class PacketPaths:
     def result_of(packet: Path, chunk: int) -> Path:
         return packet.with_name(f"{packet.stem}.out.{chunk}")
 
+    def messages(self, number: int, chunk: int) -> Path:
+        return self.messages_of(self.packet(number), chunk)
+
+    @staticmethod
+    def messages_of(packet: Path, chunk: int) -> Path:
+        return packet.with_name(f"{packet.stem}.msg.{chunk}")
+
 
 def write_packet(path: Path, tasks: list[Task], fns: dict[bytes, bytes]) -> None:
     """Packet file `path` holding `tasks` and `fns`, sealed with a checksum."""
@@ -101,6 +115,21 @@ def read_result(path: Path, store_root: Path) -> tuple[list[Result], bool]:
                              "unfinished jobs again")
     results, last = pickle.loads(body)
     return results, last
+
+
+def messages_bytes(messages: list[tuple[str, str, str]]) -> bytes:
+    """The contents of a message file: running jobs' (name, job id, text), sealed."""
+    return seal(pickle.dumps(messages, pickle.HIGHEST_PROTOCOL))
+
+
+def read_messages(path: Path) -> tuple[tuple[str, str, str], ...]:
+    """The verified messages in message file `path` (news: a damaged one is skipped)."""
+    try:
+        body = read_sealed(path, "its messages are skipped; the job's log has them")
+    except (OSError, FntreeError) as exc:
+        log.warning("%s", exc)
+        return ()
+    return tuple(pickle.loads(body))
 
 
 def read_tail(path: Path, limit: int) -> bytes:
@@ -142,6 +171,7 @@ class Packet:
         self.minutes = minutes  # minutes requested
         self.reported: set[int] = set()
         self.chunk = 0
+        self.message_chunk = 0
         self.gone = 0
         self.started = False
         self.announced = False  # the leader was told that it started
@@ -264,6 +294,7 @@ class FileJobs:
         self._jobs_fd = os.open(self.paths.jobs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._live = {}
         self._numbers = iter(range(1, 1 << 62))
+        clear_live(self.setup.store_root)
         self._next_query = clock() + first_query
 
     def record(self, number: int, job_id: str, tasks: list[Task], memory: int,
@@ -297,6 +328,10 @@ class FileJobs:
         updates = []
         for packet in list(self._live.values()):
             packet.started = packet.started or self.paths.started(packet.number).name in names
+            while (path := self.paths.messages(packet.number, packet.message_chunk)).name in names:
+                updates.append(Update(packet.number, [], False, messages=read_messages(path)))
+                path.unlink()
+                packet.message_chunk += 1
             while (path := self.paths.result(packet.number, packet.chunk)).name in names:
                 results, last = read_result(path, self.setup.store_root)
                 path.unlink()
@@ -315,6 +350,7 @@ class FileJobs:
     def _lost(self, packet: Packet, reason: str, cause: str) -> Update:
         """The final Update of a packet whose job ended without reporting all its tasks."""
         output = read_tail(self.paths.output(packet.number), self.setup.log_limit)
+        drop_live(self.setup.store_root, packet.lost())
         self._forget(packet)
         return Update(packet.number, [], True, packet.lost(), reason, output, cause)
 

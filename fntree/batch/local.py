@@ -7,7 +7,11 @@ largest of its tasks') until it is finished, and no more packets start than fit
 `max_cpus` and `max_memory`.
 
 Messages are frames (fntree.batch.local_worker, the worker's side): `("run",
-tasks, fns)` to a worker, `("results", [Result, ...], last)` back. A worker dies with its
+tasks, fns)` to a worker, `("results", [Result, ...], last)` back, and `("messages",
+[(name, job id, text), ...])` while a job runs (an Update with only `messages`).
+Workers copy their running jobs' output to the store's `logs/live/` (fntree.runtime.live):
+this batch system clears it when it starts and drops the live files of the jobs a
+dead worker took with it. A worker dies with its
 leader (PR_SET_PDEATHSIG), so a worker of a dead leader can never report into
 a restarted run; a worker that dies on its own shows as end-of-file on its
 pipe, and its packet's unreported tasks come back as `lost`.
@@ -52,6 +56,7 @@ from fntree.batch.local_worker import Runner, frame, read_frames, send_frame, se
 __all__ = ["LocalBatchSystem", "Runner", "serve"]
 from fntree.batch.jobmark import boot_failure, read_mark
 from fntree.private import make_private_dir, open_private
+from fntree.runtime.live import clear_live, drop_live
 
 MAX_WORKERS = 64
 WATCH_EVERY = 0.5  # seconds between two looks at the busy workers (fntree.batch.watch)
@@ -116,7 +121,10 @@ class LocalBatchSystem:
         # What an earlier leader of this store left running goes first (its guard may be
         # dead too); then this leader's guard.
         proctree.sweep(proctree.RUN_MARK, setup.store_id)
-        self._guard, self._guard_fd = _start_guard(setup, self._env)
+        clear_live(setup.store_root)
+        self._guard, self._guard_fd = proctree.start_guard(
+            setup.python or sys.executable, setup.store_id, setup.store_root, self._env,
+            setup.cwd)
         # Start the workers the first jobs will need now: they boot (about 0.1 s each)
         # while the leader recovers and runs the first job, instead of after it.
         for _ in range(self.parallelism):
@@ -177,7 +185,7 @@ class LocalBatchSystem:
         self._idle.clear()
         self._busy.clear()
         self._selector.close()
-        _stop_guard(self._guard, self._guard_fd)
+        proctree.stop_guard(self._guard, self._guard_fd)
 
     # -- workers --------------------------------------------------------------------
     def _start(self) -> _Worker:
@@ -229,6 +237,9 @@ class LocalBatchSystem:
             if message[0] == "alive":
                 _, job_id, _attempt, elapsed, declared = message
                 worker.job, worker.elapsed = (job_id, declared), elapsed
+                continue
+            if message[0] == "messages":
+                updates.append(Update(worker.packet, [], False, messages=tuple(message[1])))
                 continue
             worker.job, worker.elapsed = None, None
             results: list[Result] = message[1]
@@ -337,6 +348,7 @@ class LocalBatchSystem:
         reason = why or ((f"its worker process was killed by signal {-code}" if code < 0
                           else f"its worker process exited with code {code}") + unbooted)
         lost = tuple(t.job_id for t in worker.tasks if t.job_id not in worker.reported)
+        drop_live(self.setup.store_root, lost)
         if worker.packet in self._busy:
             self._release(worker)
             return Update(worker.packet, [], True, lost, reason, output, running=running)
@@ -367,34 +379,6 @@ def _kill(worker: _Worker) -> None:
     if worker.proc.returncode is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(worker.proc.pid, signal.SIGKILL)
-
-
-def _start_guard(setup: WorkerSetup, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-    """The guard that kills the run's processes when this leader dies (fntree.batch.proctree).
-
-    It reads a pipe whose write end only this process holds (not inherited by
-    anything it starts), so the pipe closes exactly when this process ends.
-    """
-    read, write = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            proctree.guard_command(setup.python or sys.executable, setup.store_id,
-                                   str(setup.store_root)),
-            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-            cwd=setup.cwd, start_new_session=True)
-    finally:
-        os.close(read)
-    return proc, write
-
-
-def _stop_guard(proc: subprocess.Popen[bytes], fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.close(fd)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _stderr_path(local_dir: Path) -> Path:

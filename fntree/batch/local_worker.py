@@ -4,8 +4,10 @@ Messages are frames, `u32 length | pickle`. The worker (`serve`) reads
 `("run", tasks, fns)` or `("stop",)` from its pipe and answers with
 `("results", [Result, ...], last)` and, while a task runs, heartbeats
 `("alive", job_id, attempt, elapsed, declared time)` from a thread, every
-`FNTREE_HEARTBEAT` seconds (set by the leader, see fntree.batch.watch); one
-lock keeps the frames of the two threads whole.
+`FNTREE_HEARTBEAT` seconds (set by the leader, see fntree.batch.watch), and
+`("messages", [(name, job id, text), ...])` as a running job logs them (the
+runner's live-output thread, fntree.runtime.live); one lock keeps the frames of
+the three threads whole.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import signal
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from fntree.batch.base import Result, Task
@@ -85,6 +87,8 @@ class Runner(Protocol):
 
     def learn(self, fns: dict[bytes, bytes]) -> None: ...
 
+    def send_messages(self, send: Callable[[list[tuple[str, str, str]]], None]) -> None: ...
+
     def run_packet(self, tasks: list[Task]) -> Iterator[list[Result]]: ...
 
 
@@ -98,6 +102,12 @@ def serve(runner: Runner, rfd: int, wfd: int, parent: int) -> None:
     for fd in (rfd, wfd):  # a job's processes must not hold the worker's pipes open
         os.set_inheritable(fd, False)
     lock = threading.Lock()
+
+    def send_messages(messages: list[tuple[str, str, str]]) -> None:
+        with lock:
+            send_frame(wfd, ("messages", messages))
+
+    runner.send_messages(send_messages)
     every = float(os.environ.get("FNTREE_HEARTBEAT") or 1.0)
     threading.Thread(target=_heartbeat, args=(runner, wfd, lock, every), daemon=True,
                      name="fntree-heartbeat").start()

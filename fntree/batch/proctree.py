@@ -36,9 +36,11 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 RUN_MARK = "FNTREE_RUN"
@@ -207,6 +209,36 @@ def guard_command(python: str, store_id: str, store_root: str) -> list[str]:
     working directory nor PYTHON* variables can put other code in its place.
     """
     return [python, "-I", os.path.abspath(__file__), store_id, store_root]
+
+
+def start_guard(python: str, store_id: str, store_root: Path, env: dict[str, str],
+                cwd: str) -> tuple[subprocess.Popen[bytes], int]:
+    """The guard that kills the run's processes when this leader dies (`guard`).
+
+    It reads a pipe whose write end only this process holds (not inherited by
+    anything it starts), so the pipe closes exactly when this process ends.
+    Returns the guard and that write end, for `stop_guard`.
+    """
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            guard_command(python, store_id, str(store_root)),
+            stdin=read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+            cwd=cwd, start_new_session=True)
+    finally:
+        os.close(read)
+    return proc, write
+
+
+def stop_guard(proc: subprocess.Popen[bytes], fd: int) -> None:
+    """Close the guard's pipe (it then sweeps, finding nothing) and wait for it."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def guard(store_id: str, stdin: int = 0) -> None:

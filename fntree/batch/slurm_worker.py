@@ -4,7 +4,8 @@ the job store, as `fntree.batch.files` lays it out.
 `supervise` runs the packet in a forked child, so that when the child dies (out of
 memory, scancel, --time) the small parent still removes the local temp dir and
 copies what the dying task had printed into the Slurm job's output, which the
-leader reads. `serve_file` reads the packet and writes its results in chunks.
+leader reads. `serve_file` reads the packet and writes its results in chunks, and
+running jobs' messages, as they come, in message files beside them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fntree.batch.base import Result
-from fntree.batch.files import FLUSH_EVERY, PacketPaths, read_packet, read_tail, result_bytes
+from fntree.batch.files import (
+    FLUSH_EVERY,
+    PacketPaths,
+    messages_bytes,
+    read_packet,
+    read_tail,
+    result_bytes,
+)
 from fntree.batch.local import Runner
 
 WARNINGS = (signal.SIGTERM, signal.SIGUSR1)  # what a scheduler sends before it kills
@@ -39,6 +47,12 @@ def serve_file(runner: Runner, packet: Path, write: Callable[[Path, bytes], None
         return
     PacketPaths.started_of(packet).touch(mode=0o600)
     runner.learn(fns)
+    chunks = iter(range(1 << 62))
+
+    def send_messages(messages: list[tuple[str, str, str]]) -> None:  # the live thread's
+        write(PacketPaths.messages_of(packet, next(chunks)), messages_bytes(messages))
+
+    runner.send_messages(send_messages)
     pending: list[Result] = []
     chunk, flushed = 0, clock()
     for results in runner.run_packet(tasks):

@@ -1,4 +1,5 @@
 """`fntree logs DIR [JOB]`: a job's whole kept log; without JOB, the failed jobs' logs.
+With `-f`, a running job's output as it comes, or the run's messages (fntree.cli.follow).
 
 A job's log holds every attempt's stdout, stderr, `context().log` messages and
 traceback, each attempt under a `=== name id attempt N ===` header. Workers keep
@@ -16,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
+from fntree.cli.follow import follow_job, follow_messages
 from fntree.debug import debug_command
 from fntree.errors import FntreeError
 from fntree.runtime.records import job_hex
@@ -30,6 +32,10 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("jobstore", metavar="DIR")
     parser.add_argument("job", metavar="JOB", nargs="?",
                         help="a job id (or a unique prefix of one), or a target's name")
+    parser.add_argument("-f", "--follow", action="store_true",
+                        help="follow JOB's output while it runs, ending when it ends (as "
+                        "`tail -f`); without JOB, every running job's messages while a "
+                        "leader runs")
     add_max_log_mb(parser)
     parser.set_defaults(command=run)
 
@@ -89,7 +95,8 @@ def find_logs(store: JobStore, state: RunState, text: str) -> list[tuple[str, st
     key = text.lower()
     if key and all(ch in "0123456789abcdef" for ch in key):
         pattern = f"{key[:2]}/{key}*.log" if len(key) >= 2 else f"*/{key}*.log"
-        paths = sorted(store.paths.logs.glob(pattern))
+        paths = sorted(p for p in store.paths.logs.glob(pattern)
+                       if p.parent != store.paths.live_dir)
         if len(paths) > 1:
             names = ", ".join(p.stem for p in paths[:5])
             raise FntreeError(f"{text!r} is the start of {len(paths)} jobs' ids ({names}"
@@ -113,6 +120,10 @@ def run(args: argparse.Namespace, console: Console) -> int:
     store = JobStore.open(args.jobstore)
     state, _, _ = store.recover(repair=False)
     out = Console(highlight=False, soft_wrap=True)
+    if args.follow and not args.job:
+        return follow_messages(store)
+    if args.follow and follow_job(store, state, args.job) >= 0:
+        return 0
     if args.job:
         for name, job, path in find_logs(store, state, args.job):
             out.rule(f"{name} {job} · {path}", style="dim")

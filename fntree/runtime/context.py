@@ -4,17 +4,29 @@ The worker sets one before each job and clears it after. The temp dirs are made
 on first use: the local temp dir under the worker's machine-local directory,
 removed after the run; the global temp dir in the job store, shared by the
 chain's jobs and removed by the leader once the chain's closer has completed.
+
+`log` prints a message to the job's output (so its log keeps it) and queues it for
+the leader; the worker's live-output thread (fntree.runtime.live) takes the queue
+while the job runs, and the runner takes what is left for the job's result, both
+through `take_messages` under one lock, so each message reaches the leader once.
+At most `MESSAGE_LIMIT` messages of a job, each cut to `MESSAGE_CHARS`, are passed
+on; past that a note says so at once, and another at the end how many were not (they
+stay in the job's log).
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from pathlib import Path
 
 from fntree.errors import FntreeError
 from fntree.runtime.durable import make_private_dir
 from fntree.runtime.records import Res, job_hex
 
+MESSAGE_LIMIT = 1000  # messages of one job passed to the leader; the rest stay in its log
+MESSAGE_CHARS = 2000  # characters of one message passed to the leader
 
 class Context:
     """The running job's id, attempt, temp dirs and a channel of messages to the leader."""
@@ -35,7 +47,13 @@ class Context:
         self._global_dir = global_dir
         self.used_local = False
         self.used_global = False
+        self.cached = False  # its value came from a cache it looked up itself (a shell job)
         self.messages: list[str] = []
+        """Messages not yet taken for the leader (`take_messages`)."""
+        self._passed = 0
+        self._dropped = 0
+        self._told = False
+        self._lock = threading.Lock()
 
     @property
     def local_temp_dir(self) -> Path:
@@ -56,8 +74,30 @@ class Context:
     def log(self, message: object) -> None:
         """Send `message` to the leader (and keep it in this job's log)."""
         text = str(message)
-        self.messages.append(text)
+        with self._lock:
+            if self._passed + len(self.messages) < MESSAGE_LIMIT:
+                self.messages.append(text if len(text) <= MESSAGE_CHARS else
+                                     f"{text[:MESSAGE_CHARS]} [... {len(text) - MESSAGE_CHARS}"
+                                     " characters cut; the job's log has them]")
+            else:
+                self._dropped += 1
         print(f"[fntree] {text}", file=sys.stderr, flush=True)
+
+    def take_messages(self, final: bool = False) -> list[str]:
+        """The messages not yet passed to the leader; a note at the first one dropped, and
+        (`final`, when the job has ended) how many were."""
+        with self._lock:
+            taken, self.messages = self.messages, []
+            self._passed += len(taken)
+            if self._dropped and not self._told:
+                taken.append(f"[fntree: this job logged more than {MESSAGE_LIMIT} messages; "
+                              "the rest are not passed on, and its log has them all: "
+                              f"`fntree logs DIR {self.job_id}`]")
+                self._told = True
+            if final and self._dropped:
+                taken.append(f"[fntree: {self._dropped} message(s) of this job were not "
+                              "passed on]")
+        return taken
 
     def __repr__(self) -> str:
         return f"Context(job {self.name} {self.job_id}, attempt {self.attempt})"
@@ -77,6 +117,15 @@ def current() -> Context:
 def set_current(ctx: Context | None) -> None:
     global _current
     _current = ctx
+
+
+def _unlock_in_child() -> None:
+    """A fork (an isolated job) may copy the lock held by the live-output thread: renew it."""
+    if _current is not None:
+        _current._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_in_child)
 
 
 # -- where this process is: inside a job, or a worker's process ---------------------------

@@ -14,7 +14,7 @@ fact or while another process drives the run. The lines, by `ev`:
     started   the worker of a packet that waited in the scheduler's queue started: jobs
     done      a job completed: job, name, attempt, start (epoch seconds), wall, cpu
               (seconds), rss (peak KiB of the job's own process tree, the worker's
-              baseline left out: fntree.runtime.worker.PeakMemory), chained, spawned, and
+              baseline left out: fntree.runtime.peakmem.PeakMemory), chained, spawned, and
               `"cached": true` when its value came from the cache across runs
     failed    an attempt failed: job, name, attempt, permanent, message, log
     message   a target's `context().log(text)`: job, name, text

@@ -4,7 +4,9 @@
 wants. `Events` fans each call out to every subscriber (targets' messages only to
 those meant to print them: fntree/reporting.py). The leader calls the hooks only
 after the facts they report are durable (`issued` and `packet_started` report
-what the batch system was asked and said, which the journal need not hold).
+what the batch system was asked and said, which the journal need not hold); a
+running job's messages are news, not facts, and are passed on as they arrive
+(docs/logs.md).
 
 `started` hands each subscriber a `Snapshot` of the recovered state (counts per
 target in the states of docs/states.md, and the live chains), so that what a
@@ -67,7 +69,8 @@ class Observer:
         """An attempt failed; `failure.permanent` when no retries are left."""
 
     def message(self, name: str, job_id: str, text: str) -> None:
-        """A running target called `context().log(text)`."""
+        """A running target called `context().log(text)`: passed on as it comes, while the
+        job runs (not a durable fact), or with the job's result (docs/logs.md)."""
 
     def finished(self, ok: bool) -> None:
         """The leader stopped: the run completed (`ok`) or cannot go on."""

@@ -282,6 +282,8 @@ class Leader(FailureHandling):
     # -- results ----------------------------------------------------------------------
     def _handle(self, updates: list[Update]) -> None:
         for update in updates:
+            for name, job, text in update.messages:  # from running jobs: news, not facts
+                self.events.message(name, job, text)
             for result in update.results:
                 self._result(result)
             if update.lost:

@@ -41,6 +41,15 @@ class StorePaths:
         name = job_hex(job_id)
         return self.logs / name[:2] / f"{name}.log"
 
+    @property
+    def live_dir(self) -> Path:
+        """Where workers copy the output of their running jobs (docs/logs.md)."""
+        return self.logs / "live"
+
+    def live(self, job_id: int) -> Path:
+        """The running attempt's output so far, while it runs (fntree.runtime.live)."""
+        return self.live_dir / f"{job_hex(job_id)}.log"
+
     def global_temp_dir(self, chain_id: int) -> Path:
         return self.global_tmp / job_hex(chain_id)
 

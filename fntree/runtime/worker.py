@@ -7,7 +7,10 @@ body through the `execute` hook the DSL layer supplies, and turns the outcome
 or the exception into a `Result` (the `describe` hook, when given, says what the
 functions the job introduced are: fntree/identity.py). Afterwards it removes the job's local temp
 dir and, if the job wrote anything, appends its output (head and tail when
-large) to the job's log in the job store.
+large) to the job's log in the job store. While the job runs, its messages and
+output leave as they come (`LiveOutput`, fntree/runtime/live.py): the runner
+begins and ends the live copy around the job, and removes the live file once the
+kept log has the attempt; the result carries the messages not yet passed on.
 
 Every job starts clean: after each job the runner puts back what the job changed
 in the process (environment, working directory, standard streams and fds 0-2,
@@ -48,9 +51,7 @@ import errno
 import logging
 import os
 import pickle
-import resource
 import shutil
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -65,8 +66,10 @@ from fntree.runtime.cache import Identify, WorkerCache
 from fntree.runtime.clean_state import CleanState
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.isolate import IsolatedFailure, IsolatedJobDied, run_isolated
+from fntree.runtime.live import LiveOutput, Send, attempt_header
 from fntree.runtime.objects import ObjectStore, out_of_line
 from fntree.runtime.paths import StorePaths
+from fntree.runtime.peakmem import PeakMemory
 from fntree.runtime.records import O_SPAWN, O_VALUE, Result, Task, job_hex
 
 log = logging.getLogger("fntree")
@@ -110,10 +113,15 @@ class JobRunner:
                                 0o600)
         # (job id, attempt, monotonic start, declared time) of the task being run.
         self.running: tuple[int, int, float, float | None] | None = None
+        self.live = LiveOutput(self.paths, self._scratch, log_limit)
         proctree.become_subreaper()
         self._clean = CleanState()
         self._mark = JobMark(mark_path(local_dir))
         context.enter_worker()
+
+    def send_messages(self, send: Send) -> None:
+        """Pass running jobs' messages to `send` as they come (the transport's hook)."""
+        self.live.send = send
 
     def learn(self, fns: dict[bytes, bytes]) -> None:
         """Functions the leader sent (so it has them)."""
@@ -176,8 +184,7 @@ class JobRunner:
                               self.local_dir / f"{name}-{task.attempt}",
                               self.paths.global_temp_dir(task.chain_id), task.res)
         self._mark.set(task.job_id, task.chain_id, task.attempt, chained, task.name)
-        os.ftruncate(self._scratch, 0)
-        os.lseek(self._scratch, 0, os.SEEK_SET)
+        self.live.begin(task, ctx)  # empties the scratch output
         self._clean.capture_output(self._scratch)
         context.set_current(ctx)
         self._peak.before()
@@ -204,6 +211,7 @@ class JobRunner:
             message, retry = self._failure_message(exc), self._worth_retry(exc, task.fn_key)
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            live = self.live.end()
             context.set_current(None)
             unwritten = self._clean.release_output()
             self._clean.restore()
@@ -215,13 +223,14 @@ class JobRunner:
         if ctx.used_local:
             shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
         log = self._keep_log(task, outcome is None)
+        self.live.finish(live)  # the kept log has the attempt now
         rss = self._peak.after(wall)
         new_fns = self._learn_new(fns)
-        cached = probe is not None and probe.hit
+        cached = (probe is not None and probe.hit) or ctx.cached
         note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
         result = Result(task.job_id, task.attempt, outcome is not None, outcome, message,
                         new_fns, log, ctx.used_global, (start, wall, cpu, rss),
-                        tuple(ctx.messages), chained,
+                        tuple(ctx.take_messages(final=True)), chained,
                         self.describe(new_fns) if new_fns and self.describe else {}, cached, note,
                         retry)
         return result, self._follow_on(task, outcome)
@@ -282,98 +291,10 @@ class JobRunner:
             return None
 
     def close(self) -> None:
+        self.live.close()
         self._mark.close()
         os.close(self._scratch)
         shutil.rmtree(self.local_dir, ignore_errors=True)
-
-
-class PeakMemory:
-    """The peak memory of a job's own process tree, in KiB: what it used above the worker.
-
-    Two parts, added: the worker process's growth while the job ran (the kernel's
-    high-water mark, VmHWM, reset through `/proc/self/clear_refs` after each job,
-    less the resident memory the job started from: the worker's own ~25 MiB is not
-    the job's), and the processes the job started (the largest one reaped during the
-    job, from RUSAGE_CHILDREN's high-water mark rising, or the sum of the live
-    descendants' resident memory sampled every `SAMPLE` seconds while the job runs,
-    whichever is more). Jobs shorter than `MIN_WALL` report 0 and cost two
-    assignments: reading and resetting the marks costs more than such a job (what it
-    kept shows in the next job measured, which starts from the resident memory it
-    left). Without /proc (not Linux): the process's peak so far, baseline included.
-    """
-
-    MIN_WALL = 0.01
-    SAMPLE = 0.25
-
-    def __init__(self) -> None:
-        self._linux = os.path.exists("/proc/self/clear_refs")
-        self._base = _status_kib(b"VmRSS:")[0] if self._linux else 0
-        self._children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        self._tree = 0
-        self._job = False  # a job is running: the sampler reads its tree
-        self._sampler: threading.Thread | None = None
-
-    def before(self) -> None:
-        """A job starts: from now on its tree's memory is its own."""
-        self._tree = 0
-        self._job = True
-        if self._sampler is None and self._linux:
-            self._sampler = threading.Thread(target=self._sample, daemon=True,
-                                             name="fntree-peak-memory")
-            self._sampler.start()
-
-    def after(self, wall: float) -> int:
-        """The job ended `wall` seconds after it started: its peak, in KiB."""
-        self._job = False
-        if not self._linux:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        if wall < self.MIN_WALL:
-            return 0
-        reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        children = max(reaped if reaped > self._children else 0, self._tree)
-        self._children = max(self._children, reaped)
-        try:
-            rss, hwm = _status_kib(b"VmRSS:", b"VmHWM:")
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # the high-water mark starts again from the resident memory
-        except OSError:
-            self._linux = False
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        own, self._base = max(hwm - self._base, 0), rss
-        return own + children
-
-    def _sample(self) -> None:
-        """While a job runs: the most its live descendants held at once."""
-        while True:
-            time.sleep(self.SAMPLE)
-            if self._job and proctree.has_children():
-                self._tree = max(self._tree, _tree_kib())
-
-
-def _tree_kib() -> int:
-    """The resident memory of this process's live descendants together, in KiB."""
-    total = 0
-    for pid in proctree.descendants(os.getpid()):
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * _PAGE_KIB
-        except (OSError, IndexError, ValueError):
-            continue  # gone since the tree was read
-    return total
-
-
-_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
-
-
-def _status_kib(*fields: bytes) -> tuple[int, ...]:
-    """`kB` fields of /proc/self/status (VmRSS, VmHWM), in the order asked; 0 if missing."""
-    found = dict.fromkeys(fields, 0)
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            key = line[:line.find(b":") + 1]
-            if key in found:
-                found[key] = int(line.split()[1])
-    return tuple(found.values())
 
 
 def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
@@ -381,7 +302,7 @@ def append_log(paths: StorePaths, job_id: int, name: str, attempt: int, fd: int,
     """Append a job's output (from `fd`, `size` bytes) to its log; head and tail if large."""
     path = paths.log(job_id)
     make_private_dir(path.parent)
-    header = f"=== {name} {job_hex(job_id)} attempt {max(attempt, 1)} {note}===\n".encode()
+    header = attempt_header(name, job_id, attempt, note)
     if size <= limit:
         body = os.pread(fd, size, 0)
     else:
