@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from fntree.errors import FntreeError
+from fntree.runtime.durable import fsync_dir
 
 _PLAIN_SUFFIX = re.compile(r"^(\.[A-Za-z0-9_-]{1,16}){1,3}$")
 
@@ -85,7 +86,7 @@ class Outputs:
                 if exc.errno != errno.EXDEV:
                     raise
                 _copy_then_rename(temp, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
 
     def discard(self) -> None:
         """Remove what the command wrote (after a failure)."""
@@ -123,17 +124,9 @@ def _copy_then_rename(temp: Path, final: Path) -> None:
 
 def _fsync(path: Path) -> None:
     if path.is_dir():
-        _fsync_dir(path)
+        fsync_dir(path)
         return
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
     finally:

@@ -51,6 +51,7 @@ from typing import Any
 from fntree.errors import JobStoreError
 from fntree.private import make_private_dir
 from fntree.runtime import crashpoints
+from fntree.runtime.durable import fsync_dir
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected, ObjectRef, Spec
 
 __all__ = ["INLINE_LIMIT", "DamagedObject", "ObjectRef", "ObjectStore", "collect_now",
@@ -138,14 +139,14 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
             raise
         crashpoints.point("objects.rename")
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return ref
 
     def _make(self) -> None:
         """The directory, made owner-only and durable in its parent the first time."""
         if not os.path.isdir(self.directory):
             make_private_dir(self.directory)
-            _fsync_dir(self.directory.parent)
+            fsync_dir(self.directory.parent)
 
     def get(self, ref: ObjectRef) -> bytearray:
         """The bytes of `ref`, checked against its name; DamagedObject if missing or damaged."""
@@ -183,7 +184,7 @@ class ObjectStore:
                 dst.flush()
                 os.fsync(dst.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def entries(self) -> Iterator[os.DirEntry[str]]:
         """Every file in the directory: objects and temp files."""
@@ -214,14 +215,6 @@ class ObjectStore:
 _REMEDY = ("restore it from a backup of the job store; without it the jobs that need it "
            "cannot run: start the run again in a new job store (a cache, `--cache`, keeps "
            "what its pure targets computed)")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _digest_of(name: str) -> bytes | None:
