@@ -222,6 +222,9 @@ class TwoResults:
     def learn(self, fns: dict[bytes, bytes]) -> None:
         assert fns == {b"k": b"fn"}
 
+    def send_messages(self, send: object) -> None:
+        """Its jobs send no messages while they run."""
+
     def run_packet(self, tasks: list[Task]) -> Iterator[list[Result]]:
         for t in tasks:
             yield [Result(t.job_id, 1, True, (0, t.job_id), "", {}, None, False,

@@ -69,7 +69,9 @@ def test_stats_per_target_and_for_the_run(tmp_path: Path,
     assert run["jobs_per_second"] == pytest.approx(8 / run["wall"], rel=0.01)
     code, out, _ = cli("stats", str(store), capsys=capsys)
     assert "8 jobs done in" in out and "1 leader(s)" in out and "cores      2: busy" in out
-    assert re.search(r"^work +6 +\S+ +\S+ +\S+ +\S+ +(-|\S+ [KM]iB) +6 +0$", out, re.MULTILINE)
+    # done, wall total / mean / max, cpu, peak memory, attempts, retried, failed
+    row = r"^work +6 +\S+ +\S+ +\S+ +\S+ +(-|\S+ [KM]iB) +6 +0 +0$"
+    assert re.search(row, out, re.MULTILINE), out
 
 
 def test_stats_count_failed_attempts_across_leaders(tmp_path: Path,

@@ -221,3 +221,11 @@ def returns_generator() -> object:
 @fntree.target(memory="64T")
 def enormous() -> int:
     return 1
+
+
+@fntree.target
+def address_space(seconds: float) -> int:
+    """The worker's address space (VmSize, KiB) after its own threads have run a while."""
+    time.sleep(seconds)
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from fntree.batch.base import Result, Task
+from fntree.batch.threads import start_daemon
 
 _LEN = struct.Struct("<I")
 
@@ -109,8 +110,7 @@ def serve(runner: Runner, rfd: int, wfd: int, parent: int) -> None:
 
     runner.send_messages(send_messages)
     every = float(os.environ.get("FNTREE_HEARTBEAT") or 1.0)
-    threading.Thread(target=_heartbeat, args=(runner, wfd, lock, every), daemon=True,
-                     name="fntree-heartbeat").start()
+    start_daemon(_heartbeat, "fntree-heartbeat", (runner, wfd, lock, every))
     while True:
         header = _read_exact(rfd, _LEN.size)
         if header is None:

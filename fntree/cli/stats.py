@@ -2,8 +2,9 @@
 
 Per target, in the words of docs/states.md: jobs done (and of those, cached:
 their value came from the cache across runs instead of running), total / mean /
-max wall time, cpu time, the peak memory of the worker process, attempts, and
-the failed attempts: retried, or failed (no retries left). For the run: the
+max wall time ("wall", "mean", "max"), cpu time, the peak memory of the job's
+own processes (fntree/runtime/peakmem.py), attempts ("tries"), and the failed
+attempts: retried, or failed (no retries left); the table fits 80 columns. For the run: the
 time its leaders ran, jobs per second, and how busy the cores were (job wall
 time times the cores each job was given, and cpu time, over the cores the run
 had for that long). `--json` prints the same as a stable object (format 1;
@@ -181,9 +182,11 @@ def run(args: argparse.Namespace, console: Console) -> int:
               f"(job wall time), {100 * figures['cpu_busy']:.0f}% (cpu time)")
     table = Table(box=None, pad_edge=False, header_style="bold")
     cached = any(t.cached for t in stats.targets.values())  # a column only for runs with hits
-    for column in ("target", "done", *(("cached",) if cached else ()), "wall total", "mean",
-                   "max", "cpu", "peak memory", "attempts", "retried", "failed"):
-        table.add_column(column, justify="left" if column == "target" else "right")
+    # Fits 80 columns: short headers (docs/states.md), figures never wrapped, a long name cut.
+    table.add_column("target", overflow="ellipsis", no_wrap=True, max_width=24)
+    for column in ("done", *(("cached",) if cached else ()), "wall", "mean", "max", "cpu",
+                   "memory", "tries", "retried", "failed"):
+        table.add_column(column, justify="right", no_wrap=True)
     for name, t in sorted(stats.targets.items(), key=lambda item: -item[1].wall):
         d = t.as_dict()
         table.add_row(name, f"{t.count:,}", *((f"{t.cached:,}",) if cached else ()),

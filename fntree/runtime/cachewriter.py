@@ -6,8 +6,9 @@ See fntree/runtime/cache.py for the entries and their atomic writes.
 from __future__ import annotations
 
 import queue
-import threading
 from typing import TYPE_CHECKING, Any
+
+from fntree.batch.threads import start_daemon
 
 if TYPE_CHECKING:
     from fntree.runtime.cache import Cache
@@ -32,8 +33,7 @@ class Writer:
         if not self._started:
             self._started = True
             for k in range(self.THREADS):
-                threading.Thread(target=self._loop, name=f"fntree-cache-{k}",
-                                 daemon=True).start()
+                start_daemon(self._loop, f"fntree-cache-{k}")
         self._queue.put((key, name, value))
 
     def _loop(self) -> None:

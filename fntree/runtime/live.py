@@ -34,6 +34,7 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from fntree.batch.threads import start_daemon
 from fntree.runtime.context import Context
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.paths import StorePaths
@@ -77,7 +78,7 @@ class LiveOutput:
         self._copied = 0
         self._stop = threading.Event()
         if self.every > 0:
-            threading.Thread(target=self._loop, daemon=True, name="fntree-live").start()
+            start_daemon(self._loop, "fntree-live")
 
     def begin(self, task: Task, ctx: Context) -> None:
         """`task` starts now: the scratch output is emptied, and nothing is copied yet."""

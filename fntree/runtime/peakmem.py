@@ -8,6 +8,7 @@ import threading
 import time
 
 from fntree.batch import proctree
+from fntree.batch.threads import start_daemon
 
 
 class PeakMemory:
@@ -41,9 +42,7 @@ class PeakMemory:
         self._tree = 0
         self._job = True
         if self._sampler is None and self._linux:
-            self._sampler = threading.Thread(target=self._sample, daemon=True,
-                                             name="fntree-peak-memory")
-            self._sampler.start()
+            self._sampler = start_daemon(self._sample, "fntree-peak-memory")
 
     def after(self, wall: float) -> int:
         """The job ended `wall` seconds after it started: its peak, in KiB."""

@@ -58,7 +58,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fntree.batch import proctree
+from fntree.batch import proctree, threads
 from fntree.batch.jobmark import JobMark, mark_path
 from fntree.errors import FntreeError
 from fntree.runtime import codec, context, faults, retrying
@@ -94,6 +94,7 @@ class JobRunner:
     def __init__(self, store_root: Path, local_dir: Path, execute: Execute,
                  log_limit: int = LOG_LIMIT, describe: Describe | None = None,
                  identify: Identify | None = None) -> None:
+        threads.lean_malloc()  # before any thread of ours: fntree/batch/threads.py
         self.describe = describe
         self.paths = StorePaths(store_root)
         self.local_dir = local_dir

@@ -147,7 +147,13 @@ def test_tree_run_twice_through_a_cache(tmp_path: Path) -> None:
     add_to_tally(tally)
 
 
-@pytest.mark.parametrize("point", [p for p in POINTS if p != "store.create"])
+# The leader's commit points; objects.* are in the process that writes a value stored out of
+# line (a worker, mostly), which the chaos trees' small values never reach: tests/test_values.py
+# kills the worker and the leader there.
+COMMIT_POINTS = [p for p in POINTS if p != "store.create" and not p.startswith("objects.")]
+
+
+@pytest.mark.parametrize("point", COMMIT_POINTS)
 def test_kill_inside_the_commit(tmp_path: Path, point: str) -> None:
     """A kill between any two steps of the leader's commit loses nothing and doubles nothing."""
     store = tmp_path / "tree"
