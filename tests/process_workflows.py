@@ -79,3 +79,14 @@ def hangs_in_c_once() -> int:
     if ctx.attempt == 1:
         ctypes.PyDLL(None).sleep(1000)  # PyDLL keeps the GIL held during the call
     return ctx.attempt
+
+
+@fntree.target
+def sorts_holding_the_interpreter(n: int) -> int:
+    """One long C call that holds the interpreter (sorting `n` floats): busy, not hung."""
+    import random
+
+    rng = random.Random(1)
+    values = [rng.random() for _ in range(n)]
+    values.sort()
+    return fntree.context().attempt

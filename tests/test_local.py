@@ -194,6 +194,15 @@ def test_worker_hung_in_c_code_is_killed_and_its_job_retried(
     assert "not heard from" in text
 
 
+def test_worker_computing_in_c_code_is_left_to_finish(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job in one long C call holding the interpreter is silent but its main thread is busy:
+    it is not killed, though the worker's other threads only wait."""
+    monkeypatch.setenv("FNTREE_WORKER_SILENCE", "0.5")
+    assert fntree.run(pw.sorts_holding_the_interpreter(3_000_000), jobstore=store,
+                      retry_count=1) == 1
+
+
 @pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), True, "10"])
 def test_max_job_duration_must_be_positive_seconds(value: object) -> None:
     """A max_job_duration that is not a positive, finite number of seconds is refused."""

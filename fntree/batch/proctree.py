@@ -190,14 +190,22 @@ def _state(pid: int) -> str:
 
 
 def cpu_ticks(pid: int) -> tuple[str, int] | None:
-    """A process's state letter and its user plus system clock ticks, or None if it is gone."""
+    """A process's state letter and its main thread's user plus system clock ticks, or None
+    if it is gone.
+
+    The main thread's own (`/proc/PID/task/PID/stat`), not the process's: a worker's
+    helper threads waiting for the interpreter lock wake every few milliseconds and
+    use a little processor time, which would make a worker hung in C code look busy.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
+        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as f:
+            main = f.read()
     except OSError:
         return None
-    fields = stat[stat.rfind(b")") + 2:].split()
-    return fields[0].decode(), int(fields[11]) + int(fields[12])
+    fields = main[main.rfind(b")") + 2:].split()
+    return stat[stat.rfind(b")") + 2:].split()[0].decode(), int(fields[11]) + int(fields[12])
 
 
 def guard_command(python: str, store_id: str, store_root: str) -> list[str]:

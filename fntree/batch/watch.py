@@ -15,8 +15,9 @@ made-up clocks; fntree.batch.local applies them.
   `heartbeat_every(silence)` seconds from a thread, naming the task it runs and
   for how long it has run. A worker not heard from for `silence` seconds is
   stopped (SIGSTOP), hung in C code holding the interpreter, or dead; unless
-  /proc shows it using the processor (C code that holds the interpreter but
-  makes progress, such as a long sort), it is killed and its tasks are handled
+  /proc shows its main thread using the processor (C code that holds the
+  interpreter but makes progress, such as a long sort; its helper threads, which
+  wake to ask for the interpreter, are not counted), it is killed and its tasks are handled
   as those of a worker that died.
 """
 
