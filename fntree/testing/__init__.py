@@ -184,9 +184,9 @@ def case_time_retry(kit: Kit) -> None:
         raise Skip(f"time limits are not checked on the {kit.batch_system} batch system "
                    "(time_limits=False; pass time_limits=True if it enforces them)")
     leader = kit.start("time", "overtime")
-    assert leader.value() == (2, 40.0)
+    assert leader.value() == (2, 6.0)
     message = leader.report()["failures"][0][4]
-    assert message.startswith("WorkerDied:") and "retrying with 40s of time" in message, message
+    assert message.startswith("WorkerDied:") and "retrying with 6s of time" in message, message
 
 
 def case_lost_job(kit: Kit) -> None:

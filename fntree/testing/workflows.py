@@ -101,7 +101,7 @@ def hungry() -> tuple[int, int | None]:
     return ctx.attempt, ctx.memory
 
 
-@fntree.target(time="20s", memory="100M")
+@fntree.target(time="3s", memory="100M")
 def overtime() -> tuple[int, float | None]:
     """Runs past its time on its first attempt; its retry is given twice the time."""
     ctx = fntree.context()
