@@ -22,11 +22,12 @@ the measured (or else declared) run time of each target; a job whose packet's
 worker died runs alone next time, so a failure is charged to the job that caused it.
 
 Order: within a resource class, the most recently readied jobs go first (the
-ready queue is taken from its end). A job's children are thus run before its
-siblings' are even made, so started subtrees finish first and the live state
-(the chains in memory, the values they hold) stays near the frontier of work in
-progress rather than growing to every job a breadth-first order would make: a
-1,000 x 1,000 fan-out holds about one middle's leaves at a time, not a million.
+ready queue is taken from its end). A job's children tend to run before its
+siblings' are made, so started subtrees finish first and the live state (the
+chains in memory, the values they hold) stays nearer the frontier of work in
+progress than a breadth-first order keeps it (`bench/wide.py --width 300
+--leaves 1000`: leader peak RSS 154 MiB, against 240 MiB oldest-first; a packet
+still takes several siblings at once, so this is a bias, not a bound).
 Parallelism is untouched: every ready job is still issued as soon as a slot is
 free.
 
