@@ -32,6 +32,22 @@ def processes_mentioning(text: str | Path) -> list[int]:
     return found
 
 
+def shells_mentioning(text: str | Path) -> list[int]:
+    """Pids of the bash processes whose command line contains `text`.
+
+    Not the leader that names `text` in its own command line, nor a process it forked
+    that has not yet run exec and so still shows the leader's command line.
+    """
+    found = []
+    for pid in processes_mentioning(text):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"bash\0"):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def recorded_done(store: Path) -> set[str]:
     """Ids of the jobs whose completion the job store's journal records."""
     from fntree.runtime.journal import read_records

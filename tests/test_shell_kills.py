@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import shell_workflows as sw
-from processes import processes_mentioning, wait_for
+from processes import processes_mentioning, shells_mentioning, wait_for
 
 import fntree
 
@@ -50,6 +50,10 @@ def _outputs_whole_or_absent(directory: Path) -> int:
 
 def _no_process(marker: str) -> bool:
     return not processes_mentioning(marker)
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_command_killed_leaves_no_output(store: Path, tmp_path: Path) -> None:
@@ -112,22 +116,27 @@ def test_leader_killed_at_random_instants(store: Path, tmp_path: Path) -> None:
     assert _outputs_whole_or_absent(out) == CHUNKS
 
 
-def _kill_cli(leader: subprocess.Popen[bytes], store: Path) -> None:
+def _kill_cli(leader: subprocess.Popen[bytes], store: Path, marker: str) -> None:
     subprocess.run([sys.executable, "-m", "fntree", "kill", str(store)], check=True,
                    capture_output=True, timeout=120)
 
 
-def _ctrl_c(leader: subprocess.Popen[bytes], store: Path) -> None:
+def _ctrl_c(leader: subprocess.Popen[bytes], store: Path, marker: str) -> None:
     leader.send_signal(signal.SIGINT)
 
 
-def _kill_leader(leader: subprocess.Popen[bytes], store: Path) -> None:
+def _kill_leader(leader: subprocess.Popen[bytes], store: Path, marker: str) -> None:
     leader.send_signal(signal.SIGKILL)
 
 
-def _kill_worker(leader: subprocess.Popen[bytes], store: Path) -> None:
-    for pid in _workers(store):
-        os.kill(pid, signal.SIGKILL)
+def _kill_worker(leader: subprocess.Popen[bytes], store: Path, marker: str) -> None:
+    """SIGKILL the worker running the command: the parent of its outer bash."""
+    shells = shells_mentioning(marker)
+    outer = [pid for pid in shells if _parent(pid) not in shells]
+    assert len(outer) == 1, outer
+    worker = _parent(outer[0])
+    assert worker in _workers(store)
+    os.kill(worker, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("cancel", [_kill_cli, _ctrl_c, _kill_leader, _kill_worker],
@@ -138,9 +147,12 @@ def test_cancellation_kills_the_whole_command_tree(store: Path, tmp_path: Path,
     marker = f"fntree-shell-marker-{os.getpid()}-{tmp_path.name}"
     leader = _leader(f"fntree.run(sw.sleeper(300, {marker!r}), jobstore={str(store)!r}, "
                      "retry_count=0)")
-    wait_for(lambda: len(processes_mentioning(marker)) >= 2, timeout=120)  # bash and its child
-    cancel(leader, store)  # type: ignore[operator]
-    leader.wait(timeout=120)
+    try:
+        wait_for(lambda: len(shells_mentioning(marker)) >= 2, timeout=120)  # bash and its child
+        cancel(leader, store, marker)  # type: ignore[operator]
+        leader.wait(timeout=120)
+    finally:
+        leader.kill()
     wait_for(lambda: _no_process(marker), timeout=30)
     wait_for(lambda: _no_process(str(store)), timeout=30)
 

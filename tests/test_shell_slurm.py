@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import shell_workflows as sw
-from processes import processes_mentioning, wait_for
+from processes import processes_mentioning, shells_mentioning, wait_for
 from test_slurm import _slurm_missing
 
 import fntree
@@ -76,7 +76,7 @@ def test_fntree_kill_on_slurm_kills_the_command_tree(tmp_path: Path) -> None:
     marker = f"fntree-shell-slurm-{os.getpid()}"
     leader = _leader(f"fntree.run(sw.sleeper(300, {marker!r}), jobstore={str(store)!r}, "
                      "batch_system='slurm', retry_count=0)")
-    wait_for(lambda: len(processes_mentioning(marker)) >= 2, timeout=180)
+    wait_for(lambda: len(shells_mentioning(marker)) >= 2, timeout=180)
     subprocess.run([sys.executable, "-m", "fntree", "kill", str(store)], check=True,
                    capture_output=True, timeout=120)
     leader.wait(timeout=120)
