@@ -32,6 +32,18 @@ def processes_mentioning(text: str | Path) -> list[int]:
     return found
 
 
+def worker_pids(store: str | Path) -> list[int]:
+    """The pids of the store's local workers (not its leader's guard)."""
+    found = []
+    for pid in processes_mentioning(store):
+        try:
+            if b"fntree._worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 def shells_mentioning(text: str | Path) -> list[int]:
     """Pids of the bash processes whose command line contains `text`.
 

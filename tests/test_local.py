@@ -14,7 +14,7 @@ from pathlib import Path
 
 import process_workflows as pw
 import pytest
-from processes import processes_mentioning, wait_for
+from processes import processes_mentioning, wait_for, worker_pids
 
 import fntree
 from fntree.batch.base import Res, Task, WorkerSetup
@@ -26,18 +26,6 @@ WORKFLOWS = str(Path(__file__).with_name("process_workflows.py"))
 def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "fntree", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
-
-
-def worker_pids(store: Path) -> list[int]:
-    """The pids of the store's local workers (not its leader's guard)."""
-    found = []
-    for pid in processes_mentioning(store):
-        try:
-            if b"fntree._worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
 
 
 def first_pid(pidfile: Path) -> int:

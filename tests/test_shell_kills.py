@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import shell_workflows as sw
-from processes import processes_mentioning, shells_mentioning, wait_for
+from processes import processes_mentioning, shells_mentioning, wait_for, worker_pids
 
 import fntree
 
@@ -24,17 +24,6 @@ def _leader(code: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-c", f"import fntree, shell_workflows as sw; {code}"],
                             env={**os.environ, "PYTHONPATH": TESTS},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _workers(store: Path) -> list[int]:
-    found = []
-    for pid in processes_mentioning(store):
-        try:
-            if b"fntree._worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                found.append(pid)
-        except OSError:
-            continue
-    return found
 
 
 def _outputs_whole_or_absent(directory: Path) -> int:
@@ -80,7 +69,7 @@ def test_workers_killed_at_random_instants(store: Path, tmp_path: Path) -> None:
     deadline = time.monotonic() + 240
     while leader.poll() is None and kills < 4 and time.monotonic() < deadline:
         time.sleep(rng.uniform(0.2, 0.9))
-        workers = _workers(store)
+        workers = worker_pids(store)
         if workers:
             os.kill(rng.choice(workers), signal.SIGKILL)
             kills += 1
@@ -106,7 +95,7 @@ def test_leader_killed_at_random_instants(store: Path, tmp_path: Path) -> None:
         leader.send_signal(signal.SIGKILL)
         leader.wait()
         kills += 1
-        wait_for(lambda: not _workers(store), timeout=30)
+        wait_for(lambda: not worker_pids(store), timeout=30)
         wait_for(lambda: _no_process("sleep 0.3"), timeout=30)
         _outputs_whole_or_absent(out)
         leader = _leader(f"fntree.restart({str(store)!r})")
@@ -135,7 +124,7 @@ def _kill_worker(leader: subprocess.Popen[bytes], store: Path, marker: str) -> N
     outer = [pid for pid in shells if _parent(pid) not in shells]
     assert len(outer) == 1, outer
     worker = _parent(outer[0])
-    assert worker in _workers(store)
+    assert worker in worker_pids(store)
     os.kill(worker, signal.SIGKILL)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import value_workflows as vw
 from processes import processes_mentioning, wait_for
+from test_slurm import _slurm_missing
 
 import fntree
 from fntree.errors import JobStoreError
@@ -210,20 +211,6 @@ def test_large_values_are_cached_across_runs(tmp_path: Path) -> None:
     again = fntree.run(vw.pure_pair(BIG), jobstore=tmp_path / "two", cache=cache)
     assert again == first
     assert _sound(tmp_path / "two") == []
-
-
-def _slurm_missing() -> str | None:
-    """Why no Slurm can be used from here, or None (as tests/test_slurm.py decides)."""
-    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
-        return "no sbatch/sinfo on PATH (start one with `bash ci/slurm-up.sh`)"
-    try:
-        out = subprocess.run(["sinfo", "-h", "-o", "%a"], capture_output=True, text=True,
-                             timeout=20)
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer in 20 s"
-    if out.returncode != 0 or "up" not in out.stdout:
-        return f"sinfo finds no partition that is up: {out.stderr.strip() or out.stdout.strip()}"
-    return None
 
 
 def test_values_out_of_line_on_slurm(store: Path) -> None:
