@@ -33,7 +33,7 @@ from fntree.config import PROFILE_ENV, blame, settings, temporary_store
 from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
 from fntree.rerun import rerun_for
-from fntree.resources import parse_cpu, parse_memory, parse_slurm_args
+from fntree.resources import parse_cpu, parse_memory, parse_slurm_args, parse_time
 from fntree.runtime import codec, context, faults
 from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.cache import Cache
@@ -114,6 +114,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help='Grid Engine\'s memory and time resources (default: "h_vmem,h_rt")')
     group.add_argument("--sge-args", dest="sge_args", default=None,
                        help='more qsub options for every job, e.g. "-P lab -l scratch=1"')
+    group.add_argument("--default-time", dest="default_time", default=None, metavar="TIME",
+                       help='time of jobs whose target declares none, e.g. "2h"')
+    group.add_argument("--default-memory", dest="default_memory", default=None, metavar="MEM",
+                       help='memory of jobs whose target declares none, e.g. "4G"')
     group.add_argument("--max-log-mb", dest="max_log_mb", type=float, default=None,
                        help="most of each attempt's output kept in its log, in MB; past it "
                        f"the head and the tail are kept (default: {LOG_LIMIT / 2**20:g})")
@@ -157,6 +161,8 @@ def _validate(resolved: dict[str, Any]) -> None:
     if resolved["max_cpus"] is not None:
         resolved["max_cpus"] = parse_cpu(resolved["max_cpus"], what="max_cpus")
     resolved["max_memory"] = parse_memory(resolved["max_memory"], what="max_memory")
+    resolved["default_time"] = parse_time(resolved["default_time"], what="default_time")
+    resolved["default_memory"] = parse_memory(resolved["default_memory"], what="default_memory")
     resolved["max_log_mb"] = _megabytes("max_log_mb", resolved["max_log_mb"])
     resolved["slurm_args"] = parse_slurm_args(resolved["slurm_args"])
     resolved["log_level"] = _log_level(resolved["log_level"])
@@ -233,7 +239,8 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
         slurm_partition: str | None = UNSET, slurm_args: str | None = UNSET,
         max_job_duration: float | None = UNSET,
         cache: str | os.PathLike[str] | None = UNSET, fail_fast: bool = UNSET,
-        quiet: bool = UNSET) -> Any:
+        quiet: bool = UNSET, default_time: float | str | None = UNSET,
+        default_memory: int | str | None = UNSET) -> Any:
     """Run the workflow rooted at `call` to its end and return the root's value.
 
     Defaults: a temporary job store removed after success, the local batch
@@ -244,14 +251,15 @@ def run(call: Call, *, jobstore: str | os.PathLike[str] | None = UNSET,
     turns it off): calls of targets declared `cache=True` take their value from it
     when it holds it, and leave it there when they ran (fntree/runtime/cache.py).
     `fail_fast`: at the first job that fails for good, start no new job. `quiet`:
-    print only failures (and, in a notebook, no progress display).
+    print only failures (and, in a notebook, no progress display). `default_time`,
+    `default_memory`: the resources of jobs whose target declares none.
     """
     _refuse_nested("fntree.run")
     explicit = {"batch_system": batch_system, "max_cpus": max_cpus, "max_memory": max_memory,
                 "retry_count": retry_count, "log_level": log_level, "max_jobs": max_jobs,
                 "slurm_partition": slurm_partition, "slurm_args": slurm_args,
                 "max_job_duration": max_job_duration, "cache": cache, "fail_fast": fail_fast,
-                "quiet": quiet}
+                "quiet": quiet, "default_time": default_time, "default_memory": default_memory}
     resolved = _resolve(explicit, options, None)
     if jobstore is UNSET:
         jobstore = getattr(options, "jobstore", None) if options is not None else None

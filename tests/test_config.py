@@ -164,6 +164,26 @@ def test_default_resources_reach_the_jobs_that_declare_none(tmp_path: Path) -> N
     assert out.stdout.strip() == "[(7200.0, 300000000), (7200.0, 200000000)]"
     out = fntree_cli("config", cwd=tmp_path, FNTREE_DEFAULT_TIME="soon")
     assert out.returncode == 2 and "$FNTREE_DEFAULT_TIME = 'soon'" in out.stderr
+    out = fntree_cli("run", "given.py:both", "--no-progress", "--default-time", "90s",
+                     "--default-memory", "1G", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[(90.0, 1073741824), (90.0, 200000000)]"
+    out = fntree_cli("run", "given.py:both", "--default-memory", "lots", cwd=tmp_path)
+    assert out.returncode == 2 and "default_memory='lots'" in out.stderr
+    assert "job store" not in out.stderr  # refused before one was made
+
+
+def test_default_resources_as_keyword_arguments(tmp_path: Path) -> None:
+    """fntree.run(default_time=..., default_memory=...) converts and checks them."""
+    import config_workflows as cw
+
+    import fntree
+
+    assert fntree.run(cw.undeclared(), jobstore=tmp_path / "a", default_time="1m",
+                      default_memory="2G") == (60.0, 2 * 2**30)
+    with pytest.raises(fntree.ResourceError, match="default_time='soon' is not a duration"):
+        fntree.run(cw.undeclared(), jobstore=tmp_path / "b", default_time="soon")
+    assert not (tmp_path / "b").exists()
 
 
 def test_restart_keeps_recorded_options_unless_a_profile_is_named(project: Path) -> None:
