@@ -1,15 +1,48 @@
-"""Shared fixtures: a fresh job store path per test; the example batch system plug-in."""
+"""Shared fixtures: a fresh job store path per test; the example batch system plug-in.
+
+The README's test command runs the suite in two processes (pytest-xdist's `-n 2`, with
+`--dist loadgroup` from pyproject's addopts): the tests of the real clusters share one
+Slurm and one Grid Engine, and some take a node down, so they run one after another in one
+process (`pytest_collection_modifyitems` puts them in one group); the rest are spread over
+both. Without `-n`, everything runs in this process.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dist_info import install_dist_info
 
 EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin_subprocess"
+# Words in a test's id that say it uses (or may use) the shared clusters.
+CLUSTER_WORDS = ("slurm", "gridengine", "sge", "conformance")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cluster tests form one xdist group: one process runs them in order."""
+    for item in items:
+        if any(word in item.nodeid.lower() for word in CLUSTER_WORDS):
+            item.add_marker(pytest.mark.xdist_group("clusters"))
+
+
+CHAOS_TALLY: Counter[str] = Counter()  # tests/chaos: the xdist workers' tallies, summed
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    CHAOS_TALLY.update(getattr(node, "workeroutput", {}).get("chaos_tally", {}))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    tally = CHAOS_TALLY or getattr(config, "chaos_tally", {})
+    if any(tally.values()):
+        parts = ", ".join(f"{value} {name}" for name, value in tally.items())
+        terminalreporter.write_line(f"chaos: {parts}; no work lost or done twice")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The chaos suite's tally, printed at the end of the run."""
+"""The chaos suite's tally, printed at the end of the run (by tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ TALLY = {"leader kills": 0, "commit-window kills": 0, "worker kills injected": 0
          "restarts": 0, "check runs": 0}
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if any(TALLY.values()):
-        parts = ", ".join(f"{value} {name}" for name, value in TALLY.items())
-        terminalreporter.write_line(f"chaos: {parts}; no work lost or done twice")
+def pytest_sessionfinish(session: Any) -> None:
+    """Hand the tally to tests/conftest.py, which prints it, from an xdist worker too."""
+    session.config.chaos_tally = dict(TALLY)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["chaos_tally"] = dict(TALLY)
 
 
 # The chaos tests share tests/processes.py with the other end-to-end tests.
