@@ -48,7 +48,8 @@ def test_kill_a_running_leader_then_restart_and_clean(tmp_path: Path,
         status: dict[str, Any] = json.loads(cli("status", str(store), "--json", capsys=capsys)[1])
         return status
 
-    wait_for(lambda: status_now()["running"], timeout=5)  # the event log is written twice a second
+    # Both jobs have started; the event log that says so is written twice a second.
+    wait_for(lambda: len(status_now()["running"]) == 2, timeout=60)
     status = status_now()
     assert status["state"] == "running" and status["leader"]["alive"]
     assert leader_pid(status["leader"]["holder"])[0] == leader.pid
