@@ -180,10 +180,9 @@ class JobRunner:
 
     def run_task(self, task: Task, chained: bool = False) -> tuple[Result, Task | None]:
         """Run one task; the result and the follow-on to chain, if any."""
-        name = job_hex(task.job_id)
         ctx = context.Context(task.job_id, task.name, task.attempt,
-                              self.local_dir / f"{name}-{task.attempt}",
-                              self.paths.global_temp_dir(task.chain_id), task.res)
+                              lambda: self.local_dir / f"{job_hex(task.job_id)}-{task.attempt}",
+                              lambda: self.paths.global_temp_dir(task.chain_id), task.res)
         self._mark.set(task.job_id, task.chain_id, task.attempt, chained, task.name)
         self.live.begin(task, ctx)  # empties the scratch output
         self._clean.capture_output(self._scratch)
