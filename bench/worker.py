@@ -4,8 +4,9 @@ A `JobRunner` (fntree/runtime/worker.py) on a durable job store in a temp dir ru
 packets of no-op tasks as a local worker would, without a leader: the CPU per job
 (user + system of this process, its helper threads included) is the best of
 `--rounds` rounds of N jobs, so load from other processes shifts it little. Then
-the CPU of starting a worker process (`python -c 'import fntree._worker'`, less a
-bare `python -c pass`), the median of `--starts` starts.
+the CPU of a worker process started as the local batch system starts one, told to
+stop at once (its imports and its runner's set-up), less a bare `python -c pass`:
+the median of `--starts` starts.
 
     python bench/worker.py 5000 --rounds 5
 """
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import resource
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import fntree
 from fntree import _worker
+from fntree.batch import base
 from fntree.batch.base import Res, Task
 from fntree.compiler import root_spec
 from fntree.runtime.worker import JobRunner
@@ -56,12 +60,37 @@ def per_job_us(runner: JobRunner, work: list[Task]) -> float:
     return (time.process_time() - started) / len(work) * 1e6
 
 
-def start_cpu(code: str) -> float:
-    """CPU seconds of a child `python -c code`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-c", code], check=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bare_cpu() -> float:
+    """CPU seconds of `python -c pass`."""
+    before = children_cpu()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return children_cpu() - before
+
+
+def boot_cpu(store: Path, local: Path) -> float:
+    """CPU seconds of a local worker process that is told to stop as soon as it listens."""
+    boot = getattr(base, "WORKER_BOOT", None)  # an older fntree started `-m fntree._worker`
+    command = ([sys.executable, "-c", boot, base.FNTREE_HOME] if boot else
+               [sys.executable, "-m", "fntree._worker"])
+    to_r, to_w = os.pipe()
+    from_r, from_w = os.pipe()
+    before = children_cpu()
+    worker = subprocess.Popen([*command, "pipe", str(to_r), str(from_w), str(store),
+                               str(local), str(2 << 20), str(os.getpid())],
+                              pass_fds=(to_r, from_w))
+    os.close(to_r)
+    os.close(from_w)
+    stop = pickle.dumps(("stop",))
+    os.write(to_w, struct.pack("<I", len(stop)) + stop)
+    worker.wait()
+    for fd in (to_w, from_r):
+        os.close(fd)
+    return children_cpu() - before
 
 
 def main() -> int:
@@ -86,11 +115,12 @@ def main() -> int:
             rounds = [per_job_us(runner, work) for _ in range(args.rounds)]
         finally:
             runner.close()
-    boot = [start_cpu("import fntree._worker") - start_cpu("pass") for _ in range(args.starts)]
+        boot = [boot_cpu(store, Path(scratch) / f"boot-{k}") - bare_cpu()
+                for k in range(args.starts)]
     print(f"worker CPU per no-op job: {min(rounds):.1f} us (best of {args.rounds} rounds of "
           f"{args.n:,}; median {statistics.median(rounds):.1f} us)")
-    print(f"worker start: {statistics.median(boot) * 1e3:.0f} ms of CPU to import "
-          f"fntree._worker (median of {args.starts})")
+    print(f"worker start: {statistics.median(boot) * 1e3:.0f} ms of CPU beyond a bare python "
+          f"(median of {args.starts})")
     print(f"load average: {os.getloadavg()[0]:.1f}")
     return 0
 

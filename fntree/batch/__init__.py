@@ -15,13 +15,16 @@ that an earlier leader's job is still running.
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fntree._imports import standard_library_first
 from fntree.batch.base import BatchSystem, Factory, WorkerSetup
 from fntree.batch.defaults import with_defaults
 from fntree.errors import FntreeError
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 GROUP = "fntree.batch_systems"
 
@@ -35,6 +38,8 @@ class LeftoverJobsError(FntreeError, RuntimeError):
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
+    with standard_library_first():  # here, not at import: a worker never needs it (50 ms)
+        from importlib import metadata
     found: dict[str, metadata.EntryPoint] = {}
     for entry in metadata.entry_points(group=GROUP):
         found.setdefault(entry.name, entry)
