@@ -3,7 +3,9 @@
 The registry is the `fntree.batch_systems` entry-point group: each entry point
 names a factory `(setup: WorkerSetup, options: dict) -> BatchSystem`. fntree's
 own batch systems are registered there exactly as a third party's are (see
-pyproject.toml), so nothing here names one. Several names pointing at the same
+pyproject.toml), so nothing here names one. The registry (importlib.metadata) is
+read at the first lookup, not at import: a worker imports this package's
+protocol, never the registry. Several names pointing at the same
 object are one batch system: the first is its name, the others its aliases.
 
 Before a batch system starts on a job store, every other registered batch

@@ -12,6 +12,11 @@ output leave as they come (`LiveOutput`, fntree/runtime/live.py): the runner
 begins and ends the live copy around the job, and removes the live file once the
 kept log has the attempt; the result carries the messages not yet passed on.
 
+What a job costs the worker when it uses none of it is kept to a few system calls:
+its temp dirs are named and made on first use (`Context`), its scratch output is
+truncated only if the last job wrote to it, its mark is a store to a mapped page,
+and its peak memory is read only after jobs of 10 ms or more (`PeakMemory`).
+
 Every job starts clean: after each job the runner puts back what the job changed
 in the process (environment, working directory, standard streams and fds 0-2,
 signal handlers, umask: `clean_state.CleanState`, which also points fds 1 and 2
