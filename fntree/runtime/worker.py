@@ -15,7 +15,7 @@ kept log has the attempt; the result carries the messages not yet passed on.
 What a job costs the worker when it uses none of it is kept to a few system calls:
 its temp dirs are named and made on first use (`Context`), its scratch output is
 truncated only if the last job wrote to it, its mark is a store to a mapped page,
-and its peak memory is read only after jobs of 10 ms or more (`PeakMemory`).
+and its peak memory is read only after jobs that ran 10 ms and worked (`PeakMemory`).
 
 Every job starts clean: after each job the runner puts back what the job changed
 in the process (environment, working directory, standard streams and fds 0-2,
@@ -229,7 +229,7 @@ class JobRunner:
             shutil.rmtree(ctx.local_temp_dir, ignore_errors=True)
         log = self._keep_log(task, outcome is None)
         self.live.finish(live)  # the kept log has the attempt now
-        rss = self._peak.after(wall)
+        rss = self._peak.after(wall, cpu)
         new_fns = self._learn_new(fns)
         cached = (probe is not None and probe.hit) or ctx.cached
         note = None if probe is None or self.cache is None else self.cache.settle(probe, outcome)
