@@ -10,9 +10,11 @@ attribute of a module not yet made.
 While fntree imports itself (`standard_library_first`), the standard library's
 folders go first on the import path, so its modules are the real ones, and stay
 so (they are cached in sys.modules) for the rest of the process; the few that
-fntree imports later are imported then too. A file named like a dependency
-(`rich.py`, `dill.py`, `attrs.py`) cannot be helped that way: `shadowed` names
-it, for a message saying what to rename.
+fntree imports later are imported then too. What `import fntree` leaves for
+first use (the leader's side, fntree/__init__.py), a worker's own imports
+(fntree/_worker.py) and the CLI's subcommands are imported under it as well.
+A file named like a dependency (`rich.py`, `dill.py`, `attrs.py`) cannot be
+helped that way: `shadowed` names it, for a message saying what to rename.
 """
 
 from __future__ import annotations

@@ -24,14 +24,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fntree.compiler import execute
-from fntree.dsl import Target
-from fntree.errors import FntreeError
-from fntree.identity import code_hash, describe
-from fntree.runtime.access import check_store_file
-from fntree.runtime.durable import atomic_write
-from fntree.runtime.paths import StorePaths
-from fntree.runtime.worker import JobRunner
+from fntree._imports import standard_library_first
+
+# A worker imports what it needs only: not the leader, the job store or a batch system's
+# leader side (`import fntree` leaves them for first use). As fntree's own imports, these
+# put the standard library first: a user's random.py must not stand in for `random`.
+with standard_library_first():
+    from fntree.compiler import execute
+    from fntree.dsl import Target
+    from fntree.errors import FntreeError
+    from fntree.identity import code_hash, describe
+    from fntree.runtime.worker import JobRunner
 
 
 def target_identity(obj: Any) -> tuple[bytes, bool] | None:
@@ -44,7 +47,8 @@ def target_identity(obj: Any) -> tuple[bytes, bool] | None:
 def main(argv: list[str]) -> int:
     mode, *rest = argv
     if mode == "pipe":
-        from fntree.batch.local import serve
+        with standard_library_first():
+            from fntree.batch.local_worker import serve
 
         rfd, wfd, store, local_dir, limit, parent = rest
         runner = JobRunner(Path(store), Path(local_dir), execute, int(limit), describe,
@@ -55,7 +59,11 @@ def main(argv: list[str]) -> int:
             runner.close()
         return 0
     if mode == "file":
-        from fntree.batch.slurm_worker import serve_file, supervise
+        with standard_library_first():
+            from fntree.batch.slurm_worker import serve_file, supervise
+            from fntree.runtime.access import check_store_file
+            from fntree.runtime.durable import atomic_write
+            from fntree.runtime.paths import StorePaths
 
         packet, store, store_id, limit = rest
         env = os.environ

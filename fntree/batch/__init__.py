@@ -3,7 +3,9 @@
 The registry is the `fntree.batch_systems` entry-point group: each entry point
 names a factory `(setup: WorkerSetup, options: dict) -> BatchSystem`. fntree's
 own batch systems are registered there exactly as a third party's are (see
-pyproject.toml), so nothing here names one. Several names pointing at the same
+pyproject.toml), so nothing here names one. The registry (importlib.metadata) is
+read at the first lookup, not at import: a worker imports this package's
+protocol, never the registry. Several names pointing at the same
 object are one batch system: the first is its name, the others its aliases.
 
 Before a batch system starts on a job store, every other registered batch
@@ -15,13 +17,16 @@ that an earlier leader's job is still running.
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from fntree._imports import standard_library_first
 from fntree.batch.base import BatchSystem, Factory, WorkerSetup
 from fntree.batch.defaults import with_defaults
 from fntree.errors import FntreeError
+
+if TYPE_CHECKING:
+    from importlib import metadata
 
 GROUP = "fntree.batch_systems"
 
@@ -35,6 +40,8 @@ class LeftoverJobsError(FntreeError, RuntimeError):
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
+    with standard_library_first():  # here, not at import: a worker never needs it (50 ms)
+        from importlib import metadata
     found: dict[str, metadata.EntryPoint] = {}
     for entry in metadata.entry_points(group=GROUP):
         found.setdefault(entry.name, entry)

@@ -19,7 +19,6 @@ a job starts share that arena, which serialises their malloc calls.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections.abc import Callable
@@ -33,9 +32,8 @@ def lean_malloc() -> None:
     """One malloc arena for the whole process (glibc only; elsewhere nothing)."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
+    try:  # the symbols already loaded: find_library would run ldconfig, 3 ms of CPU
+        libc = ctypes.CDLL(None)
         libc.mallopt(_M_ARENA_MAX, 1)
     except (OSError, AttributeError, TypeError):
         return  # not glibc: its allocator reserves no per-thread arenas this way

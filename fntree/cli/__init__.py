@@ -27,6 +27,7 @@ import traceback
 from rich.console import Console
 from rich.markup import escape
 
+from fntree._imports import standard_library_first
 from fntree.errors import FntreeError, WorkflowFailed
 
 # The modules of the subcommands, in the order `fntree --help` lists them.
@@ -128,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run, watch and debug fntree workflows.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"fntree.cli.{name}")
+        with standard_library_first():  # they import the leader's side: `import fntree` did not
+            module = importlib.import_module(f"fntree.cli.{name}")
         module.add_parser(sub)
     return parser
 

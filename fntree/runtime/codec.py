@@ -101,7 +101,7 @@ def dumps(obj: Any, promise_type: type | None = None) -> tuple[bytes, list[Any]]
 
     Raises `SerializationError` naming the type that cannot be saved.
     """
-    if promise_type is None and _is_plain(obj):
+    if _is_plain(obj):  # no promise can hide in plain data: the common value, fast
         return pickle.dumps(obj, PROTOCOL), []
     collector = _CollectPromises(promise_type)
     buffer = io.BytesIO()

@@ -1,7 +1,8 @@
 """`Context`: what a running target can ask of fntree (`fntree.context()`).
 
-The worker sets one before each job and clears it after. The temp dirs are made
-on first use: the local temp dir under the worker's machine-local directory,
+The worker sets one before each job and clears it after. The temp dirs are named
+and made on first use (most jobs use neither: a job pays nothing for them): the
+local temp dir under the worker's machine-local directory,
 removed after the run; the global temp dir in the job store, shared by the
 chain's jobs and removed by the leader once the chain's closer has completed.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from fntree.errors import FntreeError
@@ -28,11 +30,14 @@ from fntree.runtime.records import Res, job_hex
 MESSAGE_LIMIT = 1000  # messages of one job passed to the leader; the rest stay in its log
 MESSAGE_CHARS = 2000  # characters of one message passed to the leader
 
+Where = Path | Callable[[], Path]  # a directory, or how to name it once it is first used
+
+
 class Context:
     """The running job's id, attempt, temp dirs and a channel of messages to the leader."""
 
-    def __init__(self, job_id: int, name: str, attempt: int, local_dir: Path,
-                 global_dir: Path, res: Res | None = None) -> None:
+    def __init__(self, job_id: int, name: str, attempt: int, local_dir: Where,
+                 global_dir: Where, res: Res | None = None) -> None:
         self.job_id = job_hex(job_id)
         self.name = name
         self.attempt = attempt
@@ -59,17 +64,19 @@ class Context:
     def local_temp_dir(self) -> Path:
         """A directory that exists for this run of the job only."""
         if not self.used_local:
+            self._local_dir = _named(self._local_dir)
             make_private_dir(self._local_dir)
             self.used_local = True
-        return self._local_dir
+        return _named(self._local_dir)
 
     @property
     def global_temp_dir(self) -> Path:
         """The chain's directory, kept from its founder's run until its closer completes."""
         if not self.used_global:
+            self._global_dir = _named(self._global_dir)
             make_private_dir(self._global_dir)
             self.used_global = True
-        return self._global_dir
+        return _named(self._global_dir)
 
     def log(self, message: object) -> None:
         """Send `message` to the leader (and keep it in this job's log)."""
@@ -101,6 +108,10 @@ class Context:
 
     def __repr__(self) -> str:
         return f"Context(job {self.name} {self.job_id}, attempt {self.attempt})"
+
+
+def _named(where: Where) -> Path:
+    return where if isinstance(where, Path) else where()
 
 
 _current: Context | None = None

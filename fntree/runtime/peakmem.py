@@ -23,16 +23,24 @@ class PeakMemory:
     whichever is more). Jobs shorter than `MIN_WALL` report 0 and cost two
     assignments: reading and resetting the marks costs more than such a job (what it
     kept shows in the next job measured, which starts from the resident memory it
-    left). Without /proc (not Linux): the process's peak so far, baseline included.
+    left). So do jobs that ran longer only because the machine was busy: under
+    `MIN_CPU` of the worker's processor time, no process of theirs reaped (the
+    children's processor time did not move) and none sampled. Such a job can have
+    touched a few MiB at most (a page costs a fault), and on a loaded machine one
+    job in ten took 10 ms of wall time. Without /proc (not Linux): the process's
+    peak so far, baseline included.
     """
 
     MIN_WALL = 0.01
+    MIN_CPU = 0.005
     SAMPLE = 0.25
 
     def __init__(self) -> None:
         self._linux = os.path.exists("/proc/self/clear_refs")
         self._base = _status_kib(b"VmRSS:")[0] if self._linux else 0
-        self._children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._children = children.ru_maxrss
+        self._children_cpu = children.ru_utime + children.ru_stime
         self._tree = 0
         self._job = False  # a job is running: the sampler reads its tree
         self._sampler: threading.Thread | None = None
@@ -44,14 +52,20 @@ class PeakMemory:
         if self._sampler is None and self._linux:
             self._sampler = start_daemon(self._sample, "fntree-peak-memory")
 
-    def after(self, wall: float) -> int:
-        """The job ended `wall` seconds after it started: its peak, in KiB."""
+    def after(self, wall: float, cpu: float = MIN_CPU) -> int:
+        """The job ended `wall` seconds after it started, having used `cpu` seconds of
+        this process's processor time: its peak, in KiB."""
         self._job = False
         if not self._linux:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if wall < self.MIN_WALL:
             return 0
-        reaped = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        children_cpu = usage.ru_utime + usage.ru_stime
+        if cpu < self.MIN_CPU and not self._tree and children_cpu == self._children_cpu:
+            return 0  # it waited, it did not work: nothing of its own ran
+        self._children_cpu = children_cpu
+        reaped = usage.ru_maxrss
         children = max(reaped if reaped > self._children else 0, self._tree)
         self._children = max(self._children, reaped)
         try:
