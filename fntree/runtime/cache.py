@@ -58,6 +58,7 @@ since fntree loads the pickles it holds.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -154,6 +155,10 @@ class Cache:
         for ref in refs_in(value):
             if dest is None:
                 raise FileNotFoundError("no job store to hold it")
+            if not source.intact(ref):  # removed, so that the recomputed value is kept
+                with contextlib.suppress(OSError):
+                    os.unlink(source.path(ref))
+                raise OSError(errno.EIO, f"{source.path(ref)} is missing or damaged")
             dest.adopt(ref, source.path(ref))
             os.utime(source.path(ref), follow_symlinks=False)  # last use, as for entries
 

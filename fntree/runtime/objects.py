@@ -39,9 +39,11 @@ last moment no job was running (every running job was issued after it), less
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -105,9 +107,13 @@ class ObjectStore:
             hasher.join()
 
     def _present(self, ref: ObjectRef) -> bool:
-        """Whether `ref` is stored; if so it is touched (a collection now keeps it)."""
+        """Whether `ref` is stored intact; if so it is touched (a collection now keeps it).
+
+        A file of that name whose bytes do not match it (damaged at rest) is not present:
+        the caller writes the object again over it, so a recomputed value repairs it.
+        """
         try:
-            if os.lstat(self.path(ref)).st_size != ref.size:
+            if os.lstat(self.path(ref)).st_size != ref.size or not self.intact(ref):
                 return False
             os.utime(self.path(ref), follow_symlinks=False)
         except FileNotFoundError:
@@ -152,23 +158,27 @@ class ObjectStore:
         """The bytes of `ref`, checked against its name; DamagedObject if missing or damaged."""
         path = self.path(ref)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            data, extra = _read(path, ref.size)
         except OSError as exc:
-            raise DamagedObject(f"the value {path} is missing ({exc.strerror}); "
+            raise DamagedObject(f"the value {path} is missing or unreadable ({exc.strerror}); "
                                 f"{_REMEDY}") from exc
-        with open(fd, "rb") as f:
-            data = bytearray(ref.size)
-            got = f.readinto(data)
-            extra = f.read(1)
-        if got != ref.size or extra or hashlib.sha256(data).digest() != ref.digest:
+        if len(data) != ref.size or extra or hashlib.sha256(data).digest() != ref.digest:
             raise DamagedObject(f"the value {path} is damaged (its bytes do not match its "
                                 f"name); {_REMEDY}")
         return data
 
+    def intact(self, ref: ObjectRef) -> bool:
+        """Whether `ref` is stored here as a regular file whose bytes match its name."""
+        try:
+            self.get(ref)
+        except DamagedObject:
+            return False
+        return True
+
     def adopt(self, ref: ObjectRef, source: Path) -> None:
         """Make `ref` present here from the object file `source` (a hard link, or a copy)."""
         path = self.path(ref)
-        if os.path.lexists(path):
+        if os.path.lexists(path) and self.intact(ref):
             os.utime(path, follow_symlinks=False)
             return
         self._make()
@@ -210,6 +220,19 @@ class ObjectStore:
             removed += 1
             freed += st.st_size
         return removed, freed
+
+
+def _read(path: Path, size: int) -> tuple[bytearray, bytes]:
+    """Up to `size` bytes of the regular file `path` (never through a symlink, never
+    blocking on a FIFO), and a byte past them if there is one; OSError for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = bytearray(size)
+        got = f.readinto(data) or 0
+        del data[got:]
+        return data, f.read(1)
 
 
 _REMEDY = ("restore it from a backup of the job store; without it the jobs that need it "

@@ -1,0 +1,33 @@
+"""Targets for the tests/test_attack_*.py files (workers import them: tests/ is on the path)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import value_workflows as vw
+
+import fntree
+
+
+def _mark(marker: str) -> None:
+    Path(marker + ".tmp").write_text(str(os.getpid()))
+    os.replace(marker + ".tmp", marker)
+
+
+@fntree.target
+def held(value: bytes, marker: str) -> str:
+    """The digest of `value`, once `marker + ".go"` exists; `marker` names this worker's pid
+    while it waits."""
+    _mark(marker)
+    while not os.path.exists(marker + ".go"):
+        time.sleep(0.05)
+    return hashlib.sha256(value).hexdigest()
+
+
+@fntree.target
+def made_then_held(size: int, marker: str) -> fntree.Call:
+    """A long value made by one job and read by another that waits: it stays live meanwhile."""
+    return held(vw.make(size, 13), marker)

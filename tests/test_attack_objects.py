@@ -1,0 +1,118 @@
+"""Damaged, replaced and planted objects (values out of line), in a job store and in a cache."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import value_workflows as vw
+from processes import wait_for
+
+from fntree.runtime.check import ERROR, check
+from fntree.runtime.objects import INLINE_LIMIT, DamagedObject, ObjectRef, ObjectStore
+
+TESTS = str(Path(__file__).parent)
+BIG = 3 * INLINE_LIMIT
+
+
+def _flip(path: Path, offset: int = 1000) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ 1]))
+
+
+def _ref(path: Path) -> ObjectRef:
+    return ObjectRef(bytes.fromhex(path.name), path.stat().st_size)
+
+
+def _run_pure(store: Path, cache: Path, seed: int = 5) -> subprocess.CompletedProcess[str]:
+    """A run, in its own process, of a pure job making a long value that another job reads."""
+    code = (f"import fntree, value_workflows as vw\n"
+            f"print(fntree.run(vw.consume(vw.pure_make({BIG}, {seed})), "
+            f"jobstore={str(store)!r}, cache={str(cache)!r}))\n")
+    return subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": TESTS},
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_damaged_object_in_the_cache_is_a_miss_and_the_value_is_computed_again(
+        tmp_path: Path) -> None:
+    """A flipped bit in a cached long value makes the job run again, and repairs the cache."""
+    cache = tmp_path / "cache"
+    first = _run_pure(tmp_path / "s1", cache)
+    assert first.returncode == 0, first.stderr
+    (obj,) = (cache / "objects").iterdir()
+    _flip(obj)
+    second = _run_pure(tmp_path / "s2", cache)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == vw.digest(vw.blob(BIG, 5))
+    assert "damaged" in second.stderr
+    assert ObjectStore(cache / "objects").intact(_ref(obj))
+    third = _run_pure(tmp_path / "s3", cache)
+    assert third.returncode == 0 and "damaged" not in third.stderr, third.stderr
+    assert third.stdout == second.stdout
+
+
+def test_a_damaged_stored_object_is_written_again_when_its_value_is_made_again(
+        tmp_path: Path) -> None:
+    """Storing a value whose object is there but damaged replaces it, never keeps the damage."""
+    objects = ObjectStore(tmp_path / "objects")
+    data = vw.blob(BIG, 9)
+    ref = objects.put(data)
+    _flip(objects.path(ref))
+    assert objects.put(data) == ref
+    assert objects.get(ref) == data
+    long = vw.blob(5 << 20, 9)  # hashed while written: the other path
+    ref = objects.put(long)
+    _flip(objects.path(ref), 4 << 20)
+    assert objects.put(long) == ref
+    assert objects.get(ref) == long
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "symlink", "empty"])
+def test_an_object_replaced_by_something_else_is_a_damaged_object(tmp_path: Path,
+                                                                   kind: str) -> None:
+    """An object replaced by a directory, a FIFO, a symlink or nothing is DamagedObject, at
+    once (never a hang on a FIFO, never a raw OSError), and storing the value repairs it."""
+    objects = ObjectStore(tmp_path / "objects")
+    data = vw.blob(BIG, 2)
+    ref = objects.put(data)
+    path = objects.path(ref)
+    path.unlink()
+    elsewhere = tmp_path / "planted"
+    elsewhere.write_bytes(data)
+    {"directory": path.mkdir, "fifo": lambda: os.mkfifo(path),
+     "symlink": lambda: path.symlink_to(elsewhere), "empty": lambda: path.write_bytes(b"")}[kind]()
+    with pytest.raises(DamagedObject, match=r"missing or unreadable|damaged"):
+        objects.get(ref)
+    if kind != "directory":  # a directory is not replaced by a rename: it stays an error
+        assert objects.put(data) == ref
+        assert objects.get(ref) == data
+
+
+def test_check_reports_a_live_object_replaced_by_a_directory(store: Path) -> None:
+    """`fntree check` reports a live object replaced by a directory as an error, no traceback."""
+    marker = store.parent / "marker"
+    code = (f"import fntree, attack_workflows as aw\n"
+            f"fntree.run(aw.made_then_held({BIG}, {str(marker)!r}), jobstore={str(store)!r})\n")
+    leader = subprocess.Popen([sys.executable, "-c", code],
+                              env={**os.environ, "PYTHONPATH": TESTS},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(marker.exists, timeout=120)
+    finally:
+        leader.kill()
+        leader.wait()
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(marker.read_text()), signal.SIGKILL)
+    (obj,) = (store / "objects").glob("[0-9a-f]" * 64)
+    obj.unlink()
+    obj.mkdir()
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    assert any(obj.name in text and "damaged" in text for text in errors), errors
