@@ -207,16 +207,21 @@ def config_files(cwd: Path | None) -> list[tuple[Path, dict[str, Any]]]:
         return []
     found = []
     for name in FILE_NAMES:
-        path = next((d / name for d in (cwd, *cwd.parents) if (d / name).is_file()), None)
+        # lexists: a directory or a dangling link of that name is an error, never passed over
+        path = next((d / name for d in (cwd, *cwd.parents) if os.path.lexists(d / name)), None)
         if path is None:
             continue
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the config file {path} ({exc}); fix it, or "
                               "run from another directory") from None
-        table = data.get("tool", {}).get("fntree") if name == "pyproject.toml" else data
+        tool = data.get("tool", {}) if name == "pyproject.toml" else {}
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: tool = {tool!r} is not a table; write [tool.fntree] "
+                              "tables, or remove it")
+        table = tool.get("fntree") if name == "pyproject.toml" else data
         if table is not None:
             found.append((path, table))
     return found
@@ -258,7 +263,8 @@ def _prefix(path: Path) -> str:
 def _values(path: Path, table: Any, label: str) -> dict[str, Any]:
     """The options a table sets, each checked; the profiles table is skipped."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{label} is not a table; write it as [{_prefix(path) or 'fntree'}]")
+        raise ConfigError(f"{label} is not a table; write it as a [tool.fntree] table with "
+                          "one key per option")
     values = {}
     for key, value in table.items():
         if key == "profiles":
