@@ -31,3 +31,14 @@ def held(value: bytes, marker: str) -> str:
 def made_then_held(size: int, marker: str) -> fntree.Call:
     """A long value made by one job and read by another that waits: it stays live meanwhile."""
     return held(vw.make(size, 13), marker)
+
+
+@fntree.shell(outputs=["out"], retries=0)
+def dir_output(out: Path, text: str) -> str:
+    """A directory as its output, holding one file with `text`."""
+    return fntree.sh("mkdir {out} && echo {text} > {out}/a", out=out, text=text)
+
+
+@fntree.shell(outputs=["out"], retries=0)
+def file_output(out: Path, text: str) -> str:
+    return fntree.sh("echo {text} > {out}", out=out, text=text)
