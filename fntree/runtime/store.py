@@ -55,6 +55,7 @@ from fntree.runtime.durable import (
     seal,
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
+from fntree.runtime.lost import no_root_text
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.objects import CLOCK_SLACK, ObjectStore, collect_now, out_of_line_spec
 from fntree.runtime.paths import StorePaths
@@ -291,8 +292,7 @@ class JobStore:
         state = self._load_snapshot(base) if base else RunState()
         if not segments:
             if not base:
-                raise JobStoreError(f"{self.paths.root} has no journal: its creation was "
-                                    "interrupted before anything ran; remove it and run again")
+                raise JobStoreError(no_root_text(self.paths, "no journal"))
             segments = [base]
         good, torn = 0, 0
         for number in segments:
@@ -311,8 +311,7 @@ class JobStore:
                                     "backup")
             self._apply(state, records, path)
         if state.root is None:
-            raise JobStoreError(f"{self.paths.root} has no root job: its creation was "
-                                "interrupted before anything ran; remove it and run again")
+            raise JobStoreError(no_root_text(self.paths, "no root job"))
         state.to_clean.clear()
         return Replay(state, segments[-1], good, torn, base)
 

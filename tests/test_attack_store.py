@@ -1,0 +1,65 @@
+"""A job store damaged at rest between a kill and a restart: each file kind, each damage."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from processes import wait_for
+
+from fntree.runtime.check import ERROR, check
+from fntree.runtime.objects import INLINE_LIMIT
+
+TESTS = str(Path(__file__).parent)
+BIG = 3 * INLINE_LIMIT
+
+
+def _fntree(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fntree", *args], capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "PYTHONPATH": TESTS})
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store whose leader and workers were SIGKILLed while a job held a long value."""
+    base = tmp_path_factory.mktemp("killed")
+    store, marker = base / "store", base / "marker"
+    code = (f"import fntree, attack_workflows as aw\n"
+            f"fntree.run(aw.made_then_held({BIG}, {str(marker)!r}), jobstore={str(store)!r})\n")
+    leader = subprocess.Popen([sys.executable, "-c", code],
+                              env={**os.environ, "PYTHONPATH": TESTS},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(marker.exists, timeout=120)
+    finally:
+        leader.kill()
+        leader.wait()
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(marker.read_text()), signal.SIGKILL)
+    return store
+
+
+@pytest.mark.parametrize("damage", ["empty", "delete"])
+def test_a_lost_journal_in_a_store_that_ran_is_not_called_an_interrupted_creation(
+        killed: Path, tmp_path: Path, damage: str) -> None:
+    """A journal emptied or deleted after jobs ran is reported as lost, with what shows that
+    jobs ran and to restore it, never as a creation to remove and run again."""
+    store = tmp_path / "store"
+    shutil.copytree(killed, store, symlinks=True)
+    segment = store / "journal" / "1.log"
+    if damage == "empty":
+        segment.write_bytes(b"")
+    else:
+        segment.unlink()
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    assert len(errors) == 1 and "yet jobs ran in it" in errors[0], errors
+    assert "remove it and run again" not in errors[0]
+    out = _fntree("restart", str(store), "--no-progress")
+    assert out.returncode == 2 and "restore" in out.stderr.lower(), out.stderr
+    assert "Traceback" not in out.stderr
