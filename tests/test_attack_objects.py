@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import value_workflows as vw
 from processes import wait_for
 
+import fntree
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.objects import INLINE_LIMIT, DamagedObject, ObjectRef, ObjectStore
 
@@ -116,3 +118,30 @@ def test_check_reports_a_live_object_replaced_by_a_directory(store: Path) -> Non
     obj.mkdir()
     errors = [f.text for f in check(store) if f.level == ERROR]
     assert any(obj.name in text and "damaged" in text for text in errors), errors
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
+                                            str(disk)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_value_that_cannot_be_stored_fails_its_job_and_the_run_continues_later(
+        small_disk: Path) -> None:
+    """A long value on a full disk fails its job with the directory named (never a success
+    carrying the value inline into the journal); with room made, a restart gives it exactly."""
+    store, size = small_disk / "store", 3_000_000
+    with pytest.raises(fntree.WorkflowFailed, match=r"cannot store a value of 3,000,009 bytes "
+                       r"in .*objects \(No space left on device\)"):
+        fntree.run(vw.pipeline(size), jobstore=store)
+    assert sum(p.stat().st_size for p in (store / "journal").iterdir()) < INLINE_LIMIT
+    subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
+    assert fntree.restart(store) == vw.digest(vw.blob(size, 7))

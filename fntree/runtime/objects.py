@@ -50,14 +50,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fntree.errors import JobStoreError
+from fntree.errors import FntreeError, JobStoreError
 from fntree.private import make_private_dir
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import fsync_dir
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected, ObjectRef, Spec
 
-__all__ = ["INLINE_LIMIT", "DamagedObject", "ObjectRef", "ObjectStore", "collect_now",
-           "live_digests", "out_of_line", "out_of_line_spec", "refs_in"]
+__all__ = ["INLINE_LIMIT", "DamagedObject", "ObjectRef", "ObjectStore", "ObjectWriteError",
+           "collect_now", "live_digests", "out_of_line", "out_of_line_spec", "refs_in"]
 
 log = logging.getLogger("fntree")
 
@@ -71,6 +71,10 @@ class DamagedObject(JobStoreError):
     """An object a live job needs is missing or does not match its name."""
 
 
+class ObjectWriteError(JobStoreError):
+    """A value could not be stored out of line: its disk is full or read-only."""
+
+
 class ObjectStore:
     """The `objects/` directory of a job store."""
 
@@ -81,6 +85,21 @@ class ObjectStore:
         return self.directory / ref.name
 
     def put(self, data: bytes | memoryview) -> ObjectRef:
+        """Store `data` (once), durably; its reference. A write that fails (a full or
+        read-only disk) is an `ObjectWriteError` naming the directory and the remedy."""
+        try:
+            return self._put(data)
+        except FntreeError:
+            raise
+        except OSError as exc:
+            raise ObjectWriteError(
+                exc.errno, f"cannot store a value of {len(data):,} bytes in {self.directory} "
+                f"({exc.strerror or exc}): values over {INLINE_LIMIT // 1024} KiB are kept "
+                "there, out of the journal; free space (`df -h`, `df -i`) or make it "
+                f"writable, then continue with `fntree restart {self.directory.parent}`"
+            ) from exc
+
+    def _put(self, data: bytes | memoryview) -> ObjectRef:
         """Store `data` (once), durably; its reference.
 
         A long value is hashed by a thread while it is written (both release the GIL),
