@@ -33,10 +33,11 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = (f"import fntree, attack_workflows as aw\n"
             f"fntree.run(aw.made_then_held({BIG}, {str(marker)!r}), jobstore={str(store)!r})\n")
     leader = subprocess.Popen([sys.executable, "-c", code],
-                              env={**os.environ, "PYTHONPATH": TESTS},
+                              env={**os.environ, "PYTHONPATH": TESTS, "FNTREE_LIVE_EVERY": "0.1"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(marker.exists, timeout=120)
+        wait_for(lambda: any((store / "logs").glob("live/*.log")), timeout=60)
     finally:
         leader.kill()
         leader.wait()
@@ -63,3 +64,20 @@ def test_a_lost_journal_in_a_store_that_ran_is_not_called_an_interrupted_creatio
     out = _fntree("restart", str(store), "--no-progress")
     assert out.returncode == 2 and "restore" in out.stderr.lower(), out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "symlink"])
+def test_following_a_live_log_replaced_by_something_else_is_refused_at_once(
+        killed: Path, tmp_path: Path, kind: str) -> None:
+    """`fntree logs -f` of a job whose live log was replaced by a FIFO, a directory or a symlink
+    exits at once with an error naming it (never waits forever on a FIFO, no traceback)."""
+    store = tmp_path / "store"
+    shutil.copytree(killed, store, symlinks=True)
+    (live,) = (store / "logs" / "live").iterdir()
+    live.unlink()
+    {"fifo": lambda: os.mkfifo(live), "directory": live.mkdir,
+     "symlink": lambda: live.symlink_to("/etc/passwd")}[kind]()
+    out = _fntree("logs", str(store), "-f", live.stem)
+    assert out.returncode == 2, out.stderr
+    assert f"the live log {live} cannot be followed" in out.stderr
+    assert "Traceback" not in out.stderr and "root:" not in out.stdout
