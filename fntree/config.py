@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
+from fntree.private import make_private_dir
 from fntree.resources import TIME_FORMS, parse_memory, parse_time
 
 if sys.version_info >= (3, 11):
@@ -129,7 +130,8 @@ def temporary_store(root: str | None) -> Path:
     (made if missing), or of the system's temporary directory."""
     if root:
         try:
-            os.makedirs(root, mode=0o700, exist_ok=True)
+            if not os.path.lexists(root):  # with its missing parents, owner-only
+                make_private_dir(Path(root))
         except OSError as exc:
             raise ConfigError(f"cannot make the jobstore-root {root} ({exc}); set "
                               "jobstore-root to a directory you may write to") from None

@@ -106,7 +106,8 @@ class Cache:
         if not create and not path.exists():
             raise CacheError(f"there is no cache at {path}; check the path")
         try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not os.path.lexists(path):  # its missing parents owner-only too, any umask
+                make_private_dir(path)
             st = path.stat()
         except OSError as exc:
             raise CacheError(f"cannot use {path} as a cache directory ({exc}); choose a "
