@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import value_workflows as vw
 from processes import wait_for
 
 import fntree
+from fntree.runtime.cache import Cache, prune
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.objects import INLINE_LIMIT, DamagedObject, ObjectRef, ObjectStore
 
@@ -145,3 +147,21 @@ def test_a_value_that_cannot_be_stored_fails_its_job_and_the_run_continues_later
     assert sum(p.stat().st_size for p in (store / "journal").iterdir()) < INLINE_LIMIT
     subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
     assert fntree.restart(store) == vw.digest(vw.blob(size, 7))
+
+
+def test_prune_leaves_what_is_not_a_cache_file_and_removes_the_rest(tmp_path: Path) -> None:
+    """A directory where an old entry or object would be is left with a warning, and the old
+    entries beside it are still removed (a prune never stops at it)."""
+    cache = Cache.open(tmp_path / "c")
+    for k in range(3):
+        cache.put(bytes([k]) * 32, "t", b"v")
+    stray = cache.path(bytes([9]) * 32)
+    stray.mkdir(parents=True)
+    (cache.root / "objects").mkdir()
+    odd_object = cache.root / "objects" / ("b" * 64)
+    odd_object.mkdir()
+    old = time.time() - 100
+    for path in (*(cache.path(bytes([k]) * 32) for k in range(2)), stray, odd_object):
+        os.utime(path, (old, old))
+    assert prune(cache, 50) == (2, 2 * cache.path(bytes([2]) * 32).stat().st_size)
+    assert stray.is_dir() and odd_object.is_dir()

@@ -63,6 +63,7 @@ import hashlib
 import logging
 import os
 import pickle
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -395,20 +396,30 @@ def prune(cache: Cache, older_than: float, now: float | None = None) -> tuple[in
     cutoff = (time.time() if now is None else now) - older_than
     removed = freed = 0
     for entry in cache.files():
-        try:
-            st = entry.stat(follow_symlinks=False)
-            if st.st_mtime >= cutoff:
-                continue
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        if not entry.name.startswith("."):
+        size = _remove_if_older(entry, cutoff)
+        if size is not None and not entry.name.startswith("."):
             removed += 1
-            freed += st.st_size
+            freed += size
     for entry in cache.objects.entries():  # values out of line, touched by every use
-        with contextlib.suppress(FileNotFoundError):
-            st = entry.stat(follow_symlinks=False)
-            if st.st_mtime < cutoff:
-                os.unlink(entry.path)
-                freed += st.st_size
+        freed += _remove_if_older(entry, cutoff) or 0
     return removed, freed
+
+
+def _remove_if_older(entry: os.DirEntry[str], cutoff: float) -> int | None:
+    """Remove the file `entry` if last used before `cutoff`: its size, else None. What is not
+    a regular file (fntree makes none there) or cannot be removed is left, with a warning."""
+    try:
+        st = entry.stat(follow_symlinks=False)
+        if st.st_mtime >= cutoff:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            log.warning("%s is not a file fntree wrote; left in place: remove it by hand",
+                        entry.path)
+            return None
+        os.unlink(entry.path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("cannot remove %s (%s); left in place", entry.path, exc.strerror or exc)
+        return None
+    return st.st_size
