@@ -18,7 +18,14 @@ from processes import wait_for
 import fntree
 from fntree.runtime.cache import Cache, prune
 from fntree.runtime.check import ERROR, check
-from fntree.runtime.objects import INLINE_LIMIT, DamagedObject, ObjectRef, ObjectStore
+from fntree.runtime.objects import (
+    INLINE_LIMIT,
+    DamagedObject,
+    ObjectRef,
+    ObjectStore,
+    collect_now,
+)
+from fntree.runtime.state import RunState
 
 TESTS = str(Path(__file__).parent)
 BIG = 3 * INLINE_LIMIT
@@ -165,3 +172,18 @@ def test_prune_leaves_what_is_not_a_cache_file_and_removes_the_rest(tmp_path: Pa
         os.utime(path, (old, old))
     assert prune(cache, 50) == (2, 2 * cache.path(bytes([2]) * 32).stat().st_size)
     assert stray.is_dir() and odd_object.is_dir()
+
+
+def test_collection_leaves_a_directory_in_objects_and_removes_the_orphans(
+        tmp_path: Path) -> None:
+    """A directory in objects/ is left with a warning; the orphans beside it are still
+    collected (a collection never stops at it)."""
+    objects = ObjectStore(tmp_path / "objects")
+    refs = [objects.put(vw.blob(BIG, seed)) for seed in range(3)]
+    odd = tmp_path / "objects" / ("0" * 64)
+    odd.mkdir()
+    old = time.time() - 1000
+    for path in (*map(objects.path, refs), odd):
+        os.utime(path, (old, old))
+    assert collect_now(objects, RunState()) == (3, 3 * BIG)
+    assert [p.name for p in (tmp_path / "objects").iterdir()] == [odd.name]

@@ -233,6 +233,10 @@ class ObjectStore:
                 st = entry.stat(follow_symlinks=False)
                 if st.st_mtime >= before:
                     continue
+                if not stat.S_ISREG(st.st_mode):  # fntree makes none: not ours to remove
+                    log.warning("%s is not a file fntree wrote; left in place: remove it "
+                                "by hand", entry.path)
+                    continue
                 os.unlink(entry.path)
             except FileNotFoundError:
                 continue
