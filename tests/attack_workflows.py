@@ -42,3 +42,36 @@ def dir_output(out: Path, text: str) -> str:
 @fntree.shell(outputs=["out"], retries=0)
 def file_output(out: Path, text: str) -> str:
     return fntree.sh("echo {text} > {out}", out=out, text=text)
+
+
+@fntree.target
+def digests(values: list[bytes]) -> str:
+    """One digest of the long values it is given, in order."""
+    return hashlib.sha256(b"".join(hashlib.sha256(v).digest() for v in values)).hexdigest()
+
+
+@fntree.target
+def fan(n: int, size: int) -> fntree.Call:
+    """`n` jobs making long values, then one job reading them all."""
+    return digests([vw.make(size, seed) for seed in range(n)])
+
+
+def fan_expected(n: int, size: int) -> str:
+    return hashlib.sha256(b"".join(hashlib.sha256(vw.blob(size, seed)).digest()
+                                   for seed in range(n))).hexdigest()
+
+
+@fntree.shell(retries=0)
+def forgot_return(x: int) -> str:
+    """A newcomer's mistake: the command is built, never returned."""
+    fntree.sh("echo {x}", x=x)  # type: ignore[return-value]
+
+
+@fntree.shell(retries=0)
+def returns_number(x: int) -> str:
+    return 42  # type: ignore[return-value]
+
+
+@fntree.shell(retries=0)
+def returns_blank(x: int) -> str:
+    return "  "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import attack_workflows as aw
+import pytest
 
 import fntree
 
@@ -30,3 +33,17 @@ def test_an_output_of_another_kind_than_before_replaces_it(tmp_path: Path) -> No
     assert out.read_text() == "file\n"
     assert fntree.run(aw.dir_output(out, "dir"), jobstore=tmp_path / "s2") == out
     assert (out / "a").read_text() == "dir\n"
+
+
+@pytest.mark.parametrize(("target", "words"), [
+    (aw.forgot_return, "returned nothing (None: does its body end without `return`?)"),
+    (aw.returns_number, "returned a value of type int (42), not a command"),
+    (aw.returns_blank, "returned an empty command"),
+])
+def test_a_shell_target_that_returns_no_command_fails_saying_what_it_returned(
+        tmp_path: Path, target: Any, words: str) -> None:
+    """A body that forgets `return`, returns a number or a blank string fails its job, once
+    (not retried), with a message saying what it returned and what to return."""
+    with pytest.raises(fntree.WorkflowFailed, match=re.escape(words)) as failed:
+        fntree.run(target(1), jobstore=tmp_path / "s")
+    assert "return a" in str(failed.value)
