@@ -81,3 +81,16 @@ def test_following_a_live_log_replaced_by_something_else_is_refused_at_once(
     assert out.returncode == 2, out.stderr
     assert f"the live log {live} cannot be followed" in out.stderr
     assert "Traceback" not in out.stderr and "root:" not in out.stdout
+
+
+def test_check_reports_an_objects_directory_replaced_by_a_file(killed: Path,
+                                                               tmp_path: Path) -> None:
+    """`fntree check` of a store whose objects/ is a file reports it as an error (exit 1),
+    never an OSError."""
+    store = tmp_path / "store"
+    shutil.copytree(killed, store, symlinks=True)
+    shutil.rmtree(store / "objects")
+    (store / "objects").write_bytes(b"x")
+    out = _fntree("check", str(store))
+    assert out.returncode == 1, out.stderr
+    assert "objects, where values over 64 KiB are kept, is not a directory" in out.stdout

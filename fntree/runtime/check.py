@@ -165,11 +165,15 @@ def _objects(store: JobStore, state: RunState) -> list[Finding]:
     """Live objects missing or damaged (errors); orphans (notes: collectable)."""
     objects = ObjectStore(store.paths.objects)
     live = live_digests(state)
+    if os.path.lexists(objects.directory) and not os.path.isdir(objects.directory):
+        return [Finding(ERROR, "objects, where values over 64 KiB are kept, is not a "
+                               "directory; restore it from a backup of the job store, or "
+                               "start the run again in a new job store")]
     found = []
     for digest in sorted(live):
         try:
             objects.get(ObjectRef(digest, os.lstat(objects.path(ObjectRef(digest, 0))).st_size))
-        except (DamagedObject, FileNotFoundError):
+        except (DamagedObject, OSError):
             found.append(Finding(ERROR, f"objects/{digest.hex()}, a value a live job needs, is "
                                         "missing or damaged (its bytes do not match its name); "
                                         "restore it from a backup of the job store, or start "
