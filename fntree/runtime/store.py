@@ -55,12 +55,11 @@ from fntree.runtime.durable import (
     seal,
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
-from fntree.runtime.lost import no_root_text
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.objects import CLOCK_SLACK, ObjectStore, collect_now, out_of_line_spec
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
-from fntree.runtime.root import make_root
+from fntree.runtime.root import make_root, no_root_text
 from fntree.runtime.state import RunState, apply
 
 READ_TRIES = 20  # times a reader lists and rereads a store that a compaction is changing
