@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import pickle
+import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -187,3 +191,22 @@ def test_collection_leaves_a_directory_in_objects_and_removes_the_orphans(
         os.utime(path, (old, old))
     assert collect_now(objects, RunState()) == (3, 3 * BIG)
     assert [p.name for p in (tmp_path / "objects").iterdir()] == [odd.name]
+
+
+def test_a_cache_entry_moved_to_another_keys_name_is_a_miss(tmp_path: Path) -> None:
+    """An entry copied over another key's entry (a restore to the wrong name, a bit flipped in
+    a name) is a miss with a warning, never the other job's value; entries written before
+    entries held their key are still read."""
+    cache = Cache.open(tmp_path / "c")
+    one, two = b"\x01" * 32, b"\x02" * 32
+    cache.put(one, "t", b"value of one")
+    cache.put(two, "t", b"value of two")
+    shutil.copyfile(cache.path(one), cache.path(two))
+    found, value, warning = cache.get(two)
+    assert not found and value is None and "another key" in warning
+    assert cache.get(one)[:2] == (True, b"value of one")
+    label = b"t"
+    rest = struct.pack("<I", len(label)) + label + pickle.dumps(b"legacy", 5)
+    cache.path(two).write_bytes(b"fntreeC1" + hashlib.blake2b(rest, digest_size=32).digest()
+                                + rest)
+    assert cache.get(two)[:2] == (True, b"legacy")

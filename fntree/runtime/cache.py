@@ -32,12 +32,15 @@ again), never wrong.
 Layout: `DIR/v1/<first 2 hex digits>/<64 hex digits of the key>`, directories
 0700, files 0600. An entry is
 
-    magic b"fntreeC1" | blake2b-256 digest of the rest | u32 name length | name | body
+    magic b"fntreeC2" | blake2b-256 digest of the rest | key (32 bytes) | u32 name length
+    | name | body
 
-where `name` is the target's name (for `fntree cache --stats`) and `body` the
-pickle of the stored value (bytes, or a `Collected` of them). An entry that is
-short, has the wrong magic, a digest that does not match or a body that does not
-load is a miss with a warning, never a value.
+where `key` is the entry's own key (so an entry moved or copied to another key's
+name is not taken for it), `name` the target's name (for `fntree cache --stats`)
+and `body` the pickle of the stored value (bytes, or a `Collected` of them). An
+entry that is short, has the wrong magic, a digest that does not match, another
+key or a body that does not load is a miss with a warning, never a value. Entries
+written before the key was in them (magic b"fntreeC1", no key) are still read.
 
 Values stored out of line (fntree/runtime/objects.py) stay out of line: an
 entry holds their references, and the objects themselves are kept in
@@ -80,7 +83,9 @@ from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
 log = logging.getLogger("fntree")
 
 ENV = "FNTREE_CACHE"
-MAGIC = b"fntreeC1"
+MAGIC = b"fntreeC2"
+_MAGIC_1 = b"fntreeC1"  # entries that do not hold their key, written before it: still read
+_KEY = 32  # bytes of a key (blake2b-256)
 _LEN = struct.Struct("<I")
 _HEAD = 44  # magic, digest, name length
 _LAYOUT = "v1"
@@ -138,7 +143,7 @@ class Cache:
         except OSError as exc:
             return False, None, f"cannot read the cache entry {path} ({exc}); running the job"
         try:
-            _, value = decode_entry(data)
+            _, value = decode_entry(data, key=key)
         except ValueError as exc:
             return False, None, (f"the cache entry {path} is damaged ({exc}); running the "
                                  "job and writing the entry again")
@@ -169,7 +174,7 @@ class Cache:
         path = self.path(key)
         try:
             self._objects_between(value, self.store_objects or self.objects, self.objects)
-            _write(path, encode_entry(name, value))
+            _write(path, encode_entry(name, value, key))
         except (OSError, pickle.PicklingError) as exc:
             return f"cannot write the cache entry {path} ({exc}); the value is not cached"
         return ""
@@ -185,22 +190,29 @@ class Cache:
                 yield from os.scandir(top.path)
 
 
-def encode_entry(name: str, value: Any) -> bytes:
-    """An entry's bytes: magic, the digest of the rest, then the name and the value."""
+def encode_entry(name: str, value: Any, key: bytes) -> bytes:
+    """An entry's bytes: magic, the digest of the rest, then its key, name and value."""
     label = name.encode()
-    rest = _LEN.pack(len(label)) + label + pickle.dumps(value, 5)
+    rest = key + _LEN.pack(len(label)) + label + pickle.dumps(value, 5)
     return MAGIC + hashlib.blake2b(rest, digest_size=32).digest() + rest
 
 
-def decode_entry(data: bytes, load: bool = True) -> tuple[str, Any]:
-    """(name, value) of an entry's bytes; ValueError if they are not a whole entry."""
+def decode_entry(data: bytes, load: bool = True, key: bytes | None = None) -> tuple[str, Any]:
+    """(name, value) of an entry's bytes; ValueError if they are not a whole entry, or (given
+    `key`) not the entry of that key."""
     if len(data) < _HEAD:
         raise ValueError(f"{len(data)} bytes, shorter than a header")
-    if data[:8] != MAGIC:
+    if data[:8] not in (MAGIC, _MAGIC_1):
         raise ValueError("not a cache entry (wrong magic)")
     rest = data[40:]
     if hashlib.blake2b(rest, digest_size=32).digest() != data[8:40]:
         raise ValueError("its checksum does not match")
+    if data[:8] == MAGIC:
+        if len(rest) < _KEY + _LEN.size:
+            raise ValueError(f"{len(data)} bytes, shorter than a header")
+        if key is not None and rest[:_KEY] != key:
+            raise ValueError("it is the entry of another key (moved or copied to this name)")
+        rest = rest[_KEY:]
     (size,) = _LEN.unpack_from(rest)
     name = rest[4:4 + size].decode(errors="replace")
     if not load:
@@ -374,9 +386,10 @@ def stats(cache: Cache) -> dict[str, Any]:
         except OSError:
             continue
         name = "(damaged)"
-        if head[:8] == MAGIC and len(head) >= _HEAD:
-            (length,) = _LEN.unpack_from(head, 40)
-            name = head[_HEAD:_HEAD + length].decode(errors="replace")
+        at = 40 + _KEY if head[:8] == MAGIC else 40
+        if head[:8] in (MAGIC, _MAGIC_1) and len(head) >= at + _LEN.size:
+            (length,) = _LEN.unpack_from(head, at)
+            name = head[at + _LEN.size:at + _LEN.size + length].decode(errors="replace")
         entries += 1
         size += st.st_size
         oldest = st.st_mtime if oldest is None else min(oldest, st.st_mtime)
