@@ -132,6 +132,8 @@ def temporary_store(root: str | None) -> Path:
         try:
             if not os.path.lexists(root):  # with its missing parents, owner-only
                 make_private_dir(Path(root))
+            if not os.path.isdir(root):
+                raise NotADirectoryError(f"{root} is not a directory")
         except OSError as exc:
             raise ConfigError(f"cannot make the jobstore-root {root} ({exc}); set "
                               "jobstore-root to a directory you may write to") from None
