@@ -24,7 +24,8 @@ State: the files under `objects/` and nothing in memory. Invariants:
   over `_OVERLAP` is hashed by a thread while it is written, so its temp file is
   `.new.<pid>.<random>.tmp`; if its name is already stored by then, it is dropped.)
 - a write of a value already stored touches the object (its mtime is now), so a
-  collection running meanwhile keeps it (below).
+  collection running meanwhile keeps it (below); a file of that name whose bytes do
+  not match it (damaged at rest) is not "already stored": the write replaces it.
 
 Collection (`collect`, by the leader): an object is live while the live state
 refers to it (`live_digests`: the jobs of open chains, the values they hold,
