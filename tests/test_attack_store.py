@@ -94,3 +94,15 @@ def test_check_reports_an_objects_directory_replaced_by_a_file(killed: Path,
     out = _fntree("check", str(store))
     assert out.returncode == 1, out.stderr
     assert "objects, where values over 64 KiB are kept, is not a directory" in out.stdout
+
+
+def test_a_lock_file_replaced_by_a_directory_is_named_with_its_remedy(killed: Path,
+                                                                      tmp_path: Path) -> None:
+    """A restart of a store whose leader.lock is a directory says so and to remove it."""
+    store = tmp_path / "store"
+    shutil.copytree(killed, store, symlinks=True)
+    (store / "leader.lock").unlink()
+    (store / "leader.lock").mkdir()
+    out = _fntree("restart", str(store), "--no-progress")
+    assert out.returncode == 2, out.stderr
+    assert "leader.lock" in out.stderr and "if it is not a file" in out.stderr

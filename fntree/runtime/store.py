@@ -190,9 +190,9 @@ class JobStore:
             fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise JobStoreError(
-                f"cannot open the leader's lock file {self.paths.lock} ({exc}); if the disk "
-                "holding the job store is full or out of inodes (`df -h`, `df -i`), free "
-                "some and try again") from None
+                f"cannot open the leader's lock file {self.paths.lock} ({exc}); if it is not "
+                "a file (no leader runs now), remove it; if the disk holding the job store is "
+                "full or out of inodes (`df -h`, `df -i`), free some; then try again") from None
         deadline = time.monotonic() + patience
         while not _try_lock(fd, fcntl.LOCK_EX):
             if time.monotonic() >= deadline:
