@@ -98,7 +98,8 @@ def test_check_reports_an_objects_directory_replaced_by_a_file(killed: Path,
 
 def test_a_lock_file_replaced_by_a_directory_is_named_with_its_remedy(killed: Path,
                                                                       tmp_path: Path) -> None:
-    """A restart of a store whose leader.lock is a directory says so and to remove it."""
+    """A restart of a store whose leader.lock is a directory says so and to remove it, and
+    `fntree check` reports it as an error."""
     store = tmp_path / "store"
     shutil.copytree(killed, store, symlinks=True)
     (store / "leader.lock").unlink()
@@ -106,3 +107,6 @@ def test_a_lock_file_replaced_by_a_directory_is_named_with_its_remedy(killed: Pa
     out = _fntree("restart", str(store), "--no-progress")
     assert out.returncode == 2, out.stderr
     assert "leader.lock" in out.stderr and "if it is not a file" in out.stderr
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    assert errors == ["leader.lock is not a file, so no leader can start; remove it (no leader "
+                      "runs while it is not a file)"]

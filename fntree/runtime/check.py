@@ -22,6 +22,7 @@ orphans, noted as collectable by the next leader.
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -63,6 +64,10 @@ def _layout(store: JobStore) -> list[Finding]:
     for entry in sorted(os.listdir(store.paths.root)):
         if entry not in _TOP_LEVEL and not entry.startswith("."):
             found.append(Finding(ERROR, f"unexpected file {entry!r} in the job store"))
+    lock = store.paths.lock
+    if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
+        found.append(Finding(ERROR, "leader.lock is not a file, so no leader can start; "
+                                    "remove it (no leader runs while it is not a file)"))
     return found
 
 
