@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from fntree.errors import FntreeError
+from fntree.private import make_private_dir
 from fntree.resources import TIME_FORMS, parse_memory, parse_time
 
 if sys.version_info >= (3, 11):
@@ -129,7 +130,10 @@ def temporary_store(root: str | None) -> Path:
     (made if missing), or of the system's temporary directory."""
     if root:
         try:
-            os.makedirs(root, mode=0o700, exist_ok=True)
+            if not os.path.lexists(root):  # with its missing parents, owner-only
+                make_private_dir(Path(root))
+            if not os.path.isdir(root):
+                raise NotADirectoryError(f"{root} is not a directory")
         except OSError as exc:
             raise ConfigError(f"cannot make the jobstore-root {root} ({exc}); set "
                               "jobstore-root to a directory you may write to") from None
@@ -207,16 +211,21 @@ def config_files(cwd: Path | None) -> list[tuple[Path, dict[str, Any]]]:
         return []
     found = []
     for name in FILE_NAMES:
-        path = next((d / name for d in (cwd, *cwd.parents) if (d / name).is_file()), None)
+        # lexists: a directory or a dangling link of that name is an error, never passed over
+        path = next((d / name for d in (cwd, *cwd.parents) if os.path.lexists(d / name)), None)
         if path is None:
             continue
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the config file {path} ({exc}); fix it, or "
                               "run from another directory") from None
-        table = data.get("tool", {}).get("fntree") if name == "pyproject.toml" else data
+        tool = data.get("tool", {}) if name == "pyproject.toml" else {}
+        if not isinstance(tool, dict):
+            raise ConfigError(f"{path}: tool = {tool!r} is not a table; write [tool.fntree] "
+                              "tables, or remove it")
+        table = tool.get("fntree") if name == "pyproject.toml" else data
         if table is not None:
             found.append((path, table))
     return found
@@ -258,7 +267,8 @@ def _prefix(path: Path) -> str:
 def _values(path: Path, table: Any, label: str) -> dict[str, Any]:
     """The options a table sets, each checked; the profiles table is skipped."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{label} is not a table; write it as [{_prefix(path) or 'fntree'}]")
+        raise ConfigError(f"{label} is not a table; write it as a [tool.fntree] table with "
+                          "one key per option")
     values = {}
     for key, value in table.items():
         if key == "profiles":

@@ -92,9 +92,11 @@ def _command(name: str, returned: Any) -> Command:
                                    "or numbers")
             argv.append(os.fspath(item) if isinstance(item, os.PathLike) else str(item))
         return argv
-    raise CommandError(f"shell target `{name}` returned a {type(returned).__name__}, not a "
-                       "command; return a string (run by bash, build it with fntree.sh to "
-                       "quote values) or a list of arguments (run without a shell)")
+    what = ("nothing (None: does its body end without `return`?)" if returned is None
+            else f"a value of type {type(returned).__name__} ({returned!r:.60})")
+    raise CommandError(f"shell target `{name}` returned {what}, not a command; return a "
+                       "string (run by bash, build it with fntree.sh to quote values) or a "
+                       "list of arguments (run without a shell)")
 
 
 def _as_final(command: Command, outputs: Outputs) -> Sequence[str]:

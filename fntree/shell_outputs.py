@@ -11,10 +11,12 @@ parameter's place, as a `str` or a `Path` as it was given.
 `commit`, after the command succeeded, checks that every output was written,
 then moves each into place: fsync of the file, `os.replace` onto the final
 name, fsync of its directory. When the temp dir is on another file system the
-file is first copied next to its final name (`.<name>.fntree-<pid>`, removed if
-the copy fails) and renamed from there. So a final name only ever holds a whole
-file. A job killed between two renames leaves the first output whole and the
-second absent; it runs again and writes both.
+file is first copied next to its final name (`.<name>.fntree-<pid>-<random>`, removed if
+the copy fails) and renamed from there. An output made again over an earlier
+run's directory (or over a file of another kind) first renames that one aside
+(`.<name>.fntree-old-<pid>-<random>`), then removes it. So a final name only ever
+holds a whole file or directory, or nothing. A job killed between two renames
+leaves the first output whole and the second absent; it runs again and writes both.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class Outputs:
             _fsync(temp)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.replace(temp, final)
+                _replace(temp, final)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
@@ -104,15 +106,35 @@ class Outputs:
         return self.finals[0] if len(self.finals) == 1 else tuple(self.finals)
 
 
+def _replace(temp: Path, final: Path) -> None:
+    """`os.replace(temp, final)`, also where a rename cannot replace what `final` holds (a
+    directory output made again over the earlier run's directory, or a file over a directory):
+    the earlier one is renamed aside first, then removed. A crash between the renames leaves
+    `final` absent (the job runs again) and the earlier one under a hidden name beside it."""
+    try:
+        os.replace(temp, final)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+            raise
+    aside = final.parent / f".{final.name}.fntree-old-{os.getpid()}-{os.urandom(4).hex()}"
+    os.rename(final, aside)
+    os.replace(temp, final)
+    if aside.is_dir() and not aside.is_symlink():
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        aside.unlink(missing_ok=True)
+
+
 def _copy_then_rename(temp: Path, final: Path) -> None:
-    partial = final.parent / f".{final.name}.fntree-{os.getpid()}"
+    partial = final.parent / f".{final.name}.fntree-{os.getpid()}-{os.urandom(4).hex()}"
     try:
         if temp.is_dir():
             shutil.copytree(temp, partial, symlinks=True)
         else:
             shutil.copy2(temp, partial)
             _fsync(partial)
-        os.replace(partial, final)
+        _replace(partial, final)
     except BaseException:
         with contextlib.suppress(OSError):
             if partial.is_dir():

@@ -130,6 +130,31 @@ def test_bad_config_is_refused_naming_file_and_key(tmp_path: Path, text: str,
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize(("name", "content", "words"), [
+    ("fntree.toml", b"\xff\xfe max-jobs = 3\n", "cannot read the config file"),
+    ("fntree.toml", None, "Is a directory"),
+    ("pyproject.toml", b"tool = 3\n", "tool = 3 is not a table"),
+    ("pyproject.toml", b"[tool]\nfntree = 3\n", "[tool.fntree] is not a table; write it "
+     "as a [tool.fntree] table"),
+])
+def test_a_damaged_config_file_is_refused_never_skipped(tmp_path: Path, name: str,
+                                                        content: bytes | None,
+                                                        words: str) -> None:
+    """A config file that is not UTF-8, is a directory or holds a `tool` that is not a table:
+    exit 2 naming the file, no traceback, no store (it is never silently passed over)."""
+    if content is None:
+        (tmp_path / name).mkdir()
+    else:
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "boom.py").write_text(SCRIPT)
+    for argv in (["config"], ["run", "boom.py:boom", "1", "--jobstore", "s"]):
+        out = fntree_cli(*argv, cwd=tmp_path)
+        assert out.returncode == 2, out.stderr
+        assert words in out.stderr and str(tmp_path / name) in out.stderr
+        assert "Traceback" not in out.stderr and "internal error" not in out.stderr
+    assert not (tmp_path / "s").exists()
+
+
 def test_unknown_profile_names_the_known_ones(project: Path) -> None:
     """A profile no file defines is refused with the profiles there are."""
     out = fntree_cli("config", cwd=project, FNTREE_PROFILE="gpu")

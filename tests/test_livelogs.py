@@ -153,3 +153,18 @@ def test_logs_follow_after_the_run_prints_what_was_kept(tmp_path: Path,
     code, out, _ = ux.cli("logs", "-f", str(store), capsys=capsys)
     assert code == 0 and f"work {work.stem[:8]}: working on" in out
     assert f"no leader is running {store}" in out
+
+
+def test_logs_follow_takes_its_flag_after_the_store(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`fntree logs DIR -f JOB` (the flag between the positionals) follows JOB as `-f DIR JOB`
+    does, and an extra positional is still refused."""
+    store = tmp_path / "store"
+    ux.failed_run(store, tmp_path / "flag")
+    work = next(p for p in sorted((store / "logs").glob("*/*.log"))
+                if "=== work " in p.read_text())
+    for argv in (("logs", str(store), "-f", work.stem), ("logs", str(store), work.stem, "-f")):
+        code, out, _ = ux.cli(*argv, capsys=capsys)
+        assert code == 0 and f"=== work {work.stem} attempt 1 ===" in out, argv
+    with pytest.raises(SystemExit):
+        ux.cli("logs", str(store), "-f", work.stem, "extra", capsys=capsys)

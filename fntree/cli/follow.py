@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fntree.errors import FntreeError
+from fntree.errors import FntreeError, JobStoreError
 from fntree.runtime.records import job_hex
 from fntree.runtime.state import RunState
 from fntree.runtime.store import JobStore
@@ -104,10 +105,15 @@ def _follow_live(store: JobStore, path: Path, write: Write,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> int:
     """Print the live file as it grows; when it is gone, the rest from the kept log."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:  # O_NONBLOCK: a FIFO in its place is refused below, never waited on
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:  # it ended between the look and now
         return _rest_from_kept(store, path, b"", 0, write)
+    except OSError as exc:
+        raise _not_a_live_file(store, path, exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_a_live_file(store, path, "not a regular file")
     first, printed, looked, cut = b"", 0, clock(), False
     try:
         while True:
@@ -134,6 +140,13 @@ def _follow_live(store: JobStore, path: Path, write: Write,
     finally:
         os.close(fd)
     return _rest_from_kept(store, path, first.split(b"\n", 1)[0] + b"\n", printed, write, cut)
+
+
+def _not_a_live_file(store: JobStore, path: Path, why: str) -> JobStoreError:
+    return JobStoreError(f"the live log {path} cannot be followed ({why}): workers write it "
+                         "as a regular file, so something else was put in its place; remove "
+                         f"it, and read the job's kept log with `fntree logs {store.paths.root} "
+                         f"{path.stem}` once it ends")
 
 
 def _gone(path: Path, fd: int) -> bool:

@@ -27,8 +27,28 @@ from fntree.runtime.store import JobStore
 DEFAULT_MAX_LOG_MB = 4.0
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """A parser whose positionals may follow its options: `fntree logs DIR -f JOB` as well as
+    `fntree logs -f DIR JOB` (argparse alone gives DIR's chunk both positionals)."""
+
+    _inner = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inner:  # parse_known_intermixed_args calls this twice itself
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
 def add_parser(sub: Any) -> None:
-    parser = sub.add_parser("logs", help="a job's whole kept log, or the failed jobs' logs")
+    default_class, sub._parser_class = sub._parser_class, _IntermixedParser
+    try:
+        parser = sub.add_parser("logs", help="a job's whole kept log, or the failed jobs' logs")
+    finally:
+        sub._parser_class = default_class
     parser.add_argument("jobstore", metavar="DIR")
     parser.add_argument("job", metavar="JOB", nargs="?",
                         help="a job id (or a unique prefix of one), or a target's name")

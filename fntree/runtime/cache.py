@@ -32,12 +32,15 @@ again), never wrong.
 Layout: `DIR/v1/<first 2 hex digits>/<64 hex digits of the key>`, directories
 0700, files 0600. An entry is
 
-    magic b"fntreeC1" | blake2b-256 digest of the rest | u32 name length | name | body
+    magic b"fntreeC2" | blake2b-256 digest of the rest | key (32 bytes) | u32 name length
+    | name | body
 
-where `name` is the target's name (for `fntree cache --stats`) and `body` the
-pickle of the stored value (bytes, or a `Collected` of them). An entry that is
-short, has the wrong magic, a digest that does not match or a body that does not
-load is a miss with a warning, never a value.
+where `key` is the entry's own key (so an entry moved or copied to another key's
+name is not taken for it), `name` the target's name (for `fntree cache --stats`)
+and `body` the pickle of the stored value (bytes, or a `Collected` of them). An
+entry that is short, has the wrong magic, a digest that does not match, another
+key or a body that does not load is a miss with a warning, never a value. Entries
+written before the key was in them (magic b"fntreeC1", no key) are still read.
 
 Values stored out of line (fntree/runtime/objects.py) stay out of line: an
 entry holds their references, and the objects themselves are kept in
@@ -58,10 +61,12 @@ since fntree loads the pickles it holds.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
 import pickle
+import stat
 import struct
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -78,7 +83,9 @@ from fntree.runtime.records import O_SPAWN, O_VALUE, Collected
 log = logging.getLogger("fntree")
 
 ENV = "FNTREE_CACHE"
-MAGIC = b"fntreeC1"
+MAGIC = b"fntreeC2"
+_MAGIC_1 = b"fntreeC1"  # entries that do not hold their key, written before it: still read
+_KEY = 32  # bytes of a key (blake2b-256)
 _LEN = struct.Struct("<I")
 _HEAD = 44  # magic, digest, name length
 _LAYOUT = "v1"
@@ -105,7 +112,8 @@ class Cache:
         if not create and not path.exists():
             raise CacheError(f"there is no cache at {path}; check the path")
         try:
-            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not os.path.lexists(path):  # its missing parents owner-only too, any umask
+                make_private_dir(path)
             st = path.stat()
         except OSError as exc:
             raise CacheError(f"cannot use {path} as a cache directory ({exc}); choose a "
@@ -135,7 +143,7 @@ class Cache:
         except OSError as exc:
             return False, None, f"cannot read the cache entry {path} ({exc}); running the job"
         try:
-            _, value = decode_entry(data)
+            _, value = decode_entry(data, key=key)
         except ValueError as exc:
             return False, None, (f"the cache entry {path} is damaged ({exc}); running the "
                                  "job and writing the entry again")
@@ -154,6 +162,10 @@ class Cache:
         for ref in refs_in(value):
             if dest is None:
                 raise FileNotFoundError("no job store to hold it")
+            if not source.intact(ref):  # removed, so that the recomputed value is kept
+                with contextlib.suppress(OSError):
+                    os.unlink(source.path(ref))
+                raise OSError(errno.EIO, f"{source.path(ref)} is missing or damaged")
             dest.adopt(ref, source.path(ref))
             os.utime(source.path(ref), follow_symlinks=False)  # last use, as for entries
 
@@ -162,7 +174,7 @@ class Cache:
         path = self.path(key)
         try:
             self._objects_between(value, self.store_objects or self.objects, self.objects)
-            _write(path, encode_entry(name, value))
+            _write(path, encode_entry(name, value, key))
         except (OSError, pickle.PicklingError) as exc:
             return f"cannot write the cache entry {path} ({exc}); the value is not cached"
         return ""
@@ -178,22 +190,29 @@ class Cache:
                 yield from os.scandir(top.path)
 
 
-def encode_entry(name: str, value: Any) -> bytes:
-    """An entry's bytes: magic, the digest of the rest, then the name and the value."""
+def encode_entry(name: str, value: Any, key: bytes) -> bytes:
+    """An entry's bytes: magic, the digest of the rest, then its key, name and value."""
     label = name.encode()
-    rest = _LEN.pack(len(label)) + label + pickle.dumps(value, 5)
+    rest = key + _LEN.pack(len(label)) + label + pickle.dumps(value, 5)
     return MAGIC + hashlib.blake2b(rest, digest_size=32).digest() + rest
 
 
-def decode_entry(data: bytes, load: bool = True) -> tuple[str, Any]:
-    """(name, value) of an entry's bytes; ValueError if they are not a whole entry."""
+def decode_entry(data: bytes, load: bool = True, key: bytes | None = None) -> tuple[str, Any]:
+    """(name, value) of an entry's bytes; ValueError if they are not a whole entry, or (given
+    `key`) not the entry of that key."""
     if len(data) < _HEAD:
         raise ValueError(f"{len(data)} bytes, shorter than a header")
-    if data[:8] != MAGIC:
+    if data[:8] not in (MAGIC, _MAGIC_1):
         raise ValueError("not a cache entry (wrong magic)")
     rest = data[40:]
     if hashlib.blake2b(rest, digest_size=32).digest() != data[8:40]:
         raise ValueError("its checksum does not match")
+    if data[:8] == MAGIC:
+        if len(rest) < _KEY + _LEN.size:
+            raise ValueError(f"{len(data)} bytes, shorter than a header")
+        if key is not None and rest[:_KEY] != key:
+            raise ValueError("it is the entry of another key (moved or copied to this name)")
+        rest = rest[_KEY:]
     (size,) = _LEN.unpack_from(rest)
     name = rest[4:4 + size].decode(errors="replace")
     if not load:
@@ -367,9 +386,10 @@ def stats(cache: Cache) -> dict[str, Any]:
         except OSError:
             continue
         name = "(damaged)"
-        if head[:8] == MAGIC and len(head) >= _HEAD:
-            (length,) = _LEN.unpack_from(head, 40)
-            name = head[_HEAD:_HEAD + length].decode(errors="replace")
+        at = 40 + _KEY if head[:8] == MAGIC else 40
+        if head[:8] in (MAGIC, _MAGIC_1) and len(head) >= at + _LEN.size:
+            (length,) = _LEN.unpack_from(head, at)
+            name = head[at + _LEN.size:at + _LEN.size + length].decode(errors="replace")
         entries += 1
         size += st.st_size
         oldest = st.st_mtime if oldest is None else min(oldest, st.st_mtime)
@@ -389,20 +409,30 @@ def prune(cache: Cache, older_than: float, now: float | None = None) -> tuple[in
     cutoff = (time.time() if now is None else now) - older_than
     removed = freed = 0
     for entry in cache.files():
-        try:
-            st = entry.stat(follow_symlinks=False)
-            if st.st_mtime >= cutoff:
-                continue
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        if not entry.name.startswith("."):
+        size = _remove_if_older(entry, cutoff)
+        if size is not None and not entry.name.startswith("."):
             removed += 1
-            freed += st.st_size
+            freed += size
     for entry in cache.objects.entries():  # values out of line, touched by every use
-        with contextlib.suppress(FileNotFoundError):
-            st = entry.stat(follow_symlinks=False)
-            if st.st_mtime < cutoff:
-                os.unlink(entry.path)
-                freed += st.st_size
+        freed += _remove_if_older(entry, cutoff) or 0
     return removed, freed
+
+
+def _remove_if_older(entry: os.DirEntry[str], cutoff: float) -> int | None:
+    """Remove the file `entry` if last used before `cutoff`: its size, else None. What is not
+    a regular file (fntree makes none there) or cannot be removed is left, with a warning."""
+    try:
+        st = entry.stat(follow_symlinks=False)
+        if st.st_mtime >= cutoff:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            log.warning("%s is not a file fntree wrote; left in place: remove it by hand",
+                        entry.path)
+            return None
+        os.unlink(entry.path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        log.warning("cannot remove %s (%s); left in place", entry.path, exc.strerror or exc)
+        return None
+    return st.st_size

@@ -22,6 +22,7 @@ orphans, noted as collectable by the next leader.
 from __future__ import annotations
 
 import os
+import stat
 from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
@@ -63,6 +64,10 @@ def _layout(store: JobStore) -> list[Finding]:
     for entry in sorted(os.listdir(store.paths.root)):
         if entry not in _TOP_LEVEL and not entry.startswith("."):
             found.append(Finding(ERROR, f"unexpected file {entry!r} in the job store"))
+    lock = store.paths.lock
+    if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
+        found.append(Finding(ERROR, "leader.lock is not a file, so no leader can start; "
+                                    "remove it (no leader runs while it is not a file)"))
     return found
 
 
@@ -165,11 +170,15 @@ def _objects(store: JobStore, state: RunState) -> list[Finding]:
     """Live objects missing or damaged (errors); orphans (notes: collectable)."""
     objects = ObjectStore(store.paths.objects)
     live = live_digests(state)
+    if os.path.lexists(objects.directory) and not os.path.isdir(objects.directory):
+        return [Finding(ERROR, "objects, where values over 64 KiB are kept, is not a "
+                               "directory; restore it from a backup of the job store, or "
+                               "start the run again in a new job store")]
     found = []
     for digest in sorted(live):
         try:
             objects.get(ObjectRef(digest, os.lstat(objects.path(ObjectRef(digest, 0))).st_size))
-        except (DamagedObject, FileNotFoundError):
+        except (DamagedObject, OSError):
             found.append(Finding(ERROR, f"objects/{digest.hex()}, a value a live job needs, is "
                                         "missing or damaged (its bytes do not match its name); "
                                         "restore it from a backup of the job store, or start "

@@ -24,7 +24,8 @@ State: the files under `objects/` and nothing in memory. Invariants:
   over `_OVERLAP` is hashed by a thread while it is written, so its temp file is
   `.new.<pid>.<random>.tmp`; if its name is already stored by then, it is dropped.)
 - a write of a value already stored touches the object (its mtime is now), so a
-  collection running meanwhile keeps it (below).
+  collection running meanwhile keeps it (below); a file of that name whose bytes do
+  not match it (damaged at rest) is not "already stored": the write replaces it.
 
 Collection (`collect`, by the leader): an object is live while the live state
 refers to it (`live_digests`: the jobs of open chains, the values they hold,
@@ -39,23 +40,25 @@ last moment no job was running (every running job was issued after it), less
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fntree.errors import JobStoreError
+from fntree.errors import FntreeError, JobStoreError
 from fntree.private import make_private_dir
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import fsync_dir
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected, ObjectRef, Spec
 
-__all__ = ["INLINE_LIMIT", "DamagedObject", "ObjectRef", "ObjectStore", "collect_now",
-           "live_digests", "out_of_line", "out_of_line_spec", "refs_in"]
+__all__ = ["INLINE_LIMIT", "DamagedObject", "ObjectRef", "ObjectStore", "ObjectWriteError",
+           "collect_now", "live_digests", "out_of_line", "out_of_line_spec", "refs_in"]
 
 log = logging.getLogger("fntree")
 
@@ -69,6 +72,10 @@ class DamagedObject(JobStoreError):
     """An object a live job needs is missing or does not match its name."""
 
 
+class ObjectWriteError(JobStoreError):
+    """A value could not be stored out of line: its disk is full or read-only."""
+
+
 class ObjectStore:
     """The `objects/` directory of a job store."""
 
@@ -79,6 +86,21 @@ class ObjectStore:
         return self.directory / ref.name
 
     def put(self, data: bytes | memoryview) -> ObjectRef:
+        """Store `data` (once), durably; its reference. A write that fails (a full or
+        read-only disk) is an `ObjectWriteError` naming the directory and the remedy."""
+        try:
+            return self._put(data)
+        except FntreeError:
+            raise
+        except OSError as exc:
+            raise ObjectWriteError(
+                exc.errno, f"cannot store a value of {len(data):,} bytes in {self.directory} "
+                f"({exc.strerror or exc}): values over {INLINE_LIMIT // 1024} KiB are kept "
+                "there, out of the journal; free space (`df -h`, `df -i`) or make it "
+                f"writable, then continue with `fntree restart {self.directory.parent}`"
+            ) from exc
+
+    def _put(self, data: bytes | memoryview) -> ObjectRef:
         """Store `data` (once), durably; its reference.
 
         A long value is hashed by a thread while it is written (both release the GIL),
@@ -105,9 +127,13 @@ class ObjectStore:
             hasher.join()
 
     def _present(self, ref: ObjectRef) -> bool:
-        """Whether `ref` is stored; if so it is touched (a collection now keeps it)."""
+        """Whether `ref` is stored intact; if so it is touched (a collection now keeps it).
+
+        A file of that name whose bytes do not match it (damaged at rest) is not present:
+        the caller writes the object again over it, so a recomputed value repairs it.
+        """
         try:
-            if os.lstat(self.path(ref)).st_size != ref.size:
+            if os.lstat(self.path(ref)).st_size != ref.size or not self.intact(ref):
                 return False
             os.utime(self.path(ref), follow_symlinks=False)
         except FileNotFoundError:
@@ -152,23 +178,27 @@ class ObjectStore:
         """The bytes of `ref`, checked against its name; DamagedObject if missing or damaged."""
         path = self.path(ref)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            data, extra = _read(path, ref.size)
         except OSError as exc:
-            raise DamagedObject(f"the value {path} is missing ({exc.strerror}); "
+            raise DamagedObject(f"the value {path} is missing or unreadable ({exc.strerror}); "
                                 f"{_REMEDY}") from exc
-        with open(fd, "rb") as f:
-            data = bytearray(ref.size)
-            got = f.readinto(data)
-            extra = f.read(1)
-        if got != ref.size or extra or hashlib.sha256(data).digest() != ref.digest:
+        if len(data) != ref.size or extra or hashlib.sha256(data).digest() != ref.digest:
             raise DamagedObject(f"the value {path} is damaged (its bytes do not match its "
                                 f"name); {_REMEDY}")
         return data
 
+    def intact(self, ref: ObjectRef) -> bool:
+        """Whether `ref` is stored here as a regular file whose bytes match its name."""
+        try:
+            self.get(ref)
+        except DamagedObject:
+            return False
+        return True
+
     def adopt(self, ref: ObjectRef, source: Path) -> None:
         """Make `ref` present here from the object file `source` (a hard link, or a copy)."""
         path = self.path(ref)
-        if os.path.lexists(path):
+        if os.path.lexists(path) and self.intact(ref):
             os.utime(path, follow_symlinks=False)
             return
         self._make()
@@ -204,12 +234,29 @@ class ObjectStore:
                 st = entry.stat(follow_symlinks=False)
                 if st.st_mtime >= before:
                     continue
+                if not stat.S_ISREG(st.st_mode):  # fntree makes none: not ours to remove
+                    log.warning("%s is not a file fntree wrote; left in place: remove it "
+                                "by hand", entry.path)
+                    continue
                 os.unlink(entry.path)
             except FileNotFoundError:
                 continue
             removed += 1
             freed += st.st_size
         return removed, freed
+
+
+def _read(path: Path, size: int) -> tuple[bytearray, bytes]:
+    """Up to `size` bytes of the regular file `path` (never through a symlink, never
+    blocking on a FIFO), and a byte past them if there is one; OSError for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = bytearray(size)
+        got = f.readinto(data) or 0
+        del data[got:]
+        return data, f.read(1)
 
 
 _REMEDY = ("restore it from a backup of the job store; without it the jobs that need it "

@@ -59,7 +59,7 @@ from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.objects import CLOCK_SLACK, ObjectStore, collect_now, out_of_line_spec
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
-from fntree.runtime.root import make_root
+from fntree.runtime.root import make_root, no_root_text
 from fntree.runtime.state import RunState, apply
 
 READ_TRIES = 20  # times a reader lists and rereads a store that a compaction is changing
@@ -190,9 +190,9 @@ class JobStore:
             fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise JobStoreError(
-                f"cannot open the leader's lock file {self.paths.lock} ({exc}); if the disk "
-                "holding the job store is full or out of inodes (`df -h`, `df -i`), free "
-                "some and try again") from None
+                f"cannot open the leader's lock file {self.paths.lock} ({exc}); if it is not "
+                "a file (no leader runs now), remove it; if the disk holding the job store is "
+                "full or out of inodes (`df -h`, `df -i`), free some; then try again") from None
         deadline = time.monotonic() + patience
         while not _try_lock(fd, fcntl.LOCK_EX):
             if time.monotonic() >= deadline:
@@ -291,8 +291,7 @@ class JobStore:
         state = self._load_snapshot(base) if base else RunState()
         if not segments:
             if not base:
-                raise JobStoreError(f"{self.paths.root} has no journal: its creation was "
-                                    "interrupted before anything ran; remove it and run again")
+                raise JobStoreError(no_root_text(self.paths, "no journal"))
             segments = [base]
         good, torn = 0, 0
         for number in segments:
@@ -311,8 +310,7 @@ class JobStore:
                                     "backup")
             self._apply(state, records, path)
         if state.root is None:
-            raise JobStoreError(f"{self.paths.root} has no root job: its creation was "
-                                "interrupted before anything ran; remove it and run again")
+            raise JobStoreError(no_root_text(self.paths, "no root job"))
         state.to_clean.clear()
         return Replay(state, segments[-1], good, torn, base)
 

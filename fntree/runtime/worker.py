@@ -213,6 +213,7 @@ class JobRunner:
         except BaseException as exc:  # the job's failure, whatever it is, is reported
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            outcome = None  # a value made but not stored out of line is no value
             message, retry = self._failure_message(exc), self._worth_retry(exc, task.fn_key)
         finally:
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
