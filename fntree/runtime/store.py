@@ -10,10 +10,12 @@ segment that later records depend on) is an error naming the file and what to
 do; nothing is cut or removed then.
 
 Readers (`repair=False`) hold no lock: when a compaction changes the files
-under them they list and read again, a bounded number of times. After a
-compaction, the values stored out of line that the snapshot's state does not
-refer to are collected (fntree/runtime/objects.py); `create` writes the
-root's long arguments there before the `ROOT` record.
+under them they list and read again, a bounded number of times. When the
+leader compacts, the order of its writes and the bounds that keep the journal
+(and so a restart's replay) as long as the live state are in
+fntree/runtime/compaction.py; recovery tells it the loaded snapshot's size.
+`create` writes the root's long arguments out of line (fntree/runtime/objects.py)
+before the `ROOT` record.
 
 `fntree.json` carries a crc32 of its fields (fntree/runtime/meta.py);
 `config.pkl` and snapshots are sealed (`fntree.checksum`).
