@@ -56,7 +56,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fntree.runtime import crashpoints
-from fntree.runtime.durable import fsync_dir, seal
+from fntree.runtime.durable import atomic_write, fsync_dir, seal
 from fntree.runtime.journal import Journal, write_error
 from fntree.runtime.objects import CLOCK_SLACK, ObjectStore, collect_now
 
@@ -126,24 +126,9 @@ def compact(store: JobStore, state: RunState, journal: Journal,
 def _write_snapshot(store: JobStore, number: int, body: bytes) -> None:
     """Steps 2-4: `body` as `journal/snapshot.<number>`, atomically and durably."""
     path = store.paths.snapshot(number)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            view = memoryview(body)
-            if crashpoints.reached("compact.write"):
-                os.write(fd, view[: len(view) // 2])
-                crashpoints.die()
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        crashpoints.point("compact.rename")
-        fsync_dir(store.paths.journal_dir)
+        atomic_write(path, body, crash="compact")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise write_error(path, exc) from exc
     crashpoints.point("compact.snapshot")
 
