@@ -43,8 +43,8 @@ segments from its number on:
 
 The leader compacts in its own thread between two turns, so nothing changes
 the state while it is pickled; the stall is the pickling and the writes of one
-snapshot, logged at debug level with the snapshot's size (`bench/restart.py`
-and `bench/compaction.py` measure it).
+snapshot, logged at debug level with the snapshot's size (`bench/compaction.py`
+reports the longest).
 """
 
 from __future__ import annotations
