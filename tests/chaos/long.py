@@ -3,8 +3,8 @@
 Opt-in (`python -m tests.chaos --long-tree`; not part of the default run, whose
 pytest suite runs a small version, tests/chaos/test_long_tree.py). The tree is
 tests/chaos/long_tree.py: values of several sizes across the 64 KiB inline
-limit. The leader compacts while running (a 1 MiB floor, so that a tree of this
-size compacts dozens of times) and its kills cycle through:
+limit. The leader compacts while running (a 1 MiB floor and a ratio of 1, so
+that a tree of this size compacts dozens of times) and its kills cycle through:
 
 - each step of a compaction while running (`compact.*`, `objects.collect`),
   by crash point (fntree/runtime/crashpoints.py), the N-th time it is reached;
@@ -52,11 +52,12 @@ def long_tree_campaign(workdir: Path, kills: int, width: int = 200, leaves: int 
                        seed: int = 1992, tally: Tally | None = None,
                        counts: Counter[str] | None = None, floor: int = FLOOR,
                        instant: tuple[float, float] = (2.0, 8.0),
-                       cycle: tuple[str, ...] = CYCLE) -> Tally:
+                       cycle: tuple[str, ...] = CYCLE, ratio: float = 1.0) -> Tally:
     """Run the long tree to its end through `kills` leader SIGKILLs (fewer if it ends first).
 
     `floor`: the compaction floor (bytes); `instant`: the range of seconds after a
-    leader starts in which a random kill lands; `cycle`: the kills, in turn."""
+    leader starts in which a random kill lands; `cycle`: the kills, in turn; `ratio`: the
+    compaction ratio (lower than the default 4, to compact more often)."""
     rng = random.Random(seed)
     tally = tally if tally is not None else Tally()
     counts = counts if counts is not None else Counter()
@@ -67,7 +68,7 @@ def long_tree_campaign(workdir: Path, kills: int, width: int = 200, leaves: int 
     landed = 0
     while True:
         kind = None if landed >= kills else cycle[landed % len(cycle)]
-        env = {"FNTREE_COMPACT_BYTES": str(floor)}
+        env = {"FNTREE_COMPACT_BYTES": str(floor), "FNTREE_COMPACT_RATIO": str(ratio)}
         if kind is not None and kind != "random":
             env["FNTREE_CRASH_AT"] = f"{kind}:{rng.randint(1, 2)}"
         args = first if not store.exists() else ["restart", str(store), "--no-progress"]

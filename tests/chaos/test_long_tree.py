@@ -18,7 +18,7 @@ def test_a_small_long_tree_through_kills_in_compactions_is_exact(tmp_path: Path)
     long_tree_campaign(tmp_path, 4, width=4, leaves=800, tally=tally, counts=counts,
                        floor=10_000, instant=(0.5, 2.0),
                        cycle=("compact.write", "compact.rename", "compact.snapshot", "random",
-                              "compact.segment"))
+                              "compact.segment"), ratio=0.25)
     print(f"\nlong tree (small): {dict(counts)}; {tally.leader_kills} kills, "
           f"{tally.restarts} restarts, {tally.checks} checks")
     assert tally.trees == 1
