@@ -88,12 +88,16 @@ def _assert_sound(store: Path) -> None:
     assert not errors, errors
 
 
-def test_due_waits_for_the_floor_and_for_a_segment_as_long_as_the_snapshot() -> None:
-    """A segment is compacted once it is past the floor and past RATIO times the snapshot."""
+def test_due_waits_for_the_floor_and_for_a_segment_as_long_as_the_live_state() -> None:
+    """A segment is compacted once past the floor and RATIO times the snapshot, scaled to the
+    chains live now against those in the snapshot."""
     compaction = Compaction(floor=1000, ratio=RATIO)
-    assert not compaction.due(1000) and compaction.due(1001)
-    compaction.snapshot_bytes = 5000
-    assert not compaction.due(int(RATIO * 5000)) and compaction.due(int(RATIO * 5000) + 1)
+    assert not compaction.due(1000, 0) and compaction.due(1001, 0)
+    compaction.saw(5000, 100)
+    limit = int(RATIO * 5000)
+    assert not compaction.due(limit, 100) and compaction.due(limit + 1, 100)
+    assert compaction.due(limit // 10 + 1, 10), "a live state a tenth as large: sooner"
+    assert not compaction.due(limit * 2, 200), "a live state twice as large: later"
 
 
 COMPACTION_POINTS = [p for p in POINTS if p.startswith("compact.")] + ["objects.collect"]
@@ -136,10 +140,11 @@ def test_after_a_kill_the_journal_holds_no_more_than_the_live_state_and_the_floo
     segments = list(journal.glob("*.log"))
     assert len(segments) == 1
     snapshot = snapshots[0].stat().st_size
-    # the bound, and the one commit that crossed it
+    # the bound (at most the snapshot's, as the live state shrinks), and the commit that
+    # crossed it
     frames = _frame_sizes(segments[0].read_bytes())
     assert sum(frames) <= max(floor, RATIO * snapshot) + max(frames), (frames, snapshot)
     opened = JobStore.open(store)
     opened.replay(repair=True)
-    assert opened.compaction.snapshot_bytes == snapshot
+    assert opened.compaction.snapshot_bytes == snapshot and opened.compaction.snapshot_chains
     assert fntree.restart(store, log_level="CRITICAL") == sum(range(4000))

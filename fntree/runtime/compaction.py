@@ -1,13 +1,15 @@
 """Compaction while running: the journal stays as long as the live state, not the history.
 
 State: `Compaction` keeps the size of the newest snapshot (written, or loaded
-by recovery) and how long each compaction held the leader. The leader asks
-`due(journal bytes)` after every commit, and compacts when the segment after
-the snapshot is longer than both `floor` (`FNTREE_COMPACT_BYTES`, default
-`FLOOR`) and `ratio` (`FNTREE_COMPACT_RATIO`, default `RATIO`) times the
-snapshot: then the records that are no longer live outnumber what is live
-several times, and rewriting what is live is cheaper than keeping the dead.
-So, at every instant of a run:
+by recovery), the live chains it holds, and how long each compaction held the
+leader. The leader asks `due(journal bytes, live chains)` after every commit,
+and compacts when the segment after the snapshot is longer than both `floor`
+(`FNTREE_COMPACT_BYTES`, default `FLOOR`) and `ratio` (`FNTREE_COMPACT_RATIO`,
+default `RATIO`) times the snapshot, scaled by the chains live now against
+those it holds (a live state that shrank since is compacted sooner): then the
+records that are no longer live outnumber what is live several times, and
+rewriting what is live is cheaper than keeping the dead. So, at every instant
+of a run:
 
 - the journal holds at most a snapshot, a segment of `max(floor, ratio x
   snapshot)` bytes and the commit that crossed it (the store's journal is
@@ -91,11 +93,19 @@ class Compaction:
         self.floor = int(_from_env("FNTREE_COMPACT_BYTES", FLOOR)) if floor is None else floor
         self.ratio = _from_env("FNTREE_COMPACT_RATIO", RATIO) if ratio is None else ratio
         self.snapshot_bytes = 0  # the newest snapshot's size: written, or loaded by recovery
+        self.snapshot_chains = 0  # and the live chains it holds
         self.stalls: list[float] = []  # seconds each compaction held the leader
 
-    def due(self, journal_bytes: int) -> bool:
-        """Whether a segment of `journal_bytes` after the snapshot should be compacted."""
-        return journal_bytes > self.floor and journal_bytes > self.ratio * self.snapshot_bytes
+    def saw(self, snapshot_bytes: int, chains: int) -> None:
+        """The newest snapshot is `snapshot_bytes` long and holds `chains` live chains."""
+        self.snapshot_bytes, self.snapshot_chains = snapshot_bytes, chains
+
+    def due(self, journal_bytes: int, chains: int) -> bool:
+        """Whether a segment of `journal_bytes` after the snapshot should be compacted, when
+        `chains` are live: the snapshot's size is scaled to them, so a live state that has
+        shrunk since (the end of a wide run) is compacted as soon as its journal outgrows it."""
+        live = self.snapshot_bytes * chains / max(self.snapshot_chains, 1)
+        return journal_bytes > self.floor and journal_bytes > self.ratio * live
 
 
 def compact(store: JobStore, state: RunState, journal: Journal,
@@ -121,7 +131,7 @@ def compact(store: JobStore, state: RunState, journal: Journal,
     collect_now(ObjectStore(store.paths.objects), state, None if not state.running
                 else store.quiet - CLOCK_SLACK)  # values no live job refers to
     stall = time.perf_counter() - began
-    store.compaction.snapshot_bytes = len(body)
+    store.compaction.saw(len(body), len(state.chains))
     store.compaction.stalls.append(stall)
     log.debug("compacted the journal into snapshot.%d (%d bytes) in %.3f s", nxt, len(body),
               stall, extra={"compaction": (len(body), stall)})

@@ -218,7 +218,7 @@ class Leader(FailureHandling):
         after, self._after = self._after, []
         for kind, *args in after:
             getattr(self.events, kind)(*args)
-        if self.store.compaction_due(self.journal) and not state.finished:
+        if self.store.compaction_due(self.journal, state) and not state.finished:
             self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
 
     # -- issuing ----------------------------------------------------------------------

@@ -273,7 +273,8 @@ class JobStore:
                 raise JobStoreError(str(exc)) from None
             remove_older(self, replay.base)
             if replay.base:  # the next compaction waits for a segment as long as it
-                self.compaction.snapshot_bytes = self.paths.snapshot(replay.base).stat().st_size
+                self.compaction.saw(self.paths.snapshot(replay.base).stat().st_size,
+                                    len(replay.state.chains))
             return replay
         failure: Exception | None = None
         for attempt in range(READ_TRIES):
@@ -373,9 +374,9 @@ class JobStore:
         (fntree/runtime/compaction.py: when, and the order of writes)."""
         return compact(self, state, journal, segment)
 
-    def compaction_due(self, journal: Journal) -> bool:
+    def compaction_due(self, journal: Journal, state: RunState) -> bool:
         """Whether the segment after the newest snapshot has outgrown the live state."""
-        return self.compaction.due(journal.size)
+        return self.compaction.due(journal.size, len(state.chains))
 
     def sweep_global_temp_dirs(self, live: dict[int, Any]) -> None:
         """Remove global temp dirs whose chain is no longer live."""
