@@ -8,8 +8,12 @@ When the variable is unset, `reached` costs one comparison.
 Points: `journal.write` (records buffered, nothing written), `journal.torn`
 (half of the buffer written), `journal.sync` (written, not synced),
 `leader.commit` (synced, nothing acted on yet), `leader.clean` (closed chains'
-temp dirs being removed), `compact.snapshot` (snapshot written, new segment not
-yet made), `compact.segment` (new segment made, old ones not yet removed),
+temp dirs being removed); the steps of a compaction (fntree/runtime/compaction.py):
+`compact.write` (half of the snapshot's temp file written), `compact.rename`
+(renamed to its name, directory not yet synced), `compact.snapshot` (snapshot
+durable, new segment not yet made), `compact.segment` (new segment made, old ones
+not yet removed), `compact.remove` (the oldest stale file removed, the others not),
+`objects.collect` (one unused value out of line removed, the others not);
 `store.create` (identity written, journal not yet), `leader.start` (a new leader's
 first records, such as a restart's `RERUN`, committed; nothing issued yet),
 `objects.write` (a value stored out of line: its temp file written, not synced),
@@ -23,8 +27,9 @@ import signal
 
 ENV = "FNTREE_CRASH_AT"
 POINTS = ("journal.write", "journal.torn", "journal.sync", "leader.commit", "leader.clean",
-          "compact.snapshot", "compact.segment", "store.create", "leader.start",
-          "objects.write", "objects.rename")
+          "compact.write", "compact.rename", "compact.snapshot", "compact.segment",
+          "compact.remove", "store.create", "leader.start", "objects.write",
+          "objects.rename", "objects.collect")
 
 
 def _parse(value: str | None) -> tuple[str | None, int]:

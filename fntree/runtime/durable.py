@@ -36,6 +36,7 @@ from fntree.private import (
     make_private_dir,
     open_private,
 )
+from fntree.runtime import crashpoints
 
 __all__ = ["HEADER", "PRIVATE_DIR", "PRIVATE_FILE", "SEALED", "DamagedFile", "atomic_write",
            "check_shared_dir", "frame_header", "fsync_dir", "make_private_dir", "open_private",
@@ -52,17 +53,22 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, crash: str | None = None) -> None:
     """Replace `path` with `data`, atomically and durably.
 
     The temp file's name is unique to this call (process, and a random part for
-    threads), so concurrent writers of one path never share one.
+    threads), so concurrent writers of one path never share one. `crash` names
+    crash points (fntree/runtime/crashpoints.py): `<crash>.write`, half of the
+    temp file written; `<crash>.rename`, renamed, the directory not yet synced.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         try:
             view = memoryview(data)
+            if crash is not None and crashpoints.reached(f"{crash}.write"):
+                os.write(fd, view[: len(view) // 2])
+                crashpoints.die()
             while view:
                 view = view[os.write(fd, view):]
             os.fsync(fd)
@@ -72,4 +78,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if crash is not None:
+        crashpoints.point(f"{crash}.rename")
     fsync_dir(path.parent)

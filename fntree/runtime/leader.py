@@ -101,8 +101,6 @@ log = logging.getLogger("fntree")
 Recode = Callable[[RunState], list[tuple[Any, ...]]]
 
 MAX_PACKET = 256
-# A journal segment past this many bytes is compacted into a snapshot.
-COMPACT_BYTES = int(os.environ.get("FNTREE_COMPACT_BYTES") or 64 << 20)
 POLL_WAIT = 1.0
 
 
@@ -220,7 +218,7 @@ class Leader(FailureHandling):
         after, self._after = self._after, []
         for kind, *args in after:
             getattr(self.events, kind)(*args)
-        if self.journal.size > COMPACT_BYTES and not state.finished:
+        if self.store.compaction_due(self.journal, state) and not state.finished:
             self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
 
     # -- issuing ----------------------------------------------------------------------

@@ -243,6 +243,7 @@ class ObjectStore:
                 continue
             removed += 1
             freed += st.st_size
+            crashpoints.point("objects.collect")
         return removed, freed
 
 

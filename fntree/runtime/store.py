@@ -10,10 +10,12 @@ segment that later records depend on) is an error naming the file and what to
 do; nothing is cut or removed then.
 
 Readers (`repair=False`) hold no lock: when a compaction changes the files
-under them they list and read again, a bounded number of times. After a
-compaction, the values stored out of line that the snapshot's state does not
-refer to are collected (fntree/runtime/objects.py); `create` writes the
-root's long arguments there before the `ROOT` record.
+under them they list and read again, a bounded number of times. When the
+leader compacts, the order of its writes and the bounds that keep the journal
+(and so a restart's replay) as long as the live state are in
+fntree/runtime/compaction.py; recovery tells it the loaded snapshot's size.
+`create` writes the root's long arguments out of line (fntree/runtime/objects.py)
+before the `ROOT` record.
 
 `fntree.json` carries a crc32 of its fields (fntree/runtime/meta.py);
 `config.pkl` and snapshots are sealed (`fntree.checksum`).
@@ -47,6 +49,7 @@ from fntree.runtime.access import (
     new_store_id,
     own_identity,
 )
+from fntree.runtime.compaction import Compaction, compact, remove_older
 from fntree.runtime.durable import (
     atomic_write,
     fsync_dir,
@@ -54,9 +57,9 @@ from fntree.runtime.durable import (
     read_sealed,
     seal,
 )
-from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
+from fntree.runtime.journal import DamagedJournal, Journal, read_records
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
-from fntree.runtime.objects import CLOCK_SLACK, ObjectStore, collect_now, out_of_line_spec
+from fntree.runtime.objects import ObjectStore, out_of_line_spec
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
 from fntree.runtime.root import make_root, no_root_text
@@ -95,6 +98,7 @@ class JobStore:
         self.meta = meta
         self._lock_fd = -1
         self.quiet = 0.0  # when the leader last had no job running (objects.collect_now)
+        self.compaction = Compaction()  # when to compact (fntree/runtime/compaction.py)
 
     @property
     def store_id(self) -> str:
@@ -267,7 +271,10 @@ class JobStore:
                 replay = self._replay_once(self._segments())
             except _Gap as exc:
                 raise JobStoreError(str(exc)) from None
-            self._remove_stale(replay.base)
+            remove_older(self, replay.base)
+            if replay.base:  # the next compaction waits for a segment as long as it
+                self.compaction.saw(self.paths.snapshot(replay.base).stat().st_size,
+                                    len(replay.state.chains))
             return replay
         failure: Exception | None = None
         for attempt in range(READ_TRIES):
@@ -357,41 +364,17 @@ class JobStore:
                                 f"fit the run ({type(exc).__name__}: {exc}); the job "
                                 "store is damaged") from exc
 
-    def _remove_stale(self, base: int) -> None:
-        for entry in os.listdir(self.paths.journal_dir):
-            stem, _, ext = entry.partition(".")
-            number = ext if stem == "snapshot" else stem
-            stale = number.isdigit() and int(number) < base
-            if stale or (entry.startswith(".") and entry.endswith(".tmp")):
-                os.unlink(self.paths.journal_dir / entry)
-
     def open_journal(self, segment: int, good_size: int) -> Journal:
         return Journal.open(self.paths.segment(segment), good_size)
 
     def compact(self, state: RunState, journal: Journal, segment: int) -> tuple[Journal, int]:
-        """Write the live state as a snapshot and continue in a new, empty segment."""
-        journal.commit()
-        nxt = segment + 1
-        state.to_clean, pending = [], state.to_clean
-        try:
-            atomic_write(self.paths.snapshot(nxt),
-                         seal(pickle.dumps(state, pickle.HIGHEST_PROTOCOL)))
-        except OSError as exc:
-            raise write_error(self.paths.snapshot(nxt), exc) from exc
-        finally:
-            state.to_clean = pending
-        crashpoints.point("compact.snapshot")
-        try:
-            new = Journal.open(self.paths.segment(nxt))
-        except OSError as exc:
-            raise write_error(self.paths.segment(nxt), exc) from exc
-        fsync_dir(self.paths.journal_dir)
-        journal.close()
-        crashpoints.point("compact.segment")
-        self._remove_stale(nxt)
-        collect_now(ObjectStore(self.paths.objects), state, None if not state.running
-                    else self.quiet - CLOCK_SLACK)  # values no live job refers to
-        return new, nxt
+        """Write the live state as a snapshot and continue in a new, empty segment
+        (fntree/runtime/compaction.py: when, and the order of writes)."""
+        return compact(self, state, journal, segment)
+
+    def compaction_due(self, journal: Journal, state: RunState) -> bool:
+        """Whether the segment after the newest snapshot has outgrown the live state."""
+        return self.compaction.due(journal.size, len(state.chains))
 
     def sweep_global_temp_dirs(self, live: dict[int, Any]) -> None:
         """Remove global temp dirs whose chain is no longer live."""

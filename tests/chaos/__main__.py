@@ -2,6 +2,7 @@
 
     python -m tests.chaos --leader-kills 1000 --worker-kills 1000 \\
         [--worker-stops K] [--leader-stops L] [--disk-fills D] [--lanes J] [--seed S]
+    python -m tests.chaos --long-tree [--long-kills N] [--long-width W] [--long-leaves L]
 
 Run from the repository's root after `pip install -e '.[test]'`. It runs the
 campaigns of the pytest suite (tests/chaos/harness.py, tests/chaos/disk.py), each
@@ -14,6 +15,11 @@ same time as the others, so a 2-core machine is kept busy while one leader boots
 or waits to be killed. It prints each lane's tally as it ends, then the total
 and the wall time. Exit status 0 when every tree was exact and every check sound,
 1 otherwise (the stores are kept and named).
+
+`--long-tree` runs, alone, the long-tree lane (tests/chaos/long.py): one tree of
+W x L leaves (default 200 x 1000: 200,402 jobs) with values across the inline
+limit, its leader SIGKILLed N times (default 30) at the steps of compactions
+while running and at random instants; it prints its kills by kind.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +39,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from disk import can_mount, disk_campaign  # noqa: E402
 from harness import Tally, leader_lanes, run_lanes, total  # noqa: E402
+from long import long_tree_campaign  # noqa: E402
 from workers import worker_lanes  # noqa: E402
 
 
@@ -52,6 +60,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="lanes each for the leader and the worker kills (default 2)")
     parser.add_argument("--seed", type=int, default=None, metavar="S",
                         help="seed of the campaigns (default: the pytest suite's seeds)")
+    parser.add_argument("--long-tree", action="store_true",
+                        help="run the long-tree lane alone (tests/chaos/long.py)")
+    parser.add_argument("--long-kills", type=int, default=30, metavar="N",
+                        help="leader SIGKILLs in the long tree (default 30)")
+    parser.add_argument("--long-width", type=int, default=200, metavar="W",
+                        help="the long tree's branches (default 200)")
+    parser.add_argument("--long-leaves", type=int, default=1000, metavar="L",
+                        help="leaves of each branch (default 1000)")
     args = parser.parse_args(argv)
     if args.worker_stops is None:
         args.worker_stops = max(5, args.worker_kills // 10)
@@ -76,8 +92,15 @@ def report(tally: Tally, seconds: float) -> str:
             f"waits for processes to go and checks {tally.seconds_checking:.0f} s)")
 
 
+LONG: Counter[str] = Counter()  # the long-tree lane's kills by kind
+
+
 def lanes(args: argparse.Namespace, workdir: Path) -> dict[str, Callable[..., object]]:
     """The lanes to run at once, by name: each a campaign counting into the Tally it is given."""
+    if args.long_tree:
+        return {"long tree": functools.partial(
+            long_tree_campaign, workdir / "long", args.long_kills, args.long_width,
+            args.long_leaves, seed=1992 if args.seed is None else args.seed, counts=LONG)}
     runs = {**leader_lanes(workdir, args.leader_kills, args.lanes, args.seed),
             **worker_lanes(workdir, args.worker_kills, args.worker_stops, args.leader_stops,
                            args.lanes, args.seed)}
@@ -99,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def ended(name: str, tally: Tally) -> None:
         print(f"chaos: {name}: {report(tally, time.monotonic() - start)}", flush=True)
+        if name == "long tree":
+            print(f"chaos: long tree: {', '.join(f'{n} {k}' for k, n in LONG.items())}",
+                  flush=True)
 
     tallies, failures = run_lanes(lanes(args, workdir), ended)
     aimed = sum(t.leader_kills for name, t in tallies.items() if name.startswith("leader"))
