@@ -87,9 +87,13 @@ def run_case(command: list[str], timeout: float) -> dict[str, Any]:
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        return {"error": f"did not finish in {timeout:.0f} s"}
+        os.killpg(process.pid, signal.SIGTERM)  # the case stops its system's own processes
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        return {"error": f"did not finish in {timeout:.0f} s", "timeout": True}
     finally:
         with contextlib.suppress(ProcessLookupError):  # what the case left in its group
             os.killpg(process.pid, signal.SIGKILL)
@@ -161,11 +165,16 @@ def parse_args() -> argparse.Namespace:
                         default=list(common.WORKLOADS))
     parser.add_argument("--n", type=int, default=None,
                         help="one size for every workload chosen (their defaults otherwise)")
+    parser.add_argument("--sizes", nargs="+", default=[], metavar="WORKLOAD=N",
+                        help="sizes for some workloads, e.g. fanout=2000 fib=14")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per case (300)")
     parser.add_argument("--peers-python", default=default_peers_python(),
                         help="the peers' Python ($FNTREE_PEERS_PYTHON, .peers-venv/bin/python)")
     parser.add_argument("--json", type=Path, help="also write every case's result here")
     args = parser.parse_args()
+    args.sizes = dict(item.split("=", 1) for item in args.sizes)
+    if not set(args.sizes) <= set(common.WORKLOADS):
+        parser.error(f"--sizes names workloads of {', '.join(common.WORKLOADS)} only")
     peers = [s for s in args.systems if SYSTEMS[s][2]]
     if peers and not Path(args.peers_python).exists():
         parser.error(f"the peers' Python {args.peers_python} does not exist; install it as "
@@ -178,16 +187,25 @@ def main() -> int:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         s: {w: [] for w in args.workloads} for s in args.systems}
     serials: list[float] = []
-    print(f"load average at start: {os.getloadavg()}", flush=True)
+    sizes = {w: int(args.sizes.get(w) or args.n or common.SIZES[w]) for w in args.workloads}
+    print(f"sizes {sizes}; {args.rounds} rounds; timeout {args.timeout:.0f} s; "
+          f"load average at start: {os.getloadavg()}", flush=True)
     for round_ in range(1, args.rounds + 1):
         if "cpu" in args.workloads:
-            serial = run_case([sys.executable, str(SIDES / "common.py"), "serial",
-                               str(args.n or common.SIZES["cpu"])], args.timeout)
+            tasks = args.sizes.get("cpu") or args.n or common.SIZES["cpu"]
+            serial = run_case([sys.executable, str(SIDES / "common.py"), "serial", str(tasks)],
+                              args.timeout)
             serials.append(serial.get("run", float("nan")))
             print(f"round {round_} serial cpu: {serials[-1]:.2f} s", flush=True)
         for system in args.systems:
             for workload in args.workloads:
-                command = command_for(system, workload, args.n, args.peers_python)
+                earlier = results[system][workload]
+                if earlier and earlier[0].get("timeout"):  # a case that hung hangs again
+                    print(f"round {round_} {system:<16} {workload:<6} not run again: "
+                          f"{earlier[0]['error']} in round 1", flush=True)
+                    continue
+                n = int(args.sizes[workload]) if workload in args.sizes else args.n
+                command = command_for(system, workload, n, args.peers_python)
                 result = run_case(command, args.timeout)
                 results[system][workload].append(result)
                 shown = describe(result, workload, serials[-1] if serials else None)

@@ -3,7 +3,8 @@
 Run with fntree's own Python (the repository's virtual environment), on the local batch
 system with a durable job store in a temp dir: every completion is fsynced to the job
 store's journal before anything acts on it, and a killed run resumes with `fntree restart`.
-`run` is all of `fntree.run` (the job store's creation and the workers' start-up included).
+`run` is from the first job's start (the workers are up) to the value in the caller's hands;
+`startup` is the rest of `fntree.run` before it: the job store's creation, the workers' start.
 
 - fanout: a root returning `total([leaf(i) for i in range(n)])` (children, then a follow-on);
 - chain: `hop(n)` returning `hop(n - 1)`, a tail call, n times;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -72,14 +74,27 @@ def cpu(n: int) -> fntree.Call:
 ROOTS = {"fanout": fanout, "chain": lambda n: hop(n, 0), "fib": fib, "cpu": cpu}
 
 
+@fntree.target
+def begin(workload: str, n: int, stamp: str) -> fntree.Call:
+    """The first job: notes when it started (the workers are up), then the workload."""
+    Path(stamp).write_text(repr(time.time()))
+    return ROOTS[workload](n)
+
+
 def main() -> int:
     args = common.parse(("local",))
     scratch = tempfile.TemporaryDirectory(prefix="vs-peers-fntree-")
+    stamp = Path(scratch.name) / "started"
 
     def run(_: object) -> int:
-        return fntree.run(ROOTS[args.workload](args.n), jobstore=Path(scratch.name) / "store")
+        value: int = fntree.run(begin(args.workload, args.n, str(stamp)),
+                                jobstore=Path(scratch.name) / "store")
+        return value
 
-    return common.measure(args, lambda: None, run, lambda _: scratch.cleanup())
+    def started(_: object) -> float:
+        return float(stamp.read_text())
+
+    return common.measure(args, lambda: None, run, lambda _: scratch.cleanup(), started)
 
 
 if __name__ == "__main__":

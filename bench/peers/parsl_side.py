@@ -102,9 +102,12 @@ def config(mode: str, run_dir: str) -> Config:
 def main() -> int:
     args = common.parse(("threads", "htex"))
     scratch = tempfile.TemporaryDirectory(prefix="vs-peers-parsl-")
-    # HTEX workers import `common` from the spin app: they inherit this path.
+    # HTEX workers import `common` from the spin app: they inherit this path. HTEX starts
+    # `interchange.py` and `process_worker_pool.py` from PATH: the virtual environment's.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])
+    os.environ["PATH"] = os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
     def start() -> Any:
         dfk = parsl.load(config(args.mode, scratch.name))

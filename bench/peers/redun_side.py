@@ -28,6 +28,7 @@ from redun import Scheduler, task
 from redun.config import Config
 
 redun_namespace = "vs_peers"
+DB_URI = "sqlite:///{db}"  # what `redun run` keeps in .redun/redun.db
 
 
 @task()
@@ -84,7 +85,7 @@ def main() -> int:
 
     def start() -> Scheduler:
         db = Path(scratch.name) / "redun.db"
-        scheduler = Scheduler(config=Config({"backend": {"db_uri": f"sqlite:///{db}"}}))
+        scheduler = Scheduler(config=Config({"backend": {"db_uri": DB_URI.format(db=db)}}))
         scheduler.load()
         return scheduler
 
