@@ -63,7 +63,9 @@ def test_failure_shown_with_log_tail_and_debug_command(tmp_path: Path) -> None:
     class Watching(LiveProgress):
         def failed(self, failure: Failure) -> None:
             super().failed(failure)
-            shown.append(_text(self))  # what the next refresh draws
+            # what the next refresh draws, wide enough for the command on one line whatever
+            # the length of the test's temporary path
+            shown.append(_text(self, width=300))
 
     view = Watching(_console())
     with pytest.raises(fntree.WorkflowFailed) as caught:
