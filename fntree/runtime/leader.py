@@ -53,7 +53,6 @@ commit that records the closing (step 5).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
@@ -71,6 +70,7 @@ from fntree.runtime import crashpoints
 from fntree.runtime.cache import Cache, ChainWatch
 from fntree.runtime.events import Events
 from fntree.runtime.failing import FailureHandling
+from fntree.runtime.frontier import LIMIT_MIN, Frontier
 from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
@@ -126,6 +126,7 @@ class Leader(FailureHandling):
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
+        self.frontier = Frontier(max(LIMIT_MIN, 2 * batch.parallelism * MAX_PACKET))
         self.watch = None if cache is None else ChainWatch(cache, store.paths.objects)
 
     # -- the run ----------------------------------------------------------------------
@@ -240,9 +241,11 @@ class Leader(FailureHandling):
             slots = max(1, int(self.batch.parallelism / max(res.cpu, 1e-3)))
             fair = math.ceil(len(queue) / slots)
             while queue and self.batch.can_take(res):
-                size = self._packet_size(queue, fair)
-                tasks = [self._issue(state.chains[cid])
-                         for cid in list(itertools.islice(reversed(queue), size))]
+                taken = self.frontier.take(state, queue, self._packet_size(queue, fair), slots)
+                if not taken:
+                    break  # spawners held back: the live chains are at the frontier's limit
+                tasks = [self._issue(state.chains[cid]) for cid in taken]
+                self._solo.discard(tasks[0].job_id)
                 packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
                 self._packets[packet] = tasks
                 self.events.issued(tasks)
@@ -251,8 +254,7 @@ class Leader(FailureHandling):
         first = self.state.chains[next(reversed(queue))]
         assert first.job is not None
         if first.job.job_id in self._solo:
-            self._solo.discard(first.job.job_id)
-            return 1
+            return 1  # (dropped from `_solo` once issued)
         estimate = self._estimate.get(first.job.name, first.job.res.time)
         size = 8 if estimate is None else int(self.batch.packet_time / max(estimate, 1e-5))
         return max(1, min(size, fair, MAX_PACKET))
@@ -262,6 +264,7 @@ class Leader(FailureHandling):
         assert job is not None
         attempt = chain.attempts + 1
         self._record((R_ISSUE, job.job_id, attempt))
+        self.frontier.issued(job.job_id, job.name)
         return Task(job.job_id, attempt, job.name, job.fn_key, job.args, chain.slot_values(),
                     chain.chain_id, job.res, chain.chain_id not in self._nochain)
 
@@ -314,6 +317,7 @@ class Leader(FailureHandling):
             log.debug("ignoring a stale result for job %s", job_hex(result.job_id))
             return
         name = chain.job.name
+        self.frontier.reported(name, result)
         estimate = self._estimate.get(name)
         wall = result.stats[1]
         self._estimate[name] = wall if estimate is None else 0.8 * estimate + 0.2 * wall

@@ -1,0 +1,111 @@
+"""The frontier: how many live chains the leader lets issuing make.
+
+The leader's memory is its live chains (fntree/runtime/state.py): every job that
+is ready, running or waiting, about 0.8 KB each. Jobs that spawn children make
+more of them: a packet of 256 jobs that spawn 1,000 children each readies
+256,000 chains at once, and a wide tree issued breadth-first holds most of its
+leaves in memory before the first of them runs (`bench/wide.py --width 1000
+--leaves 1000` held 205,000 ready chains, 190 MiB, before this bound).
+
+`Frontier` learns, per target, how many children a completed job spawned
+(`spawns`, a moving mean), and caps how many jobs of a target that spawns are
+issued, so that the live chains plus the children that the spawners in flight
+are expected to make stay within `limit`:
+
+    live chains + expected children in flight + size * spawns <= limit
+
+Over the limit, spawners still go out one per packet while fewer than `slots`
+of them are in flight, so a workflow whose own shape holds more than `limit`
+chains (a root that spawned a million children at once) keeps its parallelism
+and always makes progress; the bound is on what issuing adds, not on the shape.
+Jobs that spawn nothing (leaves, follow-ons that gather) are never held back,
+and with the ready queue taken newest-first (the leader's docstring) they are
+the children of the spawners just done: started subtrees finish first.
+
+State: `spawns` (per target name, as many entries as targets) and `in_flight`
+(job id -> expected children, only for spawners issued and not yet reported;
+entries of jobs lost or failed are pruned when next looked at). Nothing here is
+durable: a new leader learns again from its first completions.
+"""
+
+from __future__ import annotations
+
+from fntree.runtime.records import O_SPAWN, Result
+from fntree.runtime.state import RunState
+
+SPAWNY = 2.0  # mean children per job from which a target's jobs are held back
+UNTRIED = 8  # jobs of targets not yet seen to complete in flight at once (or one per slot)
+LIMIT_MIN = 16_384  # live chains the frontier allows, at the least
+
+
+class Frontier:
+    """Caps the packets of targets that spawn, to keep the live chains within `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spawns: dict[str, float] = {}
+        self.in_flight: dict[int, float] = {}
+        self.untried: dict[int, None] = {}  # jobs in flight of targets not seen to complete
+
+    def take(self, state: RunState, queue: dict[int, None], size: int, slots: int) -> list[int]:
+        """The chain ids of the next packet: up to `size` from the newest end of `queue`,
+        ending before the first spawner that would pass the limit (empty: none for now)."""
+        chains, taken = state.chains, list[int]()
+        room: float | None = None
+        untried: int | None = None
+        for cid in reversed(queue):
+            if len(taken) >= size:
+                break
+            job = chains[cid].job
+            assert job is not None
+            spawns = self.spawns.get(job.name)
+            if spawns is None:  # it may spawn any number: a few at a time until one completes
+                if untried is None:
+                    self._prune(state)
+                    untried = max(UNTRIED, slots) - len(self.untried)
+                if untried <= 0:
+                    break
+                untried -= 1
+            elif spawns >= SPAWNY:
+                if room is None:
+                    room = self._room(state)
+                if room < spawns:
+                    if not taken and len(self.in_flight) < slots:
+                        taken.append(cid)  # over the limit: one spawner per free slot
+                    break
+                room -= spawns
+            taken.append(cid)
+        return taken
+
+    def _room(self, state: RunState) -> float:
+        """Chains that spawners issued now may still make."""
+        self._prune(state)
+        return self.limit - len(state.chains) - sum(self.in_flight.values())
+
+    def issued(self, job_id: int, name: str) -> None:
+        spawns = self.spawns.get(name)
+        if spawns is None:
+            self.untried[job_id] = None
+        elif spawns >= SPAWNY:
+            self.in_flight[job_id] = spawns
+
+    def reported(self, name: str, result: Result) -> None:
+        """A job's result came: learn how many children it spawned."""
+        self.in_flight.pop(result.job_id, None)
+        self.untried.pop(result.job_id, None)
+        if not result.ok or result.outcome is None:
+            return
+        children = len(result.outcome[1]) if result.outcome[0] == O_SPAWN else 0
+        known = self.spawns.get(name)
+        self.spawns[name] = children if known is None else 0.8 * known + 0.2 * children
+
+    def _prune(self, state: RunState) -> None:
+        """Forget spawners that are no longer in flight (lost, failed, requeued)."""
+        for table in (self.in_flight, self.untried):
+            for job_id in [j for j in table if not _running(state, j)]:
+                del table[job_id]
+
+
+def _running(state: RunState, job_id: int) -> bool:
+    chain = state.chain_of_job(job_id)
+    return chain is not None and chain.chain_id in state.running
