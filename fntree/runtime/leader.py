@@ -223,6 +223,7 @@ class Leader(FailureHandling):
             getattr(self.events, kind)(*args)
         if self.journal.size > COMPACT_BYTES and not state.finished:
             self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
+            state.shrink()  # the tables of a frontier that has closed since give memory back
 
     # -- issuing ----------------------------------------------------------------------
     def _dispatch(self) -> None:

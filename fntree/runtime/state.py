@@ -128,6 +128,24 @@ class RunState:
         cid = self.by_job.get(job_id)
         return None if cid is None else self.chains[cid]
 
+    def held(self) -> dict[str, int]:
+        """How many entries each per-job table holds: only live chains and their jobs."""
+        return {"chains": len(self.chains), "by_job": len(self.by_job),
+                "ready": self.ready_count(), "running": len(self.running),
+                "failed": len(self.failed)}
+
+    def shrink(self) -> None:
+        """Rebuild the per-job tables at their present size, in the same order.
+
+        A dict keeps the table of the most entries it ever held until enough new
+        entries refill it; after a wide frontier has closed, this gives that memory back.
+        """
+        self.chains = dict(self.chains)
+        self.by_job = dict(self.by_job)
+        self.running = dict(self.running)
+        self.failed = dict(self.failed)
+        self.ready = {res: dict(queue) for res, queue in self.ready.items() if queue}
+
     # -- transitions -----------------------------------------------------------------
     def _make_ready(self, chain: Chain) -> None:
         assert chain.job is not None
