@@ -5,7 +5,8 @@ is ready, running or waiting, about 0.8 KB each. Jobs that spawn children make
 more of them: a packet of 256 jobs that spawn 1,000 children each readies
 256,000 chains at once, and a wide tree issued breadth-first holds most of its
 leaves in memory before the first of them runs (`bench/wide.py --width 1000
---leaves 1000` held 205,000 ready chains, 190 MiB, before this bound).
+--leaves 1000` held 205,000 ready chains, 190 MiB, a fifth of the way in,
+before this bound).
 
 `Frontier` learns, per target, how many children a completed job spawned
 (`spawns`, a moving mean), and caps how many jobs of a target that spawns are
@@ -14,6 +15,8 @@ are expected to make stay within `limit`:
 
     live chains + expected children in flight + size * spawns <= limit
 
+A target no job of which has completed yet may spawn any number: at most
+`UNTRIED` (or one per slot) of such jobs are in flight until one reports.
 Over the limit, spawners still go out one per packet while fewer than `slots`
 of them are in flight, so a workflow whose own shape holds more than `limit`
 chains (a root that spawned a million children at once) keeps its parallelism

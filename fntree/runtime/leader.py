@@ -24,12 +24,17 @@ worker died runs alone next time, so a failure is charged to the job that caused
 Order: within a resource class, the most recently readied jobs go first (the
 ready queue is taken from its end). A job's children tend to run before its
 siblings' are made, so started subtrees finish first and the live state (the
-chains in memory, the values they hold) stays nearer the frontier of work in
-progress than a breadth-first order keeps it (`bench/wide.py --width 300
---leaves 1000`: leader peak RSS 154 MiB, against 240 MiB oldest-first; a packet
-still takes several siblings at once, so this is a bias, not a bound).
-Parallelism is untouched: every ready job is still issued as soon as a slot is
-free.
+chains in memory, the values they hold) stays near the frontier of work in
+progress. Newest-first alone is a bias, not a bound: a packet of 256 jobs that
+each spawn 1,000 children readies 256,000 chains at once. So the `Frontier`
+(fntree/runtime/frontier.py) learns how many children each target's jobs spawn
+and ends a packet before a spawner that would take the live chains past its
+limit (`max(16,384, 2 x parallelism x MAX_PACKET)`); over it, spawners go out
+one per free slot; a target not yet seen to complete has at most 8 jobs (or one
+per slot) out. Jobs that spawn nothing are never held back, so the slots stay
+busy. What the leader holds, and for how long: docs/memory.md (`bench/wide.py
+--width 1000 --leaves 1000`: 205,000 live chains and 190 MiB a fifth of the way
+in before the frontier; under 20,000 and 50 MiB with it).
 
 Blame: when a worker dies, the batch system says which job it was running
 (`Update.running`, from the worker's job mark). If that job is not one the

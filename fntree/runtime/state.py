@@ -22,6 +22,16 @@ No transition recurses: deps are expanded and closes propagate up the tree with
 loops, so a workflow of any depth (children nested 100,000 deep, deps 10,000
 deep) is applied, replayed and snapshotted alike.
 
+Memory: every entry of `chains`, `by_job`, `ready`, `running` and `failed`
+belongs to a live chain or its next job (`held()` counts them); a chain is
+deleted when it closes, so a completed subtree leaves nothing behind but the
+value it hands its parent (held in the parent's `values` until the parent's
+follow-on completes; values over `objects.INLINE_LIMIT` are 40-byte refs). How
+many chains are live at once is the leader's affair (its frontier). A dict
+keeps the table of the most entries it once held: `shrink()` rebuilds the
+tables at their size now, in the same order (the leader calls it after each
+compaction). Per target, not per job: `done`, `cached`, `fns`, `targets`.
+
 Beside the chains: `fns` (each function key's pickled function), `targets`
 (what each key is: module, qualname, code hash, origin; `TARGETS` records) and
 `done_by_code` (completed jobs by code hash), which a restart compares with
