@@ -33,7 +33,7 @@ durable: a new leader learns again from its first completions.
 
 from __future__ import annotations
 
-from fntree.runtime.records import O_SPAWN, Result
+from fntree.runtime.records import O_SPAWN, Result, Spec
 from fntree.runtime.state import RunState
 
 SPAWNY = 2.0  # mean children per job from which a target's jobs are held back
@@ -42,55 +42,51 @@ LIMIT_MIN = 16_384  # live chains the frontier allows, at the least
 
 
 class Frontier:
-    """Caps the packets of targets that spawn, to keep the live chains within `limit`."""
+    """Caps the packets of targets that spawn, to keep the live chains within `limit`.
+
+    The leader opens each packet (`open`) and asks `admits` for each job it would
+    add, in order, unless the job's target is in `free` (seen to spawn fewer than
+    `SPAWNY` children: one set lookup, the common case).
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.spawns: dict[str, float] = {}
+        self.free: set[str] = set()  # targets whose jobs are never held back
         self.in_flight: dict[int, float] = {}
         self.untried: dict[int, None] = {}  # jobs in flight of targets not seen to complete
+        self._slots = 1
+        self._room: float | None = None  # chains this packet's spawners may still make
+        self._untried_left: int | None = None
 
-    def take(self, state: RunState, queue: dict[int, None], size: int, slots: int) -> list[int]:
-        """The chain ids of the next packet: up to `size` from the newest end of `queue`,
-        ending before the first spawner that would pass the limit (empty: none for now)."""
-        chains, taken = state.chains, list[int]()
-        room: float | None = None
-        untried: int | None = None
-        for cid in reversed(queue):
-            if len(taken) >= size:
-                break
-            job = chains[cid].job
-            assert job is not None
-            spawns = self.spawns.get(job.name)
-            if spawns is None:  # it may spawn any number: a few at a time until one completes
-                if untried is None:
-                    self._prune(state)
-                    untried = max(UNTRIED, slots) - len(self.untried)
-                if untried <= 0:
-                    break
-                untried -= 1
-            elif spawns >= SPAWNY:
-                if room is None:
-                    room = self._room(state)
-                if room < spawns:
-                    if not taken and len(self.in_flight) < slots:
-                        taken.append(cid)  # over the limit: one spawner per free slot
-                    break
-                room -= spawns
-            taken.append(cid)
-        return taken
+    def open(self, slots: int) -> None:
+        """A new packet starts: the room is looked at again when a spawner comes."""
+        self._slots = slots
+        self._room = self._untried_left = None
 
-    def _room(self, state: RunState) -> float:
-        """Chains that spawners issued now may still make."""
-        self._prune(state)
-        return self.limit - len(state.chains) - sum(self.in_flight.values())
-
-    def issued(self, job_id: int, name: str) -> None:
-        spawns = self.spawns.get(name)
-        if spawns is None:
-            self.untried[job_id] = None
-        elif spawns >= SPAWNY:
-            self.in_flight[job_id] = spawns
+    def admits(self, state: RunState, job: Spec, first: bool) -> bool:
+        """Whether `job` (of a target not in `free`) joins the packet; `first`: it would be
+        the packet's first job. False ends the packet."""
+        spawns = self.spawns.get(job.name)
+        if spawns is None:  # it may spawn any number: a few at a time until one completes
+            if self._untried_left is None:
+                self._prune(state)
+                self._untried_left = max(UNTRIED, self._slots) - len(self.untried)
+            if self._untried_left <= 0:
+                return False
+            self._untried_left -= 1
+            self.untried[job.job_id] = None
+            return True
+        if spawns < SPAWNY:
+            return True
+        if self._room is None:
+            self._prune(state)
+            self._room = self.limit - len(state.chains) - sum(self.in_flight.values())
+        if self._room < spawns and not (first and len(self.in_flight) < self._slots):
+            return False  # (over the limit: one spawner per free slot)
+        self._room -= spawns
+        self.in_flight[job.job_id] = spawns
+        return True
 
     def reported(self, name: str, result: Result) -> None:
         """A job's result came: learn how many children it spawned."""
@@ -100,10 +96,14 @@ class Frontier:
             return
         children = len(result.outcome[1]) if result.outcome[0] == O_SPAWN else 0
         known = self.spawns.get(name)
-        self.spawns[name] = children if known is None else 0.8 * known + 0.2 * children
+        spawns = self.spawns[name] = children if known is None else 0.8 * known + 0.2 * children
+        if spawns < SPAWNY:
+            self.free.add(name)
+        else:
+            self.free.discard(name)
 
     def _prune(self, state: RunState) -> None:
-        """Forget spawners that are no longer in flight (lost, failed, requeued)."""
+        """Forget jobs that are no longer in flight (lost, failed, requeued)."""
         for table in (self.in_flight, self.untried):
             for job_id in [j for j in table if not _running(state, j)]:
                 del table[job_id]

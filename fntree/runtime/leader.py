@@ -58,6 +58,7 @@ commit that records the closing (step 5).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -247,14 +248,30 @@ class Leader(FailureHandling):
             slots = max(1, int(self.batch.parallelism / max(res.cpu, 1e-3)))
             fair = math.ceil(len(queue) / slots)
             while queue and self.batch.can_take(res):
-                taken = self.frontier.take(state, queue, self._packet_size(queue, fair), slots)
-                if not taken:
+                tasks = self._packet(queue, fair, slots)
+                if not tasks:
                     break  # spawners held back: the live chains are at the frontier's limit
-                tasks = [self._issue(state.chains[cid]) for cid in taken]
-                self._solo.discard(tasks[0].job_id)
                 packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
                 self._packets[packet] = tasks
                 self.events.issued(tasks)
+
+    def _packet(self, queue: dict[int, None], fair: int, slots: int) -> list[Task]:
+        """Issue the next packet: from the queue's newest end, up to its size, ending before
+        a job the frontier holds back."""
+        chains, frontier = self.state.chains, self.frontier
+        free = frontier.free
+        frontier.open(slots)
+        tasks: list[Task] = []
+        for cid in list(itertools.islice(reversed(queue), self._packet_size(queue, fair))):
+            chain = chains[cid]
+            job = chain.job
+            assert job is not None
+            if job.name not in free and not frontier.admits(self.state, job, not tasks):
+                break
+            tasks.append(self._issue(chain))
+        if tasks:
+            self._solo.discard(tasks[0].job_id)
+        return tasks
 
     def _packet_size(self, queue: dict[int, None], fair: int) -> int:
         first = self.state.chains[next(reversed(queue))]
@@ -270,7 +287,6 @@ class Leader(FailureHandling):
         assert job is not None
         attempt = chain.attempts + 1
         self._record((R_ISSUE, job.job_id, attempt))
-        self.frontier.issued(job.job_id, job.name)
         return Task(job.job_id, attempt, job.name, job.fn_key, job.args, chain.slot_values(),
                     chain.chain_id, job.res, chain.chain_id not in self._nochain)
 
