@@ -16,7 +16,8 @@ are expected to make stay within `limit`:
     live chains + expected children in flight + size * spawns <= limit
 
 A target no job of which has completed yet may spawn any number: at most
-`UNTRIED` (or one per slot) of such jobs are in flight until one reports.
+`UNTRIED` such jobs per slot (a first packet each) are in flight until one
+reports, so the first round fills every slot as it did before.
 Over the limit, spawners still go out one per packet while fewer than `slots`
 of them are in flight, so a workflow whose own shape holds more than `limit`
 chains (a root that spawned a million children at once) keeps its parallelism
@@ -37,7 +38,7 @@ from fntree.runtime.records import O_SPAWN, Result, Spec
 from fntree.runtime.state import RunState
 
 SPAWNY = 2.0  # mean children per job from which a target's jobs are held back
-UNTRIED = 8  # jobs of targets not yet seen to complete in flight at once (or one per slot)
+UNTRIED = 8  # jobs per slot in flight of targets not yet seen to complete (a first packet)
 LIMIT_MIN = 16_384  # live chains the frontier allows, at the least
 
 
@@ -71,7 +72,7 @@ class Frontier:
         if spawns is None:  # it may spawn any number: a few at a time until one completes
             if self._untried_left is None:
                 self._prune(state)
-                self._untried_left = max(UNTRIED, self._slots) - len(self.untried)
+                self._untried_left = UNTRIED * self._slots - len(self.untried)
             if self._untried_left <= 0:
                 return False
             self._untried_left -= 1

@@ -30,8 +30,8 @@ each spawn 1,000 children readies 256,000 chains at once. So the `Frontier`
 (fntree/runtime/frontier.py) learns how many children each target's jobs spawn
 and ends a packet before a spawner that would take the live chains past its
 limit (`max(16,384, 2 x parallelism x MAX_PACKET)`); over it, spawners go out
-one per free slot; a target not yet seen to complete has at most 8 jobs (or one
-per slot) out. Jobs that spawn nothing are never held back, so the slots stay
+one per free slot; a target not yet seen to complete has at most 8 jobs per
+slot out. Jobs that spawn nothing are never held back, so the slots stay
 busy. What the leader holds, and for how long: docs/memory.md (`bench/wide.py
 --width 1000 --leaves 1000`: 205,000 live chains and 190 MiB a fifth of the way
 in before the frontier; under 20,000 and 50 MiB with it).
