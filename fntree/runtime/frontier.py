@@ -26,9 +26,10 @@ Jobs that spawn nothing (leaves, follow-ons that gather) are never held back,
 and with the ready queue taken newest-first (the leader's docstring) they are
 the children of the spawners just done: started subtrees finish first.
 
-State: `spawns` (per target name, as many entries as targets) and `in_flight`
-(job id -> expected children, only for spawners issued and not yet reported;
-entries of jobs lost or failed are pruned when next looked at). Nothing here is
+State: `spawns` and `free` (per target name: as many entries as targets),
+`in_flight` (job id -> expected children, for spawners issued and not yet
+reported) and `untried` (jobs issued of targets not yet seen to complete);
+entries of jobs lost or failed are pruned when next looked at. Nothing here is
 durable: a new leader learns again from its first completions.
 """
 
