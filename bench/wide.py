@@ -5,11 +5,13 @@ Prints the wall time from the root's start to its value, jobs/s, the leader's
 peak RSS (the leader runs in this process: `ru_maxrss`, and its RSS sampled every
 `--every` seconds, with the time of the peak), the job store's largest size seen
 while running (sampled likewise) and its size and number of files after the run
-(kept in a temp dir, then removed). `--repeat K` prints medians.
+(kept in a temp dir under `--dir`, then removed). `--repeat K` prints medians;
+`--report S` prints, every S seconds while it runs, the jobs done, the rate over
+the last S seconds, the leader's RSS and the job store's size (for long runs).
 
     python bench/wide.py --width 100 --leaves 1000
     python bench/wide.py --width 1000 --leaves 1000 --repeat 3
-    python bench/wide.py --width 10000 --leaves 1000
+    python bench/wide.py --width 10000 --leaves 1000 --dir /big/disk --report 60
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import time
 from pathlib import Path
 
 import fntree
+from fntree.runtime.events import Observer
 
 
 @fntree.target
@@ -68,33 +71,59 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-class Sampler(threading.Thread):
-    """Samples the leader's RSS and the job store's size every `every` seconds."""
+class Completions(Observer):
+    """Counts the jobs completed (the leader calls it on its own thread)."""
 
-    def __init__(self, jobstore: Path, every: float) -> None:
+    def __init__(self) -> None:
+        self.done = 0
+
+    def completed(self, name: str, result: object) -> None:
+        self.done += 1
+
+
+class Sampler(threading.Thread):
+    """Samples the leader's RSS and the job store's size every `every` seconds; prints
+    them with the jobs done every `report` seconds (0: never)."""
+
+    def __init__(self, jobstore: Path, every: float, report: float,
+                 completions: Completions) -> None:
         super().__init__(daemon=True)
-        self.jobstore, self.every = jobstore, every
+        self.jobstore, self.every, self.report = jobstore, every, report
+        self.completions = completions
         self.begun = time.monotonic()
         self.rss = self.store = 0
         self.rss_at = 0.0
         self.halt = threading.Event()
 
     def run(self) -> None:
+        last, last_done = self.begun, 0
         while not self.halt.wait(self.every):
             rss = rss_bytes()
             if rss > self.rss:
                 self.rss, self.rss_at = rss, time.monotonic() - self.begun
-            if self.jobstore.exists():
-                self.store = max(self.store, disk_usage(self.jobstore)[0])
+            size = disk_usage(self.jobstore)[0] if self.jobstore.exists() else 0
+            self.store = max(self.store, size)
+            now = time.monotonic()
+            if self.report and now - last >= self.report:
+                done = self.completions.done
+                print(f"  {now - self.begun:7.0f} s: {done:,} jobs done, "
+                      f"{(done - last_done) / (now - last):,.0f} jobs/s; leader RSS "
+                      f"{rss / 2**20:,.0f} MiB (peak {self.rss / 2**20:,.0f}); job store "
+                      f"{size / 2**20:,.1f} MiB (most {self.store / 2**20:,.1f}); load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
+                last, last_done = now, done
 
 
-def once(width: int, leaves: int, every: float) -> dict[str, float]:
-    with tempfile.TemporaryDirectory(prefix="fntree-bench-") as scratch:
+def once(width: int, leaves: int, every: float, report: float,
+         where: str | None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="fntree-bench-", dir=where) as scratch:
         jobstore = Path(scratch) / "jobstore"
-        sampler = Sampler(jobstore, every)
+        completions = Completions()
+        sampler = Sampler(jobstore, every, report, completions)
         sampler.start()
         called = time.time()
-        value, started = fntree.run(root(width, leaves), jobstore=jobstore)
+        value, started = fntree.run(root(width, leaves), jobstore=jobstore,
+                                    observers=[completions])
         now = time.time()
         sampler.halt.set()
         sampler.join()
@@ -111,12 +140,15 @@ def main() -> int:
     parser.add_argument("--leaves", type=int, default=1000, help="children of each (1000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs, medians printed (1)")
     parser.add_argument("--every", type=float, default=0.5, help="sampling interval (0.5 s)")
+    parser.add_argument("--report", type=float, default=0.0,
+                        help="print the progress every this many seconds (0: never)")
+    parser.add_argument("--dir", default=None, help="where the job store goes (a temp dir)")
     args = parser.parse_args()
     jobs = 1 + args.width * (args.leaves + 2) + 1
     print(f"wide {args.width} x {args.leaves} ({jobs:,} jobs)", flush=True)
     runs = []
     for _ in range(args.repeat):
-        run = once(args.width, args.leaves, args.every)
+        run = once(args.width, args.leaves, args.every, args.report, args.dir)
         runs.append(run)
         print(f"fntree: {run['wall']:.2f} s root start to value, {jobs / run['wall']:,.0f} jobs/s; "
               f"leader RSS sampled peak {run['rss'] / 2**20:,.0f} MiB at {run['rss_at']:.0f} s "

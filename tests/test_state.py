@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 
 import pytest
 
@@ -617,3 +618,36 @@ def test_a_done_record_marked_cached_is_counted_as_cached():
     restored = RunState.__new__(RunState)
     restored.__setstate__(saved)
     assert restored.cached == {} and restored.done["leaf"] == 2
+
+
+def test_closed_subtrees_leave_no_entries():
+    """Each subtree that closes leaves no entry behind: the state holds only live chains."""
+    fans, leaves = 100, 50
+    state = run(root(), done_spawn(1, [spec(f) for f in range(2, 2 + fans)],
+                                   spec(999, slots=tuple(range(fans)))))
+    for n, fan in enumerate(range(2, 2 + fans), 1):
+        follow = spec(fan * 1000 + 999, slots=tuple(range(leaves)))
+        apply(state, (R_ISSUE, fan, 1))
+        apply(state, done_spawn(fan, [spec(fan * 1000 + k) for k in range(leaves)], follow))
+        for k in range(leaves):
+            apply(state, done_value(fan * 1000 + k, b"1"))
+        apply(state, done_value(follow.job_id, b"50"))
+        live = 1 + fans - n  # the root's chain (its follow-on ready at the end), fans to run
+        assert state.held() == {"chains": live, "by_job": live, "ready": fans - n + (n == fans),
+                                "running": 0, "failed": 0}
+    check_invariants(state)
+    assert state.chains[1].slot_values() == (b"50",) * fans  # held for the root's follow-on
+
+
+def test_shrink_gives_back_the_tables_of_a_closed_frontier():
+    """After a wide frontier closes, `shrink` rebuilds the tables at their present size."""
+    state = run(root())  # (the invariants are checked at the end: each check is O(n^2))
+    apply(state, done_spawn(1, [spec(k) for k in range(2, 20_002)], spec(999_999, slots=())))
+    for k in range(2, 20_002):
+        apply(state, done_value(k, b"v"))
+    wide = sys.getsizeof(state.chains)
+    order = list(state.ready[RES])
+    state.shrink()
+    assert sys.getsizeof(state.chains) < wide / 100
+    assert list(state.ready[RES]) == order
+    check_invariants(state)

@@ -229,3 +229,9 @@ def address_space(seconds: float) -> int:
     time.sleep(seconds)
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+
+
+@fntree.target
+def wide(width: int, leaves: int) -> fntree.Call:
+    """`width` fans of `leaves` leaves each, and the total of their totals."""
+    return total([fan(leaves) for _ in range(width)])

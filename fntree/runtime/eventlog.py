@@ -42,6 +42,7 @@ import gzip
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
@@ -132,10 +133,10 @@ class EventLog(Observer):
         readers then see twice: this is a record for people, not the journal.
         """
         try:
-            data = self.path.read_bytes()
-            with open(open_private(self.archive, os.O_WRONLY | os.O_APPEND), "ab") as raw, \
+            with open(self.path, "rb") as log_file, \
+                    open(open_private(self.archive, os.O_WRONLY | os.O_APPEND), "ab") as raw, \
                     gzip.GzipFile(fileobj=raw, mode="ab", compresslevel=6) as f:
-                f.write(data)
+                shutil.copyfileobj(log_file, f, ARCHIVE_CHUNK)  # never the whole log in memory
             self.path.unlink()
         except OSError as exc:
             log.warning("cannot archive the event log %s (%s); it stays as it is", self.path,

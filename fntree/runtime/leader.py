@@ -24,12 +24,17 @@ worker died runs alone next time, so a failure is charged to the job that caused
 Order: within a resource class, the most recently readied jobs go first (the
 ready queue is taken from its end). A job's children tend to run before its
 siblings' are made, so started subtrees finish first and the live state (the
-chains in memory, the values they hold) stays nearer the frontier of work in
-progress than a breadth-first order keeps it (`bench/wide.py --width 300
---leaves 1000`: leader peak RSS 154 MiB, against 240 MiB oldest-first; a packet
-still takes several siblings at once, so this is a bias, not a bound).
-Parallelism is untouched: every ready job is still issued as soon as a slot is
-free.
+chains in memory, the values they hold) stays near the frontier of work in
+progress. Newest-first alone is a bias, not a bound: a packet of 256 jobs that
+each spawn 1,000 children readies 256,000 chains at once. So the `Frontier`
+(fntree/runtime/frontier.py) learns how many children each target's jobs spawn
+and ends a packet before a spawner that would take the live chains past its
+limit (`max(16,384, 2 x parallelism x MAX_PACKET)`); over it, spawners go out
+one per free slot; a target not yet seen to complete has at most 8 jobs per
+slot out. Jobs that spawn nothing are never held back, so the slots stay
+busy. What the leader holds, and for how long: docs/memory.md (`bench/wide.py
+--width 1000 --leaves 1000`: 205,000 live chains and 190 MiB a fifth of the way
+in before the frontier; with it, the limit and 45 MiB sampled, ru_maxrss 51 MiB).
 
 Blame: when a worker dies, the batch system says which job it was running
 (`Update.running`, from the worker's job mark). If that job is not one the
@@ -71,6 +76,7 @@ from fntree.runtime import crashpoints
 from fntree.runtime.cache import Cache, ChainWatch
 from fntree.runtime.events import Events
 from fntree.runtime.failing import FailureHandling
+from fntree.runtime.frontier import LIMIT_MIN, Frontier
 from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
@@ -124,6 +130,7 @@ class Leader(FailureHandling):
         self._after: list[tuple[Any, ...]] = []
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
+        self.frontier = Frontier(max(LIMIT_MIN, 2 * batch.parallelism * MAX_PACKET))
         self.watch = None if cache is None else ChainWatch(cache, store.paths.objects)
 
     # -- the run ----------------------------------------------------------------------
@@ -220,6 +227,7 @@ class Leader(FailureHandling):
             getattr(self.events, kind)(*args)
         if self.store.compaction_due(self.journal, state) and not state.finished:
             self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
+            state.shrink()  # the tables of a frontier that has closed since give memory back
 
     # -- issuing ----------------------------------------------------------------------
     def _dispatch(self) -> None:
@@ -238,19 +246,36 @@ class Leader(FailureHandling):
             slots = max(1, int(self.batch.parallelism / max(res.cpu, 1e-3)))
             fair = math.ceil(len(queue) / slots)
             while queue and self.batch.can_take(res):
-                size = self._packet_size(queue, fair)
-                tasks = [self._issue(state.chains[cid])
-                         for cid in list(itertools.islice(reversed(queue), size))]
+                tasks = self._packet(queue, fair, slots)
+                if not tasks:
+                    break  # spawners held back: the live chains are at the frontier's limit
                 packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
                 self._packets[packet] = tasks
                 self.events.issued(tasks)
+
+    def _packet(self, queue: dict[int, None], fair: int, slots: int) -> list[Task]:
+        """Issue the next packet: from the queue's newest end, up to its size, ending before
+        a job the frontier holds back."""
+        chains, frontier = self.state.chains, self.frontier
+        free = frontier.free
+        frontier.open(slots)
+        tasks: list[Task] = []
+        for cid in list(itertools.islice(reversed(queue), self._packet_size(queue, fair))):
+            chain = chains[cid]
+            job = chain.job
+            assert job is not None
+            if job.name not in free and not frontier.admits(self.state, job, not tasks):
+                break
+            tasks.append(self._issue(chain))
+        if tasks:
+            self._solo.discard(tasks[0].job_id)
+        return tasks
 
     def _packet_size(self, queue: dict[int, None], fair: int) -> int:
         first = self.state.chains[next(reversed(queue))]
         assert first.job is not None
         if first.job.job_id in self._solo:
-            self._solo.discard(first.job.job_id)
-            return 1
+            return 1  # (dropped from `_solo` once issued)
         estimate = self._estimate.get(first.job.name, first.job.res.time)
         size = 8 if estimate is None else int(self.batch.packet_time / max(estimate, 1e-5))
         return max(1, min(size, fair, MAX_PACKET))
@@ -312,6 +337,7 @@ class Leader(FailureHandling):
             log.debug("ignoring a stale result for job %s", job_hex(result.job_id))
             return
         name = chain.job.name
+        self.frontier.reported(name, result)
         estimate = self._estimate.get(name)
         wall = result.stats[1]
         self._estimate[name] = wall if estimate is None else 0.8 * estimate + 0.2 * wall

@@ -22,6 +22,16 @@ No transition recurses: deps are expanded and closes propagate up the tree with
 loops, so a workflow of any depth (children nested 100,000 deep, deps 10,000
 deep) is applied, replayed and snapshotted alike.
 
+Memory: every entry of `chains`, `by_job`, `ready`, `running` and `failed`
+belongs to a live chain or its next job (`held()` counts them); a chain is
+deleted when it closes, so a completed subtree leaves nothing behind but the
+value it hands its parent (held in the parent's `values` until the parent's
+follow-on completes; values over `objects.INLINE_LIMIT` are 40-byte refs). How
+many chains are live at once is the leader's affair (its frontier). A dict
+keeps the table of the most entries it once held: `shrink()` rebuilds the
+tables at their size now, in the same order (the leader calls it after each
+compaction). Per target, not per job: `done`, `cached`, `fns`, `targets`.
+
 Beside the chains: `fns` (each function key's pickled function), `targets`
 (what each key is: module, qualname, code hash, origin; `TARGETS` records) and
 `done_by_code` (completed jobs by code hash), which a restart compares with
@@ -127,6 +137,24 @@ class RunState:
     def chain_of_job(self, job_id: int) -> Chain | None:
         cid = self.by_job.get(job_id)
         return None if cid is None else self.chains[cid]
+
+    def held(self) -> dict[str, int]:
+        """How many entries each per-job table holds: only live chains and their jobs."""
+        return {"chains": len(self.chains), "by_job": len(self.by_job),
+                "ready": self.ready_count(), "running": len(self.running),
+                "failed": len(self.failed)}
+
+    def shrink(self) -> None:
+        """Rebuild the per-job tables at their present size, in the same order.
+
+        A dict keeps the table of the most entries it ever held until enough new
+        entries refill it; after a wide frontier has closed, this gives that memory back.
+        """
+        self.chains = dict(self.chains)
+        self.by_job = dict(self.by_job)
+        self.running = dict(self.running)
+        self.failed = dict(self.failed)
+        self.ready = {res: dict(queue) for res, queue in self.ready.items() if queue}
 
     # -- transitions -----------------------------------------------------------------
     def _make_ready(self, chain: Chain) -> None:
