@@ -96,7 +96,7 @@ def test_clean_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     """A finished run's store, events and logs included, is removed."""
     store = tmp_path / "store"
     assert fntree.run(ux.spread(2), jobstore=store) == 1
-    assert (store / "events.log.gz").is_file()
+    assert (store / "events.1.log.gz").is_file()
     code, _, _ = cli("clean", str(store), capsys=capsys)
     assert code == 0 and not store.exists()
 

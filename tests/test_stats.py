@@ -44,7 +44,8 @@ def test_event_log_of_a_run_and_its_restart(tmp_path: Path) -> None:
     assert sum(e["ev"] == "message" for e in events) == 3
     issued = [e for e in events if e["ev"] == "issued"]
     assert {e["job"] for e in issued} >= {e["job"] for e in done if not e["chained"]}
-    text = gzip.decompress(paths.event_archive().read_bytes()).decode()
+    assert [p.name for p in paths.event_parts()] == ["events.1.log.gz"]  # one finished leader
+    text = gzip.decompress(paths.event_parts()[0].read_bytes()).decode()
     assert '"ev": "do\n' in text  # the torn line is kept, alone on its line
 
 
@@ -117,11 +118,11 @@ def test_lanes_are_packed_as_tightly_as_the_overlaps_allow() -> None:
 
 
 def test_completed_runs_events_are_archived_compressed(tmp_path: Path) -> None:
-    """A completed run's events move to events.log.gz, and are still read from there."""
+    """A completed run's events move to a compressed part, and are still read from there."""
     store = tmp_path / "store"
     fntree.run(ux.spread(3), jobstore=store)
     assert not (store / "events.log").exists()
-    assert (store / "events.log.gz").stat().st_size > 0
+    assert (store / "events.1.log.gz").stat().st_size > 0
     kinds = [e["ev"] for e in read_events(StorePaths(store))]
     assert kinds[0] == "leader" and kinds[-1] == "finished" and "done" in kinds
 
@@ -129,10 +130,10 @@ def test_completed_runs_events_are_archived_compressed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["cut", "garbage"])
 def test_stats_on_a_cut_archive_reads_what_it_can_and_says_so(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str) -> None:
-    """A torn or damaged events.log.gz is read up to the damage; stats says it is cut."""
+    """A torn or damaged part is read up to the damage; stats says it is cut."""
     store = tmp_path / "store"
     fntree.run(ux.spread(3), jobstore=store)
-    archive = store / "events.log.gz"
+    archive = store / "events.1.log.gz"
     data = archive.read_bytes()
     if damage == "cut":
         archive.write_bytes(data[: len(data) * 2 // 3])
@@ -141,7 +142,7 @@ def test_stats_on_a_cut_archive_reads_what_it_can_and_says_so(
     cut: list[str] = []
     events = list(read_events(StorePaths(store), cut))
     assert events and events[0]["ev"] == "leader"
-    assert len(cut) == 1 and "events.log.gz is cut short" in cut[0]
+    assert len(cut) == 1 and "events.1.log.gz is cut short" in cut[0]
     code, out, err = cli("stats", str(store), capsys=capsys)
     assert code == 0 and "job store" in out
     assert "is cut short" in err

@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 from fntree.errors import JobStoreError
 from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
+from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.records import ObjectRef, job_hex
 from fntree.runtime.state import FAILED, READY, RUNNING, WAITING, RunState
 from fntree.runtime.store import JobStore
@@ -62,7 +63,8 @@ def check(path: str | os.PathLike[str]) -> list[Finding]:
 def _layout(store: JobStore) -> list[Finding]:
     found = []
     for entry in sorted(os.listdir(store.paths.root)):
-        if entry not in _TOP_LEVEL and not entry.startswith("."):
+        if entry not in _TOP_LEVEL and not entry.startswith(".") \
+                and not EVENT_PART.fullmatch(entry):
             found.append(Finding(ERROR, f"unexpected file {entry!r} in the job store"))
     lock = store.paths.lock
     if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):

@@ -29,10 +29,16 @@ The writer yields the GIL every few hundred events, so that a leader coming
 back from a system call does not wait out the interpreter's switch interval.
 Nothing is fsynced, so a leader killed outright loses at most the last moments;
 the next leader starts on a fresh line, and `read_events` skips a torn one.
-The archive (`events.log.gz`, one gzip member per leader that finished) is read
-member by member; a member cut short or damaged (a leader killed while
-compressing into it) is read up to the damage, and `read_events` says the
-archive is cut instead of failing.
+
+The log stays bounded while a run goes on: when it grows past `PART_BYTES`, and
+when its leader finishes, the writer thread compresses it (about 8x) into the
+next part of the archive, `events.<n>.log.gz`, and starts it afresh. A part is
+written under a temporary name and renamed whole, so a part is never cut; a
+leader killed between the rename and the removal of the log leaves its events
+in both, which readers then see twice (a record for people, not the journal).
+Readers take the archive of older fntree versions (`events.log.gz`, one gzip
+member per leader, read up to a member cut short or damaged, and `read_events`
+says so instead of failing), the parts in order, then the log.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ FORMAT = 1
 FLUSH_EVERY = 0.5  # seconds between writes of the queued events
 YIELD_EVERY = 256  # events the writer formats before it lets other threads run
 ARCHIVE_CHUNK = 1 << 16  # compressed bytes inflated at a time when reading the archive
+PART_BYTES = 64 << 20  # the event log is archived into a part when it grows past this
 _CACHED = ',"cached":true'
 
 
@@ -71,8 +78,8 @@ class EventLog(Observer):
     """Appends a run's events to its job store's event log."""
 
     def __init__(self, paths: StorePaths) -> None:
+        self.paths = paths
         self.path = paths.event_log()
-        self.archive = paths.event_archive()
         self._queue: deque[tuple[Any, ...]] = deque()
         self._names: dict[str, str] = {}
         self._file: TextIO | None = None
@@ -127,18 +134,27 @@ class EventLog(Observer):
             self._archive()
 
     def _archive(self) -> None:
-        """Move the events of a completed run into the compressed archive (about 8x smaller).
+        """Move the event log into the next part of the archive (about 8x smaller).
 
-        A crash between the append and the removal leaves events in both, which
+        The part is written whole under a temporary name, then renamed; a crash
+        between the rename and the log's removal leaves events in both, which
         readers then see twice: this is a record for people, not the journal.
         """
+        if not os.path.exists(self.path):
+            return  # archived when it grew past PART_BYTES, and nothing written since
+        parts = self.paths.event_parts()
+        part = self.paths.event_part(int(parts[-1].name.split(".")[1]) + 1 if parts else 1)
+        temp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
         try:
             with open(self.path, "rb") as log_file, \
-                    open(open_private(self.archive, os.O_WRONLY | os.O_APPEND), "ab") as raw, \
-                    gzip.GzipFile(fileobj=raw, mode="ab", compresslevel=6) as f:
+                    open(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as raw, \
+                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as f:
                 shutil.copyfileobj(log_file, f, ARCHIVE_CHUNK)  # never the whole log in memory
+            os.rename(temp, part)
             self.path.unlink()
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                temp.unlink()
             log.warning("cannot archive the event log %s (%s); it stays as it is", self.path,
                         exc)
 
@@ -166,6 +182,10 @@ class EventLog(Observer):
                 self._file = self._open()
             self._file.write("".join(lines))
             self._file.flush()
+            if self._file.tell() >= PART_BYTES:  # bounded while the run goes on
+                self._file.close()
+                self._file = None
+                self._archive()
         except OSError as exc:
             self._broken = True
             log.warning("cannot write the event log %s (%s); the run goes on, but `fntree "
@@ -251,7 +271,9 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
     cut short (a leader killed while compressing into it) is read up to the cut,
     and a sentence saying so is appended to `cut`.
     """
-    yield from _parse(_archive_lines(paths.event_archive(), [] if cut is None else cut))
+    cut = [] if cut is None else cut
+    for archive in (paths.event_archive(), *paths.event_parts()):
+        yield from _parse(_archive_lines(archive, cut))
     try:
         with open(paths.event_log(), encoding="utf-8", errors="replace") as f:
             yield from _parse(f)

@@ -9,12 +9,16 @@ below it must be a real directory of ours that no one else can write
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from fntree.runtime.durable import check_shared_dir, make_private_dir
 from fntree.runtime.records import job_hex
+
+EVENT_PART = re.compile(r"events\.([1-9][0-9]*)\.log\.gz")  # StorePaths.event_part's names
 
 
 class StorePaths:
@@ -58,8 +62,23 @@ class StorePaths:
         return self.root / "events.log"
 
     def event_archive(self) -> Path:
-        """Earlier leaders' events, gzip-compressed, one member per leader that finished."""
+        """Events archived by fntree before parts: gzip members, one per leader that finished."""
         return self.root / "events.log.gz"
+
+    def event_part(self, number: int) -> Path:
+        """Part `number` of the archived events: the event log as it was when it grew past
+        its bound or its leader finished, gzip-compressed (fntree/runtime/eventlog.py)."""
+        return self.root / f"events.{number}.log.gz"
+
+    def event_parts(self) -> list[Path]:
+        """The archived event log's parts, oldest first."""
+        numbers = []
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.listdir(self.root):
+                match = EVENT_PART.fullmatch(entry)
+                if match:
+                    numbers.append(int(match[1]))
+        return [self.event_part(n) for n in sorted(numbers)]
 
     @staticmethod
     def local_base(store_id: str) -> Path:

@@ -90,8 +90,9 @@ def _ran(paths: StorePaths) -> str | None:
     with contextlib.suppress(OSError), open(paths.event_log(), "rb") as f:
         if b'"ev":"issued"' in f.read(_HEAD):
             return f"{paths.event_log().name} records issued jobs"
-    if os.path.lexists(paths.event_archive()):
-        return f"{paths.event_archive().name} records earlier leaders"
+    for archive in (paths.event_archive(), *paths.event_parts()):
+        if os.path.lexists(archive):
+            return f"{archive.name} records earlier events"
     with contextlib.suppress(OSError):
         if any(True for _ in os.scandir(paths.objects)):
             return "objects/ holds values"
