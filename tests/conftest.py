@@ -1,10 +1,9 @@
 """Shared fixtures: a fresh job store path per test; the example batch system plug-in.
 
-The README's test command runs the suite in two processes (pytest-xdist's `-n 2`, with
-`--dist loadgroup` from pyproject's addopts): the tests of the real clusters share one
-Slurm and one Grid Engine, and some take a node down, so they run one after another in one
-process (`pytest_collection_modifyitems` puts them in one group); the rest are spread over
-both. Without `-n`, everything runs in this process.
+The README's test command runs the suite in two processes (pytest-xdist's `-n 2`): the
+tests of the real clusters share one Slurm and one Grid Engine, and some take a node down,
+so they run one after another in one process (`pytest_xdist_make_scheduler` makes them one
+unit of work); the rest are spread over both. Without `-n`, everything runs in this process.
 """
 
 from __future__ import annotations
@@ -23,11 +22,25 @@ EXAMPLE_PLUGIN = Path(__file__).resolve().parent.parent / "examples" / "plugin_s
 CLUSTER_WORDS = ("slurm", "gridengine", "sge", "conformance")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The cluster tests form one xdist group: one process runs them in order."""
-    for item in items:
-        if any(word in item.nodeid.lower() for word in CLUSTER_WORDS):
-            item.add_marker(pytest.mark.xdist_group("clusters"))
+def _scope(nodeid: str) -> str:
+    """The xdist work unit of a test: the cluster tests share one; every other test is alone."""
+    return "clusters" if any(word in nodeid.lower() for word in CLUSTER_WORDS) else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `-n`: xdist's scope scheduling, one unit holding the cluster tests in order.
+
+    (Not `xdist_group` markers: pytest 9.2 ignores the nodeid suffix through which
+    pytest-xdist 3.8 groups them, so marked tests were spread over both processes.)
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    return ClusterScheduling(config, log)
 
 
 CHAOS_TALLY: Counter[str] = Counter()  # tests/chaos: the xdist workers' tallies, summed

@@ -298,8 +298,9 @@ def test_time_limit_killed_by_slurm_and_retried_with_more(
     """A job past its --time ends TIMEOUT in Slurm, and its retry gets twice the time."""
     leader, where = overtime_run
     assert leader.wait(timeout=240) == 0, (where / "stderr").read_text()
-    assert (where / "value").read_text() == "(2, 60.0)"
-    assert "TIMEOUT) (retrying with 60s of time)" in (where / "stderr").read_text()
+    stderr = (where / "stderr").read_text()  # says why the first attempt ended
+    assert (where / "value").read_text() == "(2, 60.0)", stderr
+    assert "TIMEOUT) (retrying with 60s of time)" in stderr
     log = next((where / "jobstore" / "logs").rglob("*.log")).read_text()
     assert "DUE TO TIME LIMIT" in log and "sleeping past my time" in log
     states = _sacct(_job_ids(where / "jobstore"))
