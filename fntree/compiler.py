@@ -65,7 +65,7 @@ def _lower(job_id: int, returned: Any) -> tuple[tuple[Any, ...], Fns, set[int]]:
         raise CompileError(f"the target returned the target `{returned.name}` itself, not a "
                            f"call of it; write `return {returned.name}(...)`")
     else:
-        data, promises = codec.dumps(returned, Call)
+        data, promises = codec.dumps(returned, Call, split=True)
         if not promises:
             return (O_VALUE, data), {}, set()
         spawn = Spawn((), Call(build_value, (returned,), {}, build_value.resources))

@@ -202,7 +202,7 @@ class Call:
         self.target = target
         self.resources = resources
         try:
-            self.args, self.deps = codec.dumps((args, kwargs), Call)
+            self.args, self.deps = codec.dumps((args, kwargs), Call, split=True)
         except SerializationError:
             raise _explain(target, args, kwargs) from None
         frame = sys._getframe(1)

@@ -55,10 +55,16 @@ from fntree.errors import FntreeError, JobStoreError
 from fntree.private import make_private_dir
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import fsync_dir
+from fntree.runtime.pickled import (
+    Loaded,
+    Pickled,
+    read_parts,
+)
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected, ObjectRef, Spec
 
-__all__ = ["INLINE_LIMIT", "DamagedObject", "ObjectRef", "ObjectStore", "ObjectWriteError",
-           "collect_now", "live_digests", "out_of_line", "out_of_line_spec", "refs_in"]
+__all__ = ["INLINE_LIMIT", "DamagedObject", "Loaded", "ObjectRef", "ObjectStore",
+           "ObjectWriteError", "collect_now", "live_digests", "out_of_line", "out_of_line_spec",
+           "refs_in"]
 
 log = logging.getLogger("fntree")
 
@@ -85,7 +91,7 @@ class ObjectStore:
     def path(self, ref: ObjectRef) -> Path:
         return self.directory / ref.name
 
-    def put(self, data: bytes | memoryview) -> ObjectRef:
+    def put(self, data: bytes | memoryview | Pickled) -> ObjectRef:
         """Store `data` (once), durably; its reference. A write that fails (a full or
         read-only disk) is an `ObjectWriteError` naming the directory and the remedy."""
         try:
@@ -100,29 +106,33 @@ class ObjectStore:
                 f"writable, then continue with `fntree restart {self.directory.parent}`"
             ) from exc
 
-    def _put(self, data: bytes | memoryview) -> ObjectRef:
+    def _put(self, data: bytes | memoryview | Pickled) -> ObjectRef:
         """Store `data` (once), durably; its reference.
 
         A long value is hashed by a thread while it is written (both release the GIL),
         so its name costs no time beside the disk's; one already stored is then
         dropped. A short one is hashed first, and not written when already stored.
+        A `Pickled` is written piece by piece, never joined (fntree/runtime/pickled.py).
         """
         size = len(data)
+        views = list(data.views()) if isinstance(data, Pickled) else [memoryview(data)]
+        digest = hashlib.sha256()
         if size < _OVERLAP:
-            ref = ObjectRef(hashlib.sha256(data).digest(), size)
+            for view in views:
+                digest.update(view)
+            ref = ObjectRef(digest.digest(), size)
             if self._present(ref):
                 return ref
-            self._write(ref.name, data, lambda: ref)
+            self._write(ref.name, views, lambda: ref)
             return ref
-        digest = hashlib.sha256()
-        hasher = threading.Thread(target=digest.update, args=(data,), name="fntree-hash")
+        hasher = threading.Thread(target=_hash_all, args=(digest, views), name="fntree-hash")
         hasher.start()
 
         def named() -> ObjectRef:
             hasher.join()
             return ObjectRef(digest.digest(), size)
         try:
-            return self._write("new", data, named)
+            return self._write("new", views, named)
         finally:
             hasher.join()
 
@@ -140,18 +150,19 @@ class ObjectStore:
             return False
         return True
 
-    def _write(self, label: str, data: bytes | memoryview,
+    def _write(self, label: str, views: list[memoryview],
                named: Callable[[], ObjectRef]) -> ObjectRef:
-        """Write `data` to a temp file, fsync it, and rename it to the name `named()` gives
+        """Write `views` to a temp file, fsync it, and rename it to the name `named()` gives
         (or drop it if that object is already stored); then fsync the directory."""
         self._make()
         tmp = self.directory / f".{label}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view[:_CHUNK]):]
+                for whole in views:
+                    view = whole
+                    while view:
+                        view = view[os.write(fd, view[:_CHUNK]):]
                 crashpoints.point("objects.write")
                 os.fsync(fd)
             finally:
@@ -186,6 +197,24 @@ class ObjectStore:
             raise DamagedObject(f"the value {path} is damaged (its bytes do not match its "
                                 f"name); {_REMEDY}")
         return data
+
+    def load(self, ref: ObjectRef) -> Loaded:
+        """The stored object `ref` as a pickle stream and its out-of-band pieces, each read
+        into an object of its own and checked against the name; DamagedObject if missing or
+        damaged. A whole pickle stream (not a `Pickled`) has no pieces."""
+        path = self.path(ref)
+        try:
+            parts, kinds = read_parts(path, ref.size)
+        except (OSError, ValueError) as exc:
+            raise DamagedObject(f"the value {path} is missing or unreadable "
+                                f"({getattr(exc, 'strerror', None) or exc}); {_REMEDY}") from exc
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        if digest.digest() != ref.digest:
+            raise DamagedObject(f"the value {path} is damaged (its bytes do not match its "
+                                f"name); {_REMEDY}")
+        return Loaded.of(parts, kinds)
 
     def intact(self, ref: ObjectRef) -> bool:
         """Whether `ref` is stored here as a regular file whose bytes match its name."""
@@ -260,6 +289,11 @@ def _read(path: Path, size: int) -> tuple[bytearray, bytes]:
         return data, f.read(1)
 
 
+def _hash_all(digest: Any, views: list[memoryview]) -> None:
+    for view in views:
+        digest.update(view)
+
+
 _REMEDY = ("restore it from a backup of the job store; without it the jobs that need it "
            "cannot run: start the run again in a new job store (a cache, `--cache`, keeps "
            "what its pure targets computed)")
@@ -276,9 +310,9 @@ def _digest_of(name: str) -> bytes | None:
 
 
 # -- references in values, specs and outcomes ------------------------------------------------
-def stored(data: bytes, objects: ObjectStore) -> bytes | ObjectRef:
+def stored(data: bytes | Pickled, objects: ObjectStore) -> bytes | ObjectRef:
     """`data` itself when short, else a reference to it written out of line."""
-    return data if len(data) <= INLINE_LIMIT else objects.put(data)
+    return data if len(data) <= INLINE_LIMIT and type(data) is bytes else objects.put(data)
 
 
 def out_of_line_spec(spec: Spec, objects: ObjectStore) -> Spec:
@@ -294,7 +328,8 @@ def _has_long_args(spec: Spec) -> bool:
     stack = [spec]
     while stack:
         node = stack.pop()
-        if type(node.args) is bytes and len(node.args) > INLINE_LIMIT:
+        if type(node.args) is Pickled or (type(node.args) is bytes
+                                           and len(node.args) > INLINE_LIMIT):
             return True
         stack.extend(node.deps)
     return False
@@ -304,7 +339,7 @@ def out_of_line(outcome: tuple[Any, ...], objects: ObjectStore) -> tuple[Any, ..
     """A job's outcome with its long value, or its calls' long arguments, out of line."""
     if outcome[0] == O_VALUE:
         value = outcome[1]
-        if type(value) is bytes and len(value) > INLINE_LIMIT:
+        if type(value) is Pickled or (type(value) is bytes and len(value) > INLINE_LIMIT):
             return (O_VALUE, objects.put(value))
         return outcome
     assert outcome[0] == O_SPAWN

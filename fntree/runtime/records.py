@@ -20,6 +20,7 @@ import struct
 from typing import Any, NamedTuple
 
 from fntree.batch.base import Res, Result, Task
+from fntree.runtime.pickled import Pickled
 
 __all__ = ["Res", "Result", "Task"]
 
@@ -75,7 +76,7 @@ class Spec(NamedTuple):
     job_id: int
     name: str
     fn_key: bytes
-    args: bytes | ObjectRef
+    args: bytes | ObjectRef | Pickled  # a Pickled only until stored (runtime/pickled.py)
     res: Res
     slots: tuple[int, ...] = ()
     deps: tuple[Spec, ...] = ()
