@@ -4,7 +4,9 @@ For each size, one run: a job makes a value of that size, a second job takes it
 as its argument and returns its length (so the value goes from one worker to
 another, and the run's own value is small). Then the case of issue 13: a root
 that calls a target four times, each with a distinct 200 MB argument, beside the
-same bytes written (and fsynced) and read back once with plain file I/O.
+same bytes written (and fsynced) and read back once with plain file I/O. And
+the case of values held for a follow-on: a fan-out of `--held` WIDTHxSIZE values
+(1,000 of 60 KiB, inline each) that one follow-on takes, for the leader's peak RSS.
 
 Each run is a fresh process that is the leader (it calls `fntree.run`), so the
 leader's peak RSS is that process's own (VmHWM; the workers are other
@@ -18,6 +20,7 @@ load. Medians of `--repeat` runs.
 
     python bench/values.py --repeat 3
     python bench/values.py --sizes 1K,1M,256M --four 0 --tree /work/main --tree .
+    python bench/values.py --sizes '' --four 0 --held 1000x60K --tree /work/main --tree .
 """
 
 from __future__ import annotations
@@ -59,6 +62,23 @@ def four(size: int) -> list[fntree.Call]:
     return [consume(bytes([k]) * size) for k in range(4)]
 
 
+@fntree.target
+def block(size: int, seed: int) -> bytes:
+    return seed.to_bytes(8, "little") * (size // 8)
+
+
+@fntree.target
+def total(values: list[bytes]) -> int:
+    return sum(map(len, values))
+
+
+@fntree.target
+def held(width: int, size: int) -> fntree.Spawn:
+    """`width` children's values of `size` bytes, all taken by one follow-on."""
+    blocks = [block(size, k) for k in range(width)]
+    return fntree.children(*blocks).then(total(blocks))
+
+
 def _peak_rss() -> int:
     """This process's peak RSS in bytes: VmHWM, its own memory since it started.
 
@@ -76,11 +96,13 @@ def _written() -> int:
 
 def one_run(case: str, size: int, jobstore: Path) -> dict[str, float]:
     """Run `case` in this process (the leader); its figures."""
-    call = pipeline(size) if case == "value" else four(size)
+    width, size = divmod(size, 1 << 32) if case == "held" else (0, size)
+    call = {"value": pipeline(size), "four": four(size), "held": held(width, size)}[case]
     started = time.perf_counter()
     value = fntree.run(call, jobstore=jobstore, max_cpus=2)
     wall = time.perf_counter() - started
-    assert value == (size if case == "value" else [size] * 4), value
+    expected = {"value": size, "four": [size] * 4, "held": width * (size // 8 * 8)}[case]
+    assert value == expected, value
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {"wall": wall, "rss": _peak_rss(), "leader_written": _written(),
@@ -141,6 +163,9 @@ def main() -> int:
     parser.add_argument("--sizes", default=SIZES, help=f"value sizes ({SIZES})")
     parser.add_argument("--four", default="200000000",
                         help="argument size of the four-call case (200000000; 0 skips it)")
+    parser.add_argument("--held", default="1000x60K",
+                        help="WIDTHxSIZE: a fan-out of WIDTH values of SIZE held for one "
+                             "follow-on (1000x60K; 0 skips it)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians are printed")
     parser.add_argument("--tree", action="append", help="run fntree from this source tree")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
@@ -153,6 +178,9 @@ def main() -> int:
     cases = [("value", parse_size(s)) for s in args.sizes.split(",") if s]
     if parse_size(args.four):
         cases.append(("four", parse_size(args.four)))
+    if args.held != "0":
+        width, _, size = args.held.partition("x")
+        cases.append(("held", (int(width) << 32) + parse_size(size)))
     print(f"median of {args.repeat}; trees: {', '.join(t or 'installed' for t in trees)}")
     with tempfile.TemporaryDirectory(prefix="fntree-bench-values-") as name:
         scratch = Path(name)
@@ -164,7 +192,8 @@ def main() -> int:
                     runs[tree].append(measure(tree, case, size, scratch))
                 if case == "four":
                     plain.append(plain_io(size, 4, scratch))
-            what = f"value {show(size)}" if case == "value" else f"4 calls x {size:,} B args"
+            what = {"value": f"value {show(size)}", "four": f"4 calls x {size:,} B args",
+                    "held": f"{size >> 32:,} values of {show(size & 0xFFFFFFFF)} held"}[case]
             for tree in trees:
                 report(f"{what} [{Path(tree).name if tree else 'installed'}]", runs[tree])
             if plain:

@@ -96,6 +96,7 @@ from fntree.runtime.records import (
 )
 from fntree.runtime.salvage import salvage_outputs
 from fntree.runtime.snapshot import cached_flag, snapshot
+from fntree.runtime.spill import hold_values
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
 from fntree.runtime.worker import LOG_LIMIT
@@ -161,6 +162,7 @@ class Leader(FailureHandling):
 
     def _start(self, retry_failed: bool, recode: Recode | None, rerun: bool) -> None:
         state, self.segment, good = self.store.recover(repair=True)
+        hold_values(state, ObjectStore(self.store.paths.objects))  # values past a budget: out
         self.state = state
         self.journal = self.store.open_journal(self.segment, good)
         if state.finished and not rerun:

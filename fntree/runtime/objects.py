@@ -40,7 +40,6 @@ last moment no job was running (every running job was issued after it), less
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import logging
 import os
@@ -48,6 +47,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ INLINE_LIMIT = 64 * 1024  # bytes: longer arguments and values are stored out of
 CLOCK_SLACK = 120.0  # seconds: how far another machine's clock may be behind ours
 _CHUNK = 8 << 20
 _OVERLAP = 4 << 20  # bytes: longer values are hashed while they are written
+_POOL, _POOL_MIN = 16, 8  # threads that fsync or remove objects, when more than _POOL_MIN
 
 
 class DamagedObject(JobStoreError):
@@ -91,11 +92,13 @@ class ObjectStore:
     def path(self, ref: ObjectRef) -> Path:
         return self.directory / ref.name
 
-    def put(self, data: bytes | memoryview | Pickled) -> ObjectRef:
+    def put(self, data: bytes | memoryview | Pickled, durable: bool = True) -> ObjectRef:
         """Store `data` (once), durably; its reference. A write that fails (a full or
-        read-only disk) is an `ObjectWriteError` naming the directory and the remedy."""
+        read-only disk) is an `ObjectWriteError` naming the directory and the remedy.
+        Not `durable`: neither the file nor the directory is fsynced (the leader's spill,
+        fntree/runtime/spill.py, whose values the journal holds; `sync` makes it durable)."""
         try:
-            return self._put(data)
+            return self._put(data, durable)
         except FntreeError:
             raise
         except OSError as exc:
@@ -106,7 +109,7 @@ class ObjectStore:
                 f"writable, then continue with `fntree restart {self.directory.parent}`"
             ) from exc
 
-    def _put(self, data: bytes | memoryview | Pickled) -> ObjectRef:
+    def _put(self, data: bytes | memoryview | Pickled, durable: bool = True) -> ObjectRef:
         """Store `data` (once), durably; its reference.
 
         A long value is hashed by a thread while it is written (both release the GIL),
@@ -123,7 +126,7 @@ class ObjectStore:
             ref = ObjectRef(digest.digest(), size)
             if self._present(ref):
                 return ref
-            self._write(ref.name, views, lambda: ref)
+            self._write(ref.name, views, lambda: ref, durable)
             return ref
         hasher = threading.Thread(target=_hash_all, args=(digest, views), name="fntree-hash")
         hasher.start()
@@ -151,7 +154,7 @@ class ObjectStore:
         return True
 
     def _write(self, label: str, views: list[memoryview],
-               named: Callable[[], ObjectRef]) -> ObjectRef:
+               named: Callable[[], ObjectRef], durable: bool = True) -> ObjectRef:
         """Write `views` to a temp file, fsync it, and rename it to the name `named()` gives
         (or drop it if that object is already stored); then fsync the directory."""
         self._make()
@@ -164,7 +167,8 @@ class ObjectStore:
                     while view:
                         view = view[os.write(fd, view[:_CHUNK]):]
                 crashpoints.point("objects.write")
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             ref = named()
@@ -176,8 +180,25 @@ class ObjectStore:
             tmp.unlink(missing_ok=True)
             raise
         crashpoints.point("objects.rename")
-        fsync_dir(self.directory)
+        if durable:
+            fsync_dir(self.directory)
         return ref
+
+    def sync(self, refs: Iterable[ObjectRef]) -> None:
+        """Make the objects `refs` (written not durable) and the directory durable; those
+        removed since (no longer referred to) are skipped."""
+        _each(self._sync_one, list(refs))
+        fsync_dir(self.directory)
+
+    def _sync_one(self, ref: ObjectRef) -> None:
+        try:
+            fd = os.open(self.path(ref), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _make(self) -> None:
         """The directory, made owner-only and durable in its parent the first time."""
@@ -185,41 +206,38 @@ class ObjectStore:
             make_private_dir(self.directory)
             fsync_dir(self.directory.parent)
 
-    def get(self, ref: ObjectRef) -> bytearray:
+    def get(self, ref: ObjectRef) -> bytes:
         """The bytes of `ref`, checked against its name; DamagedObject if missing or damaged."""
-        path = self.path(ref)
-        try:
-            data, extra = _read(path, ref.size)
-        except OSError as exc:
-            raise DamagedObject(f"the value {path} is missing or unreadable ({exc.strerror}); "
-                                f"{_REMEDY}") from exc
-        if len(data) != ref.size or extra or hashlib.sha256(data).digest() != ref.digest:
-            raise DamagedObject(f"the value {path} is damaged (its bytes do not match its "
-                                f"name); {_REMEDY}")
-        return data
+        return b"".join(self._checked(ref)[0])
 
     def load(self, ref: ObjectRef) -> Loaded:
         """The stored object `ref` as a pickle stream and its out-of-band pieces, each read
         into an object of its own and checked against the name; DamagedObject if missing or
         damaged. A whole pickle stream (not a `Pickled`) has no pieces."""
+        return Loaded.of(*self._checked(ref))
+
+    def _checked(self, ref: ObjectRef) -> tuple[list[Any], list[int] | None]:
+        """The parts of `ref` (`read_parts`), their bytes checked against its name."""
         path = self.path(ref)
         try:
             parts, kinds = read_parts(path, ref.size)
-        except (OSError, ValueError) as exc:
-            raise DamagedObject(f"the value {path} is missing or unreadable "
-                                f"({getattr(exc, 'strerror', None) or exc}); {_REMEDY}") from exc
+        except OSError as exc:
+            raise DamagedObject(f"the value {path} is missing or unreadable ({exc.strerror}); "
+                                f"{_REMEDY}") from exc
+        except ValueError as exc:
+            raise DamagedObject(f"the value {path} is damaged ({exc}); {_REMEDY}") from exc
         digest = hashlib.sha256()
         for part in parts:
             digest.update(part)
         if digest.digest() != ref.digest:
             raise DamagedObject(f"the value {path} is damaged (its bytes do not match its "
                                 f"name); {_REMEDY}")
-        return Loaded.of(parts, kinds)
+        return parts, kinds
 
     def intact(self, ref: ObjectRef) -> bool:
         """Whether `ref` is stored here as a regular file whose bytes match its name."""
         try:
-            self.get(ref)
+            self._checked(ref)
         except DamagedObject:
             return False
         return True
@@ -253,40 +271,45 @@ class ObjectStore:
     def collect(self, live: set[bytes], before: float) -> tuple[int, int]:
         """Remove orphans (objects not in `live`, temp files) last touched before `before`.
 
-        Returns (files removed, bytes freed).
+        Returns (files removed, bytes freed). Many are removed by a pool of threads: the
+        file system commits their removals together, not one by one.
         """
-        removed = freed = 0
+        orphans: list[tuple[str, int]] = []
         for entry in self.entries():
             if _digest_of(entry.name) in live:
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
-                if st.st_mtime >= before:
-                    continue
-                if not stat.S_ISREG(st.st_mode):  # fntree makes none: not ours to remove
-                    log.warning("%s is not a file fntree wrote; left in place: remove it "
-                                "by hand", entry.path)
-                    continue
-                os.unlink(entry.path)
             except FileNotFoundError:
                 continue
-            removed += 1
-            freed += st.st_size
-            crashpoints.point("objects.collect")
-        return removed, freed
+            if st.st_mtime >= before:
+                continue
+            if not stat.S_ISREG(st.st_mode):  # fntree makes none: not ours to remove
+                log.warning("%s is not a file fntree wrote; left in place: remove it "
+                            "by hand", entry.path)
+                continue
+            orphans.append((entry.path, st.st_size))
+        removed = [size for size in _each(_remove, orphans) if size is not None]
+        return len(removed), sum(removed)
 
 
-def _read(path: Path, size: int) -> tuple[bytearray, bytes]:
-    """Up to `size` bytes of the regular file `path` (never through a symlink, never
-    blocking on a FIFO), and a byte past them if there is one; OSError for anything else."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        data = bytearray(size)
-        got = f.readinto(data) or 0
-        del data[got:]
-        return data, f.read(1)
+def _remove(orphan: tuple[str, int]) -> int | None:
+    """Remove an orphan; its size, or None if it was gone already."""
+    try:
+        os.unlink(orphan[0])
+    except FileNotFoundError:
+        return None
+    crashpoints.point("objects.collect")
+    return orphan[1]
+
+
+def _each(action: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """`action` applied to each of `items`; by a pool of threads when they are many (so a
+    file system commits their fsyncs or removals together)."""
+    if len(items) <= _POOL_MIN:
+        return [action(item) for item in items]
+    with ThreadPoolExecutor(_POOL, thread_name_prefix="fntree-objects") as pool:
+        return list(pool.map(action, items))
 
 
 def _hash_all(digest: Any, views: list[memoryview]) -> None:

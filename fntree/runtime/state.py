@@ -65,9 +65,11 @@ from fntree.runtime.records import (
     R_ROOT,
     R_TARGETS,
     Collected,
+    ObjectRef,
     Res,
     Spec,
 )
+from fntree.runtime.spill import SPILL_MIN, held_size
 
 WAITING, READY, RUNNING, FAILED = "waiting", "ready", "running", "failed"
 
@@ -121,6 +123,18 @@ class RunState:
         self.targets: dict[bytes, tuple[str, str, bytes, str]] = {}
         self.done_by_code = Counter[bytes]()
         self.reruns = 0  # RERUN records: times the run started again from its root
+        # The bytes of the inline values the chains hold, and where the leader spills
+        # those beyond its budget (fntree/runtime/spill.py); None: all are held.
+        self.held_bytes = 0
+        self.spill: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # For a snapshot: the values it refers to out of line are made durable first.
+        if self.spill is not None:
+            self.spill.sync()
+        saved = dict(self.__dict__)
+        del saved["spill"]
+        return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
         # A snapshot from before a field existed gets that field's empty default.
@@ -199,6 +213,8 @@ class RunState:
                 self.value = value
                 return
             parent = self.chains[chain.parent]
+            if type(value) is bytes:
+                value = self._hold(value)
             parent.values[chain.index] = value
             parent.pending -= 1
             if parent.pending:
@@ -207,6 +223,22 @@ class RunState:
                 self._make_ready(parent)
                 return
             chain, value = parent, Collected(tuple(parent.values))
+
+    def _hold(self, value: bytes) -> bytes | ObjectRef:
+        """`value`, held by a chain: counted, or spilled out of line past the budget."""
+        size = len(value)
+        spill = self.spill
+        if spill is not None and size >= SPILL_MIN and self.held_bytes + size > spill.budget:
+            held = spill.put(value)
+            if type(held) is ObjectRef:
+                return held
+        self.held_bytes += size
+        return value
+
+    def _release(self, values: list[Any]) -> None:
+        """The values a chain held are dropped (its job that took them completed)."""
+        if values:
+            self.held_bytes -= held_size(values)
 
     def _done(self, job_id: int, outcome: tuple[Any, ...], fns: dict[bytes, bytes],
               cached: bool = False) -> None:
@@ -224,8 +256,10 @@ class RunState:
         if known is not None:
             self.done_by_code[known[2]] += 1
         chain.attempts = chain.failures = 0
+        self._release(chain.values)
         if outcome[0] == O_VALUE:
             chain.job = None
+            chain.values = []
             self._close(chain, outcome[1])
             return
         children: tuple[Spec, ...] = outcome[1]
@@ -305,6 +339,7 @@ class RunState:
         self.failed.clear()
         self.finished = False
         self.value = None
+        self.held_bytes = 0
         self.reruns += 1
         self.root = spec
         self.fns.update(fns)
