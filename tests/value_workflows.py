@@ -85,3 +85,29 @@ def slow_small(i: int) -> int:
 def relay(size: int) -> fntree.Call:
     """A long value made by one job, passed to another that returns it as the run's value."""
     return echo(make(size, 4))
+
+
+@fntree.target
+def gated_block(size: int, seed: int, gate: str = "") -> bytes:
+    """A value of `size` bytes; with a `gate`, made only once that file exists."""
+    while gate and not os.path.exists(gate):
+        time.sleep(0.05)
+    return blob(size, seed)
+
+
+@fntree.target
+def digest_all(values: list[bytes]) -> str:
+    return digest(b"".join(values))
+
+
+@fntree.target
+def held(width: int, size: int, gate: str) -> fntree.Spawn:
+    """`width` children's values of `size` bytes and one more made once `gate` exists, all
+    taken by one follow-on (the leader holds the first ones meanwhile)."""
+    blocks = [gated_block(size, k) for k in range(width)] + [gated_block(size, width, gate)]
+    return fntree.children(*blocks).then(digest_all(blocks))
+
+
+def held_digest(width: int, size: int) -> str:
+    """The value of `held(width, size, gate)`."""
+    return digest(b"".join(blob(size, k) for k in range(width + 1)))

@@ -39,7 +39,7 @@ __all__ = ["BUDGET", "SPILL_MIN", "Spill", "held_size", "hold_values"]
 
 log = logging.getLogger("fntree")
 
-BUDGET = 16 << 20  # bytes of children's values the leader holds in memory at most
+BUDGET = 4 << 20  # bytes of children's values the leader holds in memory at most
 SPILL_MIN = 1024  # bytes: shorter values are held whatever the count (a reference is 40)
 
 
