@@ -131,7 +131,9 @@ def _is_plain(obj: Any) -> bool:
     if kind in _PLAIN:
         return kind is not bytes or len(obj) <= OUT_OF_BAND
     if kind in (list, tuple):
-        return len(obj) < 64 and all(type(x) in _PLAIN for x in obj)
+        return len(obj) < 64 and all(type(x) in _PLAIN and (type(x) is not bytes
+                                                            or len(x) <= OUT_OF_BAND)
+                                     for x in obj)
     return False
 
 
