@@ -14,7 +14,11 @@ Values travel as bytes and are decoded only where they are used (in a worker,
 or by the caller of `fntree.run`); the leader stores and forwards them as they are.
 Bytes longer than `objects.INLINE_LIMIT` travel as an `ObjectRef` instead
 (fntree/runtime/objects.py): `loads` and `decode_value` read them from the
-job store's `objects/` given as `objects`.
+job store's `objects/` given as `objects`. `dumps(..., split=True)` (a call's
+arguments, a job's value) keeps `bytes`, `bytearray` and protocol 5 buffers over
+64 KiB out of band, as persistent ids and buffers beside the stream: a `Pickled`
+(fntree/runtime/pickled.py), which the process that made it stores out of line
+piece by piece.
 """
 
 from __future__ import annotations

@@ -10,6 +10,13 @@ leader journals, keeps and forwards only the reference; the worker that needs
 the value reads the file itself (`ObjectStore.get`), and so does the caller of
 `fntree.run` for the run's value.
 
+A value holding large buffers is written in pieces, never joined in memory:
+its pickle stream and the buffers themselves (fntree/runtime/pickled.py, the
+file's layout); `load` reads each piece into an object of its own. The leader
+also stores values here: those it holds for a follow-on past its budget
+(fntree/runtime/spill.py), written without fsync (`durable=False`; the journal
+holds their bytes) and made durable by `sync` before a snapshot refers to them.
+
 State: the files under `objects/` and nothing in memory. Invariants:
 - the name of an object is the sha256 of its bytes: identical values are
   stored once, and a read checks the bytes against the name, so a flipped bit

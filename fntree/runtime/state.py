@@ -8,13 +8,17 @@ no retries left; a closed chain hands its value to its parent and is dropped.
 `apply` is used the same way by the live leader (on records it has just
 appended to the journal) and by recovery (on records read back from it), so a
 replayed state equals the state the leader had. It does no I/O: what the leader
-must do outside memory (remove global temp dirs) is queued in `to_clean`.
+must do outside memory (remove global temp dirs) is queued in `to_clean`. The one
+exception is the leader's spill (`spill`, fntree/runtime/spill.py, None in
+readers): a value held past the budget is written to `objects/` and held as its
+reference, which reads back as the same bytes.
 
 Invariants:
 - `by_job[j] == c` exactly when chain `c`'s next job has id `j`;
 - a chain is in `ready` iff it has a next job, nothing pending, and is neither
   running nor failed;
-- values of a chain's children live in the chain until it closes;
+- values of a chain's children live in the chain until it closes, or until the
+  job that took them completes; `held_bytes` is the sum of the inline ones;
 - a chain's job holds no deps: they are chains of their own from the moment it
   is added.
 
