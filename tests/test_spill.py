@@ -98,3 +98,17 @@ def test_a_leader_killed_holding_spilled_values_restarts_to_the_exact_value(
     assert snapshots, "no snapshot was written while values were spilled"
     assert fntree.restart(store) == vw.held_digest(width, size)
     _sound(store)
+
+
+def test_a_spilled_value_keys_a_pure_call_as_the_value_held_inline() -> None:
+    """The cache key of a follow-on is the same whether the leader held its value or
+    spilled it, so a cached follow-on is found either way."""
+    import hashlib
+
+    from fntree.runtime.cachekey import job_key
+
+    value = vw.blob(4096, 9)
+    spilled = ObjectRef(hashlib.sha256(value).digest(), len(value))
+    assert job_key(b"code", b"args", [value], None) == job_key(b"code", b"args", [spilled], None)
+    assert job_key(b"code", b"args", [Collected((value,))], None) == job_key(
+        b"code", b"args", [Collected((spilled,))], None)

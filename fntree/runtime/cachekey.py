@@ -23,6 +23,7 @@ from typing import Any
 
 from fntree.runtime.objects import ObjectRef
 from fntree.runtime.records import Collected
+from fntree.runtime.spill import SPILL_MIN
 
 _PERSON = b"fntree-key-1"
 
@@ -80,6 +81,9 @@ def _hash_value(h: Any, value: Any) -> bool:
     if type(value) is ObjectRef:
         h.update(b"o" + value.digest)
         return True
+    if len(value) >= SPILL_MIN:  # the leader may hold it spilled: keyed as its reference
+        h.update(b"o" + hashlib.sha256(value).digest())
+        return b"pathlib" in value
     h.update(b"b" + struct.pack("<Q", len(value)) + value)
     return b"pathlib" in value
 
