@@ -90,3 +90,19 @@ def test_long_arguments_and_values_round_trip_through_a_run(store: Path) -> None
     data = vw.blob(LONG, 7)
     assert fntree.run(vw.echo(data), jobstore=store) == data
     assert fntree.run(vw.echo(bytearray(data)), jobstore=store.with_name("b")) == bytearray(data)
+
+
+class _Promise:
+    """A stand-in promise type: codec finds instances of whatever type it is given."""
+
+
+def test_promises_and_long_buffers_share_one_pickle(tmp_path: Path) -> None:
+    """Promise slots and out-of-band pieces are filled side by side, stored or not."""
+    block = vw.blob(LONG, 8)
+    data, promises = codec.dumps(((_Promise(), block), {}), _Promise, split=True)
+    assert type(data) is Pickled and len(promises) == 1
+    slot_values = [codec.encode_value(42)]
+    assert codec.loads(data, slot_values) == ((42, block), {})
+    objects = ObjectStore(tmp_path / "objects")
+    ref = objects.put(data)
+    assert codec.loads(ref, slot_values, objects) == ((42, block), {})
