@@ -86,8 +86,9 @@ def _creation_kills(store: Path, first: list[str], env: dict[str, str], tally: T
         point, _, where = kind.partition("@")
         leader = fntree_command(*first, env={**env, "FNTREE_CRASH_AT": f"{point}:1@{where}"})
         began = time.monotonic()
-        communicate(leader, PATIENCE)
-        assert leader.returncode == -9, f"{kind} was not reached as the store was created"
+        _, err, cut = communicate(leader, PATIENCE)
+        assert not cut and leader.returncode == -9, \
+            f"{kind} was not reached as the store was created: {err[-2000:]}"
         tally.seconds_cut += time.monotonic() - began
         tally.leader_kills += 1
         counts[kind] += 1
