@@ -34,7 +34,7 @@ from fntree.dsl import Call
 from fntree.errors import FntreeError, NestedRunError, ResourceError
 from fntree.rerun import rerun_for
 from fntree.resources import parse_cpu, parse_memory, parse_slurm_args, parse_time
-from fntree.runtime import codec, context, faults
+from fntree.runtime import codec, context, crashpoints, faults
 from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.cache import Cache
 from fntree.runtime.eventlog import EventLog
@@ -323,7 +323,8 @@ def _lead(store: JobStore, config: dict[str, Any], options: dict[str, Any],
           recode: Recode | None = None, rerun: bool = False) -> Any:
     reporting.configure_logging(options)
     local_base = StorePaths.make_local_base(store.store_id)
-    env = {k: v for k, v in config["env"].items() if k not in FAULT_ENV.values()}
+    env = crashpoints.for_workers({k: v for k, v in config["env"].items()
+                                   if k not in FAULT_ENV.values()})
     env.update(faults.environment(options["fault_kill"], options["fault_raise"],
                                   options["fault_seed"]))
     env.pop(CACHE_ENV, None)
@@ -440,4 +441,5 @@ def _check_recorded_places(store: JobStore, config: dict[str, Any]) -> None:
 
 
 def _environment() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES}
+    return {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES
+            and k != crashpoints.ENV}  # each leader arms its own workers (for_workers)

@@ -104,3 +104,43 @@ def test_verdicts_on_busy_workers() -> None:
     assert fine is watch.Verdict.FINE and over is watch.Verdict.OVER_TIME
     assert stopped is hung is gone is watch.Verdict.SILENT
     assert computing is watch.Verdict.BUSY_IN_C
+
+
+def test_a_killed_leaders_stdout_and_stderr_close_though_its_jobs_left_daemons(
+        tmp_path: Path) -> None:
+    """SIGKILL of a leader whose jobs started setsid daemons and double forks: its stdout and
+    stderr reach their end at once (`fntree run ... | tee log` ends), and its run's
+    processes are gone."""
+    started = tmp_path / "started"
+    script = tmp_path / "daemons.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, subprocess, sys, time
+        import fntree
+
+        @fntree.target
+        def lurk(i: int) -> int:
+            subprocess.Popen(["setsid", sys.executable, "-c", {SLEEPER!r}])
+            subprocess.run(["sh", "-c", "({sys.executable} -c '{SLEEPER}' &)"])
+            open({str(started)!r} + str(i), "w").close()
+            time.sleep(1000)
+            return i
+
+        @fntree.target
+        def total(values: list[int]) -> int:
+            return sum(values)
+
+        @fntree.target
+        def lurkers(n: int) -> fntree.Call:
+            return total([lurk(i) for i in range(n)])
+    """))
+    store = tmp_path / "store"
+    leader = subprocess.Popen([sys.executable, "-m", "fntree", "run", f"{script}:lurkers", "2",
+                               "--jobstore", str(store), "--no-progress"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: all(Path(f"{started}{i}").exists() for i in range(2))
+             or leader.poll() is not None, timeout=120)
+    assert leader.poll() is None, leader.communicate()[1].decode()[-2000:]
+    leader.kill()
+    leader.communicate(timeout=60)  # TimeoutExpired if any process held them open
+    assert leader.returncode == -9
+    wait_for(lambda: not processes_mentioning(store), timeout=60)

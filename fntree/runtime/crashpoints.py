@@ -1,9 +1,21 @@
-"""Named points in the leader's commit path where a test can make it die.
+"""Named points in fntree's write paths where a test can make a process die.
 
 `FNTREE_CRASH_AT=NAME:N` makes the process SIGKILL itself the N-th time it
 reaches point NAME (N defaults to 1). The chaos tests use it to land a kill
 between every pair of steps of a commit, the narrowest windows there are.
 When the variable is unset, `reached` costs one comparison.
+
+A suffix names the process the point counts in, and makes the leader die there:
+`NAME:N@leader` counts in the leader only (its workers inherit the variable and
+ignore it), so a point both reach (`objects.write`) kills the leader at its own
+write; `NAME:N@worker` counts in each worker (a process with the `FNTREE_WORKER`
+mark) on its own, and the worker that reaches it SIGKILLs its leader, then
+itself: its value write is cut by the leader's death, as a SIGKILL of the leader
+from outside at that instant would cut it (the worker would die of that a moment
+later, by PDEATHSIG). `@worker` is for the local batch system, whose workers are
+their leader's children. A leader passes its own variable to its workers
+(`for_workers`); the run's recorded environment never holds it, so a later leader's
+workers are not armed by an earlier leader's variable.
 
 Points: `journal.write` (records buffered, nothing written), `journal.torn`
 (half of the buffer written), `journal.sync` (written, not synced),
@@ -22,27 +34,40 @@ first records, such as a restart's `RERUN`, committed; nothing issued yet),
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
 ENV = "FNTREE_CRASH_AT"
+WORKER_MARK = "FNTREE_WORKER"  # fntree/batch/proctree.py: set in every worker's environment
 POINTS = ("journal.write", "journal.torn", "journal.sync", "leader.commit", "leader.clean",
           "compact.write", "compact.rename", "compact.snapshot", "compact.segment",
           "compact.remove", "store.create", "leader.start", "objects.write",
           "objects.rename", "objects.collect")
 
 
-def _parse(value: str | None) -> tuple[str | None, int]:
+def _parse(value: str | None) -> tuple[str | None, int, str]:
+    """(the point, the count, "" or the process it counts in) of a `FNTREE_CRASH_AT` value."""
     if not value:
-        return None, 0
-    name, _, count = value.partition(":")
-    if name not in POINTS:
-        raise ValueError(f"{ENV}={value!r}: unknown crash point; the points are "
-                         f"{', '.join(POINTS)}")
-    return name, int(count or 1)
+        return None, 0, ""
+    spec, at, where = value.partition("@")
+    name, _, count = spec.partition(":")
+    if name not in POINTS or (at and where not in ("leader", "worker")) or not (
+            count or "1").isdigit():
+        raise ValueError(f"{ENV}={value!r}: not a crash point; write NAME[:N][@leader|@worker], "
+                         f"where NAME is one of {', '.join(POINTS)}")
+    return name, int(count or 1), where
 
 
-_armed, _remaining = _parse(os.environ.get(ENV))
+def _armed_here(name: str | None, where: str) -> str | None:
+    """The armed point, or None in a process the suffix leaves out."""
+    in_worker = bool(os.environ.get(WORKER_MARK))
+    return None if (where == "leader" and in_worker) or (where == "worker"
+                                                         and not in_worker) else name
+
+
+_name, _remaining, _where = _parse(os.environ.get(ENV))
+_armed = _armed_here(_name, _where)
 
 
 def reached(name: str) -> bool:
@@ -55,7 +80,20 @@ def reached(name: str) -> bool:
 
 
 def die() -> None:
+    """SIGKILL this process; a worker armed `@worker` SIGKILLs its leader first."""
+    if _where == "worker":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(os.getppid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def for_workers(env: dict[str, str]) -> dict[str, str]:
+    """The environment `env` of this leader's workers with this leader's own `FNTREE_CRASH_AT`
+    (or none): a run's recorded environment never carries one to a later leader's workers."""
+    env = {name: value for name, value in env.items() if name != ENV}
+    if os.environ.get(ENV):
+        env[ENV] = os.environ[ENV]
+    return env
 
 
 def point(name: str) -> None:

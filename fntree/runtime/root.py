@@ -11,7 +11,9 @@ same symptom in a store where jobs ran means the journal was deleted or emptied
 afterwards, and "remove it" would be wrong advice: the error then says what shows that
 jobs ran and to restore the journal. The evidence is what only a leader that issued
 jobs leaves: an `issued` event in `events.log`, an archive of earlier leaders' events,
-a job's kept log or a value stored out of line.
+a job's kept log or a value stored out of line. The root's own long arguments are
+stored out of line by the creation, before it makes `journal/`: values with no
+`journal/` beside them are an interrupted creation's, not evidence.
 """
 
 from __future__ import annotations
@@ -93,9 +95,9 @@ def _ran(paths: StorePaths) -> str | None:
     for archive in (paths.event_archive(), *paths.event_parts()):
         if os.path.lexists(archive):
             return f"{archive.name} records earlier events"
-    with contextlib.suppress(OSError):
-        if any(True for _ in os.scandir(paths.objects)):
-            return "objects/ holds values"
+    with contextlib.suppress(OSError):  # a creation cut off writing the root's arguments
+        if paths.journal_dir.is_dir() and any(True for _ in os.scandir(paths.objects)):
+            return "objects/ holds values"  # leaves them with no journal/ (JobStore.create)
     with contextlib.suppress(OSError), os.scandir(paths.logs) as found:
         if any(e.name != "live" and e.is_dir(follow_symlinks=False) for e in found):
             return "logs/ holds jobs' logs"

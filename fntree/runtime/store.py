@@ -124,8 +124,10 @@ class JobStore:
             atomic_write(paths.config, seal(pickle.dumps(config, pickle.HIGHEST_PROTOCOL)))
             # Made now, so that no leader needs a new inode to take the lock later.
             os.close(os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600))
-            make_private_dir(paths.journal_dir)
+            # The root's long arguments before journal/ exists: a store cut off while they
+            # are written is then an interrupted creation (fntree/runtime/root.py, `_ran`).
             root_spec = out_of_line_spec(root_spec, ObjectStore(paths.objects))  # before ROOT
+            make_private_dir(paths.journal_dir)
             journal = Journal.open(paths.segment(1))
             journal.append((R_ROOT, root_spec, fns))
             if targets:

@@ -18,8 +18,9 @@ and the wall time. Exit status 0 when every tree was exact and every check sound
 
 `--long-tree` runs, alone, the long-tree lane (tests/chaos/long.py): one tree of
 W x L leaves (default 200 x 1000: 200,402 jobs) with values across the inline
-limit, its leader SIGKILLed N times (default 30) at the steps of compactions
-while running and at random instants; it prints its kills by kind.
+limit, its leader SIGKILLed at its own value writes as it creates the store, then
+N times (default 30) at the steps of compactions while running, at a worker's
+value writes and at random instants; it prints its kills by kind.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--long-tree", action="store_true",
                         help="run the long-tree lane alone (tests/chaos/long.py)")
     parser.add_argument("--long-kills", type=int, default=30, metavar="N",
-                        help="leader SIGKILLs in the long tree (default 30)")
+                        help="leader SIGKILLs in the long tree after its creation's (default 30)")
     parser.add_argument("--long-width", type=int, default=200, metavar="W",
                         help="the long tree's branches (default 200)")
     parser.add_argument("--long-leaves", type=int, default=1000, metavar="L",

@@ -87,6 +87,69 @@ def fntree_command(*args: str, env: dict[str, str] | None = None) -> subprocess.
                             stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
+GRACE = 60.0  # seconds a dead leader's stdout and stderr may stay open (held by another process)
+
+
+def communicate(leader: subprocess.Popen[str], timeout: float | None) -> tuple[str, str, bool]:
+    """The leader's stdout and stderr once both have closed, and whether it was SIGKILLed
+    here after `timeout` seconds (None: it runs to its end).
+
+    Never waits forever: once the leader is dead, its pipes must close within GRACE
+    seconds, or AssertionError names the processes that hold them (a process the leader
+    left must not hold them: `fntree run ... | tee log` would hang too)."""
+    began, cut = time.monotonic(), False
+    while True:
+        limit = GRACE if timeout is None or cut else max(0.0, began + timeout - time.monotonic())
+        try:
+            out, err = leader.communicate(timeout=limit)
+            return out, err, cut
+        except subprocess.TimeoutExpired:
+            pass
+        if leader.poll() is not None:  # dead, its pipes still open after a wait
+            try:
+                out, err = leader.communicate(timeout=GRACE)
+                return out, err, cut
+            except subprocess.TimeoutExpired:
+                raise AssertionError(
+                    f"leader {leader.pid} exited {leader.returncode}, but its stdout or stderr "
+                    f"is still held open by {pipe_holders(leader)}") from None
+        if timeout is not None and not cut:
+            leader.kill()
+            cut = True
+
+
+def pipe_holders(proc: subprocess.Popen[str]) -> list[str]:
+    """The processes (pid, fd and command line) other than this one holding `proc`'s stdout
+    or stderr pipe."""
+    pipes = {f"pipe:[{os.fstat(f.fileno()).st_ino}]" for f in (proc.stdout, proc.stderr)
+             if f is not None and not f.closed}
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            fds = [fd for fd in os.listdir(f"/proc/{pid}/fd")
+                   if os.readlink(f"/proc/{pid}/fd/{fd}") in pipes]
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if fds:
+            found.append(f"{pid} (fd {', '.join(fds)}: {command.decode(errors='replace')})")
+    return found
+
+
+def assert_interrupted_creation(store: Path, tally: Tally | None = None) -> None:
+    """A store whose creation was cut off: `fntree check` and `fntree restart` say so (remove
+    it and run again), and nothing else."""
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    if tally is not None:
+        tally.checks += 1
+    assert len(errors) == 1 and "creation was interrupted" in errors[0], errors
+    again = fntree_command("restart", str(store), "--no-progress")
+    _, err, _ = communicate(again, None)
+    assert again.returncode == 2 and "remove it and run again" in err, err[-2000:]
+
+
 def assert_sound(store: Path, tally: Tally | None = None) -> None:
     errors = [f.text for f in check(store) if f.level == ERROR]
     if tally is not None:
@@ -135,12 +198,9 @@ def run_until_complete(store: Path, seed: int, rng: random.Random, options: list
             wait_for(lambda p=leader: p.poll() is not None or _created(store), timeout=120)
         else:
             tally.restarts += 1
-        try:
-            out, err = leader.communicate(timeout=rng.uniform(0.3, 1.5) if kills < kills_left
-                                          else 300)
-        except subprocess.TimeoutExpired:
-            leader.kill()
-            leader.communicate()
+        out, err, cut = communicate(leader, rng.uniform(0.3, 1.5) if kills < kills_left
+                                    else 300)
+        if cut:
             ended = time.monotonic()
             tally.seconds_cut += ended - began
             kills += 1

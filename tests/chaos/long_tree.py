@@ -5,7 +5,9 @@ and a follow-on folding their values; the root's follow-on folds the branches'.
 A leaf's value is seeded bytes whose size is drawn from `SIZES` (most short;
 some just under and just over the 64 KiB limit at which a value is stored out of
 line, and some well over it), and every tenth branch takes a long argument
-(`BALLAST` bytes, stored out of line by the worker that spawns it). A fold sums
+(`BALLAST` bytes, stored out of line by the worker that spawns it). The root may
+take one too (`pad`, a string of `BALLAST` characters on the command line): the
+leader stores it out of line itself, as it creates the store. A fold sums
 64-bit digests of its values, so a leaf counted twice, lost, or with a byte
 changed changes the run's value; `expected` computes it in plain Python.
 """
@@ -63,17 +65,17 @@ def branch(seed: int, index: int, leaves: int, weight: bytes) -> fntree.Call:
 
 
 @fntree.target
-def long_tree(seed: int, width: int, leaves: int) -> fntree.Call:
-    return fold([branch(seed, b, leaves, ballast(seed, b)) for b in range(width)])
+def long_tree(seed: int, width: int, leaves: int, pad: str = "") -> fntree.Call:
+    return fold([branch(seed, b, leaves, ballast(seed, b)) for b in range(width)], len(pad))
 
 
-def expected(seed: int, width: int, leaves: int) -> int:
-    """The value of `long_tree(seed, width, leaves)`, in plain Python."""
+def expected(seed: int, width: int, leaves: int, pad: str = "") -> int:
+    """The value of `long_tree(seed, width, leaves, pad)`, in plain Python."""
     folds = []
     for b in range(width):
         total = sum(digest64(leaf_value(seed, b, i)) for i in range(leaves))
         folds.append((total + len(ballast(seed, b))) % 2**64)
-    return sum(digest64(v) for v in folds) % 2**64
+    return (sum(digest64(v) for v in folds) + len(pad)) % 2**64
 
 
 def jobs(width: int, leaves: int) -> int:
