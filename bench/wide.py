@@ -2,6 +2,7 @@
 
 100,202 jobs in all (the root, 100 middles, 100,000 leaves, 100 + 1 follow-ons).
 Prints the wall time from the root's start to its value, jobs/s, the leader's
+CPU time (this process's, less the sampler thread's) and µs of it per job, its
 peak RSS (the leader runs in this process: `ru_maxrss`, and its RSS sampled every
 `--every` seconds, with the time of the peak), the job store's largest size seen
 while running (sampled likewise) and its size and number of files after the run
@@ -93,11 +94,13 @@ class Sampler(threading.Thread):
         self.begun = time.monotonic()
         self.rss = self.store = 0
         self.rss_at = 0.0
+        self.cpu = 0.0  # this thread's own CPU time, not the leader's
         self.halt = threading.Event()
 
     def run(self) -> None:
         last, last_done = self.begun, 0
         while not self.halt.wait(self.every):
+            self.cpu = time.thread_time()
             rss = rss_bytes()
             if rss > self.rss:
                 self.rss, self.rss_at = rss, time.monotonic() - self.begun
@@ -112,6 +115,7 @@ class Sampler(threading.Thread):
                       f"{size / 2**20:,.1f} MiB (most {self.store / 2**20:,.1f}); load "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
                 last, last_done = now, done
+            self.cpu = time.thread_time()
 
 
 def once(width: int, leaves: int, every: float, report: float,
@@ -121,17 +125,19 @@ def once(width: int, leaves: int, every: float, report: float,
         completions = Completions()
         sampler = Sampler(jobstore, every, report, completions)
         sampler.start()
-        called = time.time()
+        called, cpu = time.time(), time.process_time()
         value, started = fntree.run(root(width, leaves), jobstore=jobstore,
                                     observers=[completions])
         now = time.time()
         sampler.halt.set()
         sampler.join()
+        cpu = time.process_time() - cpu - sampler.cpu
         size, files = disk_usage(jobstore)
     assert value == width * leaves, value
     return {"wall": now - started, "whole": now - called, "rss": sampler.rss,
             "rss_at": sampler.rss_at, "store_max": max(sampler.store, size), "size": size,
-            "files": files, "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "files": files, "cpu": cpu,
+            "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
 def main() -> int:
@@ -151,6 +157,7 @@ def main() -> int:
         run = once(args.width, args.leaves, args.every, args.report, args.dir)
         runs.append(run)
         print(f"fntree: {run['wall']:.2f} s root start to value, {jobs / run['wall']:,.0f} jobs/s; "
+              f"leader CPU {run['cpu']:.2f} s ({run['cpu'] / jobs * 1e6:.1f} µs per job); "
               f"leader RSS sampled peak {run['rss'] / 2**20:,.0f} MiB at {run['rss_at']:.0f} s "
               f"(ru_maxrss so far {run['maxrss'] / 2**20:,.0f} MiB); job store at most "
               f"{run['store_max'] / 2**20:,.1f} MiB while running, {run['size']:,} bytes in "
@@ -159,7 +166,8 @@ def main() -> int:
     if args.repeat > 1:
         def med(key: str) -> float:
             return statistics.median(run[key] for run in runs)
-        print(f"median of {args.repeat}: {jobs / med('wall'):,.0f} jobs/s, leader RSS peak "
+        print(f"median of {args.repeat}: {jobs / med('wall'):,.0f} jobs/s, leader CPU "
+              f"{med('cpu') / jobs * 1e6:.1f} µs per job, leader RSS peak "
               f"{med('rss') / 2**20:,.0f} MiB, job store at most "
               f"{med('store_max') / 2**20:,.1f} MiB")
     return 0
