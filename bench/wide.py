@@ -2,6 +2,10 @@
 
 100,202 jobs in all (the root, 100 middles, 100,000 leaves, 100 + 1 follow-ons).
 Prints the wall time from the root's start to its value, jobs/s, the leader's
+CPU time (this process's, less the sampler thread's) and µs of it per job, that
+CPU by thread (the leader's loop in the caller's thread, the event log's writer,
+compaction...: each thread's last sample from /proc, so a thread that lives less
+than `--every` may be missed, and "other" is what the samples missed), its
 peak RSS (the leader runs in this process: `ru_maxrss`, and its RSS sampled every
 `--every` seconds, with the time of the peak), the job store's largest size seen
 while running (sampled likewise) and its size and number of files after the run
@@ -71,6 +75,20 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def thread_cpu() -> dict[int, float]:
+    """CPU seconds (user + system) of each live thread of this process, by native id."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seconds = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue  # the thread ended
+        seconds[int(tid)] = (int(fields[11]) + int(fields[12])) / ticks
+    return seconds
+
+
 class Completions(Observer):
     """Counts the jobs completed (the leader calls it on its own thread)."""
 
@@ -93,11 +111,23 @@ class Sampler(threading.Thread):
         self.begun = time.monotonic()
         self.rss = self.store = 0
         self.rss_at = 0.0
+        self.cpu = 0.0  # this thread's own CPU time, not the leader's
+        self.threads: dict[int, tuple[str, float]] = {}  # native id: (name, CPU seconds)
+        self.base = thread_cpu()  # what the threads there before the run had used
         self.halt = threading.Event()
+
+    def sample_threads(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid, cpu in thread_cpu().items():
+            if tid in self.threads or tid in names:
+                name = names.get(tid) or self.threads[tid][0]
+                self.threads[tid] = (name, cpu)
 
     def run(self) -> None:
         last, last_done = self.begun, 0
         while not self.halt.wait(self.every):
+            self.cpu = time.thread_time()
+            self.sample_threads()
             rss = rss_bytes()
             if rss > self.rss:
                 self.rss, self.rss_at = rss, time.monotonic() - self.begun
@@ -112,6 +142,7 @@ class Sampler(threading.Thread):
                       f"{size / 2**20:,.1f} MiB (most {self.store / 2**20:,.1f}); load "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
                 last, last_done = now, done
+            self.cpu = time.thread_time()
 
 
 def once(width: int, leaves: int, every: float, report: float,
@@ -121,17 +152,32 @@ def once(width: int, leaves: int, every: float, report: float,
         completions = Completions()
         sampler = Sampler(jobstore, every, report, completions)
         sampler.start()
-        called = time.time()
+        called, cpu = time.time(), time.process_time()
         value, started = fntree.run(root(width, leaves), jobstore=jobstore,
                                     observers=[completions])
         now = time.time()
         sampler.halt.set()
         sampler.join()
+        sampler.sample_threads()
+        cpu = time.process_time() - cpu - sampler.cpu
         size, files = disk_usage(jobstore)
     assert value == width * leaves, value
     return {"wall": now - started, "whole": now - called, "rss": sampler.rss,
             "rss_at": sampler.rss_at, "store_max": max(sampler.store, size), "size": size,
-            "files": files, "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+            "files": files, "cpu": cpu, "threads": by_thread(sampler, cpu),
+            "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def by_thread(sampler: Sampler, cpu: float) -> dict[str, float]:
+    """The leader's CPU seconds by thread name (threads of one name summed; the sampler's
+    own left out), and "other": the rest of `cpu`."""
+    split: dict[str, float] = {}
+    for tid, (named, seconds) in sampler.threads.items():
+        if tid != sampler.native_id:
+            name = "leader loop" if tid == os.getpid() else named
+            split[name] = split.get(name, 0.0) + seconds - sampler.base.get(tid, 0.0)
+    split["other"] = max(0.0, cpu - sum(split.values()))
+    return split
 
 
 def main() -> int:
@@ -151,15 +197,21 @@ def main() -> int:
         run = once(args.width, args.leaves, args.every, args.report, args.dir)
         runs.append(run)
         print(f"fntree: {run['wall']:.2f} s root start to value, {jobs / run['wall']:,.0f} jobs/s; "
+              f"leader CPU {run['cpu']:.2f} s ({run['cpu'] / jobs * 1e6:.1f} µs per job); "
               f"leader RSS sampled peak {run['rss'] / 2**20:,.0f} MiB at {run['rss_at']:.0f} s "
               f"(ru_maxrss so far {run['maxrss'] / 2**20:,.0f} MiB); job store at most "
               f"{run['store_max'] / 2**20:,.1f} MiB while running, {run['size']:,} bytes in "
               f"{run['files']} files after ({run['whole']:.2f} s for all of fntree.run)",
               flush=True)
+        print("  leader CPU by thread: " + ", ".join(
+            f"{name} {seconds:.2f} s ({seconds / jobs * 1e6:.1f} µs per job)"
+            for name, seconds in sorted(run["threads"].items(), key=lambda kv: -kv[1])),
+            flush=True)
     if args.repeat > 1:
         def med(key: str) -> float:
             return statistics.median(run[key] for run in runs)
-        print(f"median of {args.repeat}: {jobs / med('wall'):,.0f} jobs/s, leader RSS peak "
+        print(f"median of {args.repeat}: {jobs / med('wall'):,.0f} jobs/s, leader CPU "
+              f"{med('cpu') / jobs * 1e6:.1f} µs per job, leader RSS peak "
               f"{med('rss') / 2**20:,.0f} MiB, job store at most "
               f"{med('store_max') / 2**20:,.1f} MiB")
     return 0

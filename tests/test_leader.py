@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,27 @@ def test_wide_tree_holds_few_chains_live(store: Path, monkeypatch: pytest.Monkey
     assert count.most < bound, count.most
     assert count.most_entries < 2 * bound
     assert not count.view.jobs and not count.view.chains  # closed subtrees leave nothing
+
+
+class Thresholds(Observer):
+    """Keeps the garbage collector's thresholds seen while the leader reports completions."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, int, int]] = set()
+
+    def completed(self, name: str, result: Result) -> None:
+        self.seen.add(gc.get_threshold())
+
+
+def test_young_collections_are_rarer_while_running(store: Path, tmp_path: Path) -> None:
+    """The leader raises the young generation's threshold while it runs and puts the
+    caller's thresholds back when the run ends, whether it completed or failed."""
+    before = gc.get_threshold()
+    watch = Thresholds()
+    assert fntree.run(wf.fan(20), jobstore=store, observers=[watch]) == sum(range(20))
+    assert watch.seen == {(max(leader.GC_YOUNG, before[0]), *before[1:])}
+    assert gc.get_threshold() == before
+    with pytest.raises(fntree.WorkflowFailed):
+        fntree.run(wf.local_then_fail(str(tmp_path / "marker")),
+                   jobstore=tmp_path / "failing", retry_count=0)
+    assert gc.get_threshold() == before
