@@ -75,3 +75,25 @@ def returns_number(x: int) -> str:
 @fntree.shell(retries=0)
 def returns_blank(x: int) -> str:
     return "  "
+
+
+@fntree.target
+def say_when(i: int, go: str) -> int:
+    """Log `said <i>` once the file `go` exists."""
+    while not os.path.exists(go):
+        time.sleep(0.05)
+    fntree.context().log(f"said {i:04d}")
+    time.sleep(0.05)  # spread over several of the leader's writes of its event log
+    return i
+
+
+@fntree.target
+def sum_of(values: list[int]) -> int:
+    return sum(values)
+
+
+@fntree.target
+def say_all(n: int, go: str) -> fntree.Spawn:
+    """`n` jobs that each log one message once `go` exists, then their sum."""
+    kids = [say_when(i, go) for i in range(n)]
+    return fntree.children(*kids).then(sum_of(kids))

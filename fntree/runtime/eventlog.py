@@ -30,7 +30,8 @@ back from a system call does not wait out the interpreter's switch interval.
 Nothing is fsynced, so a leader killed outright loses at most the last moments;
 the next leader starts on a fresh line, and `read_events` skips a torn one.
 
-The log stays bounded while a run goes on: when it grows past `PART_BYTES`, and
+The log stays bounded while a run goes on: when it grows past `PART_BYTES` (or
+`FNTREE_EVENT_PART_BYTES`, which tests make small to rotate often), and
 when its leader finishes, the writer thread compresses it (about 8x) into the
 next part of the archive, `events.<n>.log.gz`, and starts it afresh. A part is
 written under a temporary name and renamed whole, so a part is never cut; a
@@ -88,6 +89,7 @@ class EventLog(Observer):
         self._packets = 0
         self._epoch = 0
         self._broken = False
+        self.part_bytes = int(os.environ.get("FNTREE_EVENT_PART_BYTES") or PART_BYTES)
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
     def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
@@ -182,7 +184,7 @@ class EventLog(Observer):
                 self._file = self._open()
             self._file.write("".join(lines))
             self._file.flush()
-            if self._file.tell() >= PART_BYTES:  # bounded while the run goes on
+            if self._file.tell() >= self.part_bytes:  # bounded while the run goes on
                 self._file.close()
                 self._file = None
                 self._archive()
@@ -273,7 +275,7 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
     """
     cut = [] if cut is None else cut
     for archive in (paths.event_archive(), *paths.event_parts()):
-        yield from _parse(_archive_lines(archive, cut))
+        yield from _parse(archive_lines(archive, cut))
     try:
         with open(paths.event_log(), encoding="utf-8", errors="replace") as f:
             yield from _parse(f)
@@ -281,7 +283,7 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
         return
 
 
-def _archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
+def archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
     """The lines of every gzip member of `path`, up to the first one that is cut or damaged."""
     try:
         data = path.read_bytes()
