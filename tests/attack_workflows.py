@@ -79,8 +79,8 @@ def returns_blank(x: int) -> str:
 
 @fntree.target
 def say_when(i: int, go: str) -> int:
-    """Log `said <i>` once the file `go` exists."""
-    while not os.path.exists(go):
+    """Log `said <i>` once the file `go` exists (at once if `go` is empty)."""
+    while go and not os.path.exists(go):
         time.sleep(0.05)
     fntree.context().log(f"said {i:04d}")
     time.sleep(0.05)  # spread over several of the leader's writes of its event log
@@ -94,6 +94,7 @@ def sum_of(values: list[int]) -> int:
 
 @fntree.target
 def say_all(n: int, go: str) -> fntree.Spawn:
-    """`n` jobs that each log one message once `go` exists, then their sum."""
+    """`n` jobs that each log one message once `go` exists (at once if `go` is empty); then
+    their sum."""
     kids = [say_when(i, go) for i in range(n)]
     return fntree.children(*kids).then(sum_of(kids))

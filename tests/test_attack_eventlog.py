@@ -3,13 +3,23 @@ leftovers of a leader killed mid-rotation."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from processes import wait_for
+import pytest
+from processes import wait_for, worker_pids
+
+from fntree.runtime.check import ERROR, check
+from fntree.runtime.eventlog import read_events
+from fntree.runtime.paths import StorePaths
 
 TESTS = str(Path(__file__).parent)
 
@@ -62,3 +72,76 @@ def test_following_messages_across_rotations_shows_each_once(tmp_path: Path) -> 
     assert len(list(store.glob("events.*.log.gz"))) >= 5  # it did rotate, many times
     said = re.findall(r"said (\d+)", out)
     assert sorted(said) == [f"{i:04d}" for i in range(n)], err
+
+
+def _fntree(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fntree", *args], capture_output=True,
+                          text=True, timeout=300, env=_env())
+
+
+N = 40
+
+
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store whose leader was SIGKILLed after its event log rotated into a part, its jobs
+    waiting for `DIR/../go`."""
+    base = tmp_path_factory.mktemp("rotated")
+    store = base / "store"
+    code = ("import fntree, attack_workflows as aw\n"
+            f"fntree.run(aw.say_all({N}, {str(base / 'go')!r}), jobstore={str(store)!r})\n")
+    leader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=_env(FNTREE_EVENT_PART_BYTES="500"))
+    try:
+        wait_for(lambda: len(list(store.glob("events.*.log.gz"))) >= 1, timeout=120)
+        wait_for(lambda: len(worker_pids(store)) >= 1, timeout=120)
+    finally:
+        leader.kill()
+        leader.wait()
+        for pid in worker_pids(store):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return store
+
+
+def _copy(rotated: Path, tmp_path: Path) -> Path:
+    store = tmp_path / "store"
+    shutil.copytree(rotated, store, symlinks=True)
+    return store
+
+
+def _done_per_target(store: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in read_events(StorePaths(store)):
+        if event["ev"] == "done":
+            counts[event["name"]] = counts.get(event["name"], 0) + 1
+    return counts
+
+
+def test_a_leader_killed_mid_rotation_leaves_nothing_counted_twice(rotated: Path,
+                                                                   tmp_path: Path) -> None:
+    """What a leader killed while archiving leaves (a half-written part, a log already whole in
+    its part) is noted by `fntree check`, never counted twice by `fntree stats`, and removed by
+    the next leader (the log was read twice, and the temporary part stayed for ever)."""
+    store = _copy(rotated, tmp_path)
+    paths = StorePaths(store)
+    newest = paths.event_parts()[-1]
+    number = int(newest.name.split(".")[1])
+    with gzip.open(newest, "rb") as f:
+        paths.event_log().write_bytes(f.read())  # killed between the rename and the unlink
+    temp = store / f".events.{number + 1}.log.gz.4242.tmp"
+    temp.write_bytes(newest.read_bytes()[:20])  # killed while writing the next part
+    notes = [f.text for f in check(store)]
+    assert any("half-written" in n for n in notes) and any("archived whole" in n for n in notes)
+    assert not [f for f in check(store) if f.level == ERROR]
+    before = list(read_events(paths))
+    assert len(before) == len({json.dumps(e, sort_keys=True) for e in before})
+    (rotated.parent / "go").touch()  # the path its jobs wait for
+    code = f"import fntree\nprint(fntree.restart({str(store)!r}))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=_env())
+    assert done.stdout.strip() == str(sum(range(N))), done.stderr
+    assert not temp.exists() and not paths.event_part_temps()
+    assert _done_per_target(store) == {"say_all": 1, "say_when": N, "sum_of": 1}
+    stats = _fntree("stats", str(store))
+    assert f"{N + 2} jobs done" in stats.stdout, stats.stdout + stats.stderr

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
+from fntree.runtime.eventlog import log_is_archived
 from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.records import ObjectRef, job_hex
@@ -163,8 +164,18 @@ def _orphans(store: JobStore, state: RunState) -> list[Finding]:
                 found.append(Finding(NOTE, f"global temp dir tmp/g/{entry} belongs to no open "
                                            "chain (a crash before its removal); the next "
                                            "leader removes it"))
-    leftovers = list(Path(store.paths.root).glob(".*.tmp"))
+    temps = store.paths.event_part_temps()
+    found.extend(Finding(NOTE, f"{p.name} is a part of the event log left half-written by a "
+                               "leader killed while archiving; readers ignore it, the next "
+                               "leader removes it, and removing it by hand is safe")
+                 for p in temps)
+    leftovers = [p for p in Path(store.paths.root).glob(".*.tmp") if p not in temps]
     found.extend(Finding(NOTE, f"{p.name} is a leftover temporary file") for p in leftovers)
+    if log_is_archived(store.paths):
+        found.append(Finding(NOTE, "events.log is already archived whole in the newest part "
+                                   "(a leader killed before removing it); readers skip it, "
+                                   "the next leader removes it, and removing it by hand is "
+                                   "safe"))
     return found
 
 

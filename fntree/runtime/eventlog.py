@@ -34,9 +34,11 @@ The log stays bounded while a run goes on: when it grows past `PART_BYTES` (or
 `FNTREE_EVENT_PART_BYTES`, which tests make small to rotate often), and
 when its leader finishes, the writer thread compresses it (about 8x) into the
 next part of the archive, `events.<n>.log.gz`, and starts it afresh. A part is
-written under a temporary name and renamed whole, so a part is never cut; a
-leader killed between the rename and the removal of the log leaves its events
-in both, which readers then see twice (a record for people, not the journal).
+written under a temporary name and renamed whole, so a part is never cut. A
+leader killed while writing one leaves the temporary file; one killed between
+the rename and the removal of the log leaves its events in both. Readers skip a
+log that is byte for byte the newest part (`log_is_archived`), and the next
+leader's writer thread, before its first write, removes both leftovers (`tidy`).
 Readers take the archive of older fntree versions (`events.log.gz`, one gzip
 member per leader, read up to a member cut short or damaged, and `read_events`
 says so instead of failing), the parts in order, then the log.
@@ -140,13 +142,13 @@ class EventLog(Observer):
 
         The part is written whole under a temporary name, then renamed; a crash
         between the rename and the log's removal leaves events in both, which
-        readers then see twice: this is a record for people, not the journal.
+        readers skip and the next leader repairs (`tidy`).
         """
         if not os.path.exists(self.path):
             return  # archived when it grew past PART_BYTES, and nothing written since
         parts = self.paths.event_parts()
         part = self.paths.event_part(int(parts[-1].name.split(".")[1]) + 1 if parts else 1)
-        temp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
+        temp = self.paths.event_part_temp(int(part.name.split(".")[1]))
         try:
             with open(self.path, "rb") as log_file, \
                     open(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as raw, \
@@ -162,6 +164,7 @@ class EventLog(Observer):
 
     # -- the writer thread ---------------------------------------------------------------
     def _flush_loop(self) -> None:
+        tidy(self.paths)
         while not self._stop.wait(FLUSH_EVERY):
             self.flush()
         self.flush()
@@ -249,6 +252,45 @@ class EventLog(Observer):
         return json.dumps({"t": round(t, 3), "ev": kind, **record}) + "\n"
 
 
+def tidy(paths: StorePaths) -> None:
+    """Repair what a leader killed while archiving left: half-written parts (removed) and
+    a log already whole in its part (removed, or readers would see its events twice).
+
+    Only the leader calls this, holding the store's lock: no other process writes parts.
+    """
+    for temp in paths.event_part_temps():
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+            log.info("removed %s, a part of the event log a killed leader left half-written",
+                     temp)
+    if log_is_archived(paths):
+        with contextlib.suppress(FileNotFoundError):
+            paths.event_log().unlink()
+            log.info("removed %s: a killed leader had archived it whole", paths.event_log())
+
+
+def log_is_archived(paths: StorePaths) -> bool:
+    """Whether the event log is byte for byte the newest part (a leader was killed between
+    the part's rename and the log's removal). Inflates the part only if its size matches."""
+    parts = paths.event_parts()
+    if not parts:
+        return False
+    try:
+        with open(paths.event_log(), "rb") as log_file, open(parts[-1], "rb") as raw:
+            size = os.fstat(log_file.fileno()).st_size
+            raw.seek(-4, os.SEEK_END)  # a gzip member ends in its text's size mod 2**32
+            if not size or int.from_bytes(raw.read(4), "little") != size % (1 << 32):
+                return False
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as part:
+                while chunk := part.read(ARCHIVE_CHUNK):
+                    if log_file.read(len(chunk)) != chunk:
+                        return False
+                return not log_file.read(1)
+    except (OSError, EOFError, zlib.error):
+        return False
+
+
 def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:
     """How many new jobs a completion's outcome names: children, their deps, the follow-on."""
     if outcome is None or outcome[0] != O_SPAWN:
@@ -276,6 +318,8 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
     cut = [] if cut is None else cut
     for archive in (paths.event_archive(), *paths.event_parts()):
         yield from _parse(archive_lines(archive, cut))
+    if log_is_archived(paths):
+        return  # its events were just read from its part
     try:
         with open(paths.event_log(), encoding="utf-8", errors="replace") as f:
             yield from _parse(f)
