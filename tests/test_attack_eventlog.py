@@ -145,3 +145,57 @@ def test_a_leader_killed_mid_rotation_leaves_nothing_counted_twice(rotated: Path
     assert _done_per_target(store) == {"say_all": 1, "say_when": N, "sum_of": 1}
     stats = _fntree("stats", str(store))
     assert f"{N + 2} jobs done" in stats.stdout, stats.stdout + stats.stderr
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A completed store whose event log was archived into at least three parts."""
+    store = tmp_path_factory.mktemp("parts") / "store"
+    code = ("import fntree, attack_workflows as aw\n"
+            f"print(fntree.run(aw.say_all({N}, ''), jobstore={str(store)!r}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=_env(FNTREE_EVENT_PART_BYTES="300"))
+    assert done.stdout.strip() == str(sum(range(N))), done.stderr
+    assert len(StorePaths(store).event_parts()) >= 3
+    assert not [f for f in check(store) if f.level == ERROR]
+    return store
+
+
+def _flip(part: Path) -> None:
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
+
+
+def _swap(store: Path) -> None:
+    a, b = store / "events.1.log.gz", store / "events.2.log.gz"
+    data = a.read_bytes()
+    a.write_bytes(b.read_bytes())
+    b.write_bytes(data)
+
+
+DAMAGES = {
+    "truncated": (lambda s: os.truncate(s / "events.2.log.gz", 40), "events.2.log.gz is cut"),
+    "flipped": (lambda s: _flip(s / "events.2.log.gz"), "events.2.log.gz is cut short or damaged"),
+    "deleted": (lambda s: (s / "events.2.log.gz").unlink(), "part(s) 2 are missing"),
+    "swapped": (_swap, "events.1.log.gz does not follow"),
+    "added": (lambda s: shutil.copy(s / "events.1.log.gz", StorePaths(s).event_part(
+        len(StorePaths(s).event_parts()) + 1)), "log.gz does not follow"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_missing_or_foreign_part_is_named_never_counted_silently(
+        parts: Path, tmp_path: Path, damage: str) -> None:
+    """A part cut, flipped, deleted, swapped with another, or added after the last is an error
+    for `fntree check` and a note beside the figures of `stats` and `timeline` (they showed
+    fewer or more jobs, silently, and check called the store sound)."""
+    store = _copy(parts, tmp_path)
+    harm, said = DAMAGES[damage]
+    harm(store)
+    errors = [f.text for f in check(store) if f.level == ERROR]
+    assert any(said in e for e in errors), errors
+    for command in (("stats",), ("timeline", "-o", str(tmp_path / "t.html"))):
+        out = _fntree(command[0], str(store), *command[1:])
+        assert out.returncode == 0 and said in out.stdout + out.stderr, out.stderr
+        assert "Traceback" not in out.stderr

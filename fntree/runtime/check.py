@@ -5,7 +5,9 @@ It reads the store without changing it (a leader may be running) and reports
 crash legitimately leaves behind and the next leader repairs (a torn journal
 tail, a global temp dir whose chain closed, an unfinished compaction).
 
-What it checks: the identity file (its checksum) and permissions; the config
+What it checks: the identity file (its checksum) and permissions; the event
+log's parts (each inflates to its end, none is missing, each header links to
+the part before it: `fntree.runtime.eventlog.chain_problems`); the config
 (its checksum); the newest snapshot (its checksum); that every journal frame
 checks, a torn frame appearing only at the very end, and that the records
 replay (all through `JobStore.replay`, which rereads when a compaction changes
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
-from fntree.runtime.eventlog import log_is_archived
+from fntree.runtime.eventlog import archive_lines, chain_problems, log_is_archived
 from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.records import ObjectRef, job_hex
@@ -53,6 +55,7 @@ def check(path: str | os.PathLike[str]) -> list[Finding]:
     except JobStoreError as exc:
         return [Finding(ERROR, str(exc))]
     findings = _layout(store)
+    findings.extend(_event_parts(store))
     state = _replay(store, findings)
     if state is not None:
         findings.extend(_invariants(state))
@@ -71,6 +74,17 @@ def _layout(store: JobStore) -> list[Finding]:
     if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
         found.append(Finding(ERROR, "leader.lock is not a file, so no leader can start; "
                                     "remove it (no leader runs while it is not a file)"))
+    return found
+
+
+def _event_parts(store: JobStore) -> list[Finding]:
+    """The event log's parts: each whole (it inflates to its end), in sequence, this store's."""
+    found = [Finding(ERROR, text) for text in chain_problems(store.paths)]
+    for part in store.paths.event_parts():
+        cut: list[str] = []
+        for _ in archive_lines(part, cut):
+            pass
+        found.extend(Finding(ERROR, text) for text in cut)
     return found
 
 

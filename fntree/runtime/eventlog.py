@@ -63,7 +63,7 @@ from typing import Any, TextIO
 
 from fntree.runtime.durable import open_private
 from fntree.runtime.events import Failure, Observer
-from fntree.runtime.paths import StorePaths
+from fntree.runtime.paths import EVENT_PART, StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
 from fntree.runtime.snapshot import Snapshot
 
@@ -148,11 +148,13 @@ class EventLog(Observer):
             return  # archived when it grew past PART_BYTES, and nothing written since
         parts = self.paths.event_parts()
         part = self.paths.event_part(int(parts[-1].name.split(".")[1]) + 1 if parts else 1)
-        temp = self.paths.event_part_temp(int(part.name.split(".")[1]))
+        number = int(part.name.split(".")[1])
+        temp = self.paths.event_part_temp(number)
+        name = part_name(number, parts[-1] if parts else None)
         try:
             with open(self.path, "rb") as log_file, \
                     open(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as raw, \
-                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as f:
+                    gzip.GzipFile(name, fileobj=raw, mode="wb", compresslevel=6) as f:
                 shutil.copyfileobj(log_file, f, ARCHIVE_CHUNK)  # never the whole log in memory
             os.rename(temp, part)
             self.path.unlink()
@@ -316,6 +318,7 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
     and a sentence saying so is appended to `cut`.
     """
     cut = [] if cut is None else cut
+    cut.extend(chain_problems(paths))
     for archive in (paths.event_archive(), *paths.event_parts()):
         yield from _parse(archive_lines(archive, cut))
     if log_is_archived(paths):
@@ -327,11 +330,74 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
         return
 
 
+def part_name(number: int, previous: Path | None) -> str:
+    """The name part `number` carries in its gzip header: its number and a link to the part
+    before it (the last 8 bytes of that part, its checksum and size), so that a part
+    missing, moved, or copied from another store is seen (`chain_problems`)."""
+    link = "first"
+    if previous is not None:
+        with contextlib.suppress(OSError), open(previous, "rb") as f:
+            f.seek(-8, os.SEEK_END)
+            link = f.read(8).hex()
+    return f"events.{number}.{link}.log"
+
+
+def chain_problems(paths: StorePaths) -> list[str]:
+    """What is wrong with the sequence of the archive's parts, in sentences: a number
+    missing, or a part whose header names another part before it (a part of another
+    store, or of this one moved). Parts of older fntree versions name nothing, and pass."""
+    found = []
+    parts = paths.event_parts()
+    numbers = [int(p.name.split(".")[1]) for p in parts]
+    missing = sorted(set(range(1, max(numbers, default=0) + 1)) - set(numbers))
+    if missing:
+        found.append(f"the event log's part(s) {', '.join(map(str, missing[:10]))} are "
+                     f"missing from {paths.root}, so the events they held are not counted; "
+                     "restore them from a backup of the job store")
+    for k, (number, part) in enumerate(zip(numbers, parts, strict=True)):
+        name = _header_name(part)
+        if name is None:
+            continue
+        previous = parts[k - 1] if k and numbers[k - 1] == number - 1 else None
+        if number == 1 or previous is not None:
+            expected = part_name(number, previous)
+            if name != expected:
+                found.append(f"{part.name} does not follow the part before it (its header "
+                             f"names {name!r}, not {expected!r}): it was copied from another "
+                             "job store or renamed, and its events may not be this run's; "
+                             "remove it, or put back this store's own part")
+    return found
+
+
+def _header_name(path: Path) -> str | None:
+    """The file name in `path`'s gzip header (RFC 1952 FNAME), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    if len(head) < 10 or head[:3] != b"\x1f\x8b\x08" or not head[3] & 8:
+        return None
+    at = 10
+    if head[3] & 4:  # FEXTRA: its length, then its bytes
+        at += 2 + int.from_bytes(head[10:12], "little")
+    end = head.find(b"\0", at)
+    return head[at:end].decode("latin-1") if end > 0 else None
+
+
 def archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
     """The lines of every gzip member of `path`, up to the first one that is cut or damaged."""
+    legacy = not EVENT_PART.fullmatch(path.name)
+    why = ("a leader stopped while writing it" if legacy else "parts are renamed into place "
+           "whole, so it was damaged or cut after it was written: a disk error, an edit, a "
+           "copy cut short; restore it from a backup of the job store")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        return
+    except OSError as exc:
+        cut.append(f"{path} cannot be read ({exc.strerror or exc}), so its events are not "
+                   "shown")
         return
     pos = 0
     while pos < len(data):
@@ -344,15 +410,14 @@ def archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
             tail = lines.pop()
             yield from lines
             if inflater is None:
-                cut.append(f"{path} is cut short: its part from byte {pos} on does not "
-                           "decompress to the end (a leader stopped while writing it), so "
-                           "the events after the cut are not shown")
+                cut.append(f"{path} is cut short or damaged: from byte {pos} on it does not "
+                           f"decompress to the end ({why}), so the events after the damage "
+                           "are not shown")
                 return
             fed += len(chunk)
         if not inflater.eof:
-            cut.append(f"{path} is cut short: its part from byte {pos} on ends before its end "
-                       "marker (a leader stopped while writing it), so the events after the "
-                       "cut are not shown")
+            cut.append(f"{path} is cut short: from byte {pos} on it ends before its end "
+                       f"marker ({why}), so the events after the cut are not shown")
             return
         yield tail
         pos = fed - len(inflater.unused_data)
