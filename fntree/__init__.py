@@ -20,6 +20,7 @@ runs inside `standard_library_first`.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from fntree._imports import explain, standard_library_first
@@ -65,7 +66,9 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'fntree' has no attribute {name!r}")
+        # name= and obj= let the traceback suggest a close name ("Did you mean: 'target'?")
+        raise AttributeError(f"module 'fntree' has no attribute {name!r}", name=name,
+                             obj=sys.modules[__name__])
     with standard_library_first():
         try:
             value = getattr(importlib.import_module(module), name)
