@@ -98,3 +98,16 @@ def say_all(n: int, go: str) -> fntree.Spawn:
     their sum."""
     kids = [say_when(i, go) for i in range(n)]
     return fntree.children(*kids).then(sum_of(kids))
+
+
+@fntree.target
+def nap(i: int) -> int:
+    """`i`, after a short nap, or a long one for every 50th (so a run has jobs in flight)."""
+    time.sleep(0.01 if i % 50 else 600)
+    return i
+
+
+@fntree.target
+def naps(n: int) -> fntree.Spawn:
+    kids = [nap(i) for i in range(n)]
+    return fntree.children(*kids).then(sum_of(kids))
