@@ -199,3 +199,13 @@ def test_a_damaged_missing_or_foreign_part_is_named_never_counted_silently(
         out = _fntree(command[0], str(store), *command[1:])
         assert out.returncode == 0 and said in out.stdout + out.stderr, out.stderr
         assert "Traceback" not in out.stderr
+
+
+def test_following_a_finished_run_shows_its_last_messages_from_the_parts(parts: Path) -> None:
+    """`fntree logs -f DIR` of a finished run whose log was archived into parts prints its last
+    messages, then that no leader runs (it printed none: it read only events.log)."""
+    out = _fntree("logs", "-f", str(parts))
+    assert out.returncode == 0, out.stderr
+    said = re.findall(r"said (\d+)", out.stdout)
+    assert len(said) == 10 and len(set(said)) == 10, out.stdout
+    assert "no leader is running" in out.stdout
