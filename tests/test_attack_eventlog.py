@@ -209,3 +209,19 @@ def test_following_a_finished_run_shows_its_last_messages_from_the_parts(parts: 
     said = re.findall(r"said (\d+)", out.stdout)
     assert len(said) == 10 and len(set(said)) == 10, out.stdout
     assert "no leader is running" in out.stdout
+
+
+@pytest.mark.parametrize("knob", ["FNTREE_EVENT_PART_BYTES", pytest.param(
+    "FNTREE_COMPACT_BYTES", marks=pytest.mark.xfail(strict=True, reason=(
+        "runtime/compaction.py's _from_env raises a bare ValueError (the scale branch's "
+        "file): the run ends in a traceback")))])
+def test_a_bad_value_of_a_size_knob_is_named_never_a_traceback(tmp_path: Path,
+                                                               knob: str) -> None:
+    """A run with FNTREE_EVENT_PART_BYTES (or FNTREE_COMPACT_BYTES) set to a word names the
+    variable and goes on with the default (it ended in a ValueError traceback)."""
+    code = ("import fntree, attack_workflows as aw\n"
+            f"print(fntree.run(aw.say_all(3, ''), jobstore={str(tmp_path / 'store')!r}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=_env(**{knob: "abc"}))
+    assert done.stdout.strip() == "3" and "Traceback" not in done.stderr, done.stderr
+    assert knob in done.stderr

@@ -91,7 +91,7 @@ class EventLog(Observer):
         self._packets = 0
         self._epoch = 0
         self._broken = False
-        self.part_bytes = int(os.environ.get("FNTREE_EVENT_PART_BYTES") or PART_BYTES)
+        self.part_bytes = part_bytes()
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
     def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
@@ -252,6 +252,20 @@ class EventLog(Observer):
         else:
             record = {"epoch": event[2], "ok": event[3]}
         return json.dumps({"t": round(t, 3), "ev": kind, **record}) + "\n"
+
+
+def part_bytes() -> int:
+    """The bound past which the event log is archived: FNTREE_EVENT_PART_BYTES, else
+    PART_BYTES (a value that is not a positive whole number is warned of, and ignored)."""
+    text = os.environ.get("FNTREE_EVENT_PART_BYTES", "").strip()
+    if not text:
+        return PART_BYTES
+    if not text.isdigit() or int(text) <= 0:
+        log.warning("FNTREE_EVENT_PART_BYTES=%r is not a positive whole number of bytes; the "
+                    "event log is archived past %d bytes instead (unset it, or give one such "
+                    "as 1000000)", text, PART_BYTES)
+        return PART_BYTES
+    return int(text)
 
 
 def tidy(paths: StorePaths) -> None:
