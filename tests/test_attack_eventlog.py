@@ -225,3 +225,18 @@ def test_a_bad_value_of_a_size_knob_is_named_never_a_traceback(tmp_path: Path,
                           timeout=300, env=_env(**{knob: "abc"}))
     assert done.stdout.strip() == "3" and "Traceback" not in done.stderr, done.stderr
     assert knob in done.stderr
+
+
+@pytest.mark.parametrize("where", ["events.log", "events.2.log.gz"])
+def test_a_fifo_in_place_of_the_event_log_or_a_part_is_named_never_waited_on(
+        parts: Path, tmp_path: Path, where: str) -> None:
+    """A FIFO put where the event log or a part belongs makes `stats`, `check` and `logs -f`
+    say so and end (they waited on it for ever)."""
+    store = _copy(parts, tmp_path)
+    (store / where).unlink(missing_ok=True)
+    os.mkfifo(store / where)
+    for command in ("stats", "check", "logs -f"):
+        out = _fntree(*command.split(), str(store))  # a hang is a TimeoutExpired
+        if command != "logs -f" or where == "events.log":  # it reads the newest part alone
+            assert "not a regular file" in out.stdout + out.stderr, (command, out.stderr)
+        assert "Traceback" not in out.stderr

@@ -30,7 +30,8 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-from fntree.runtime.eventlog import archive_lines
+from fntree.errors import JobStoreError
+from fntree.runtime.eventlog import archive_lines, open_regular
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.store import JobStore
 
@@ -138,9 +139,14 @@ class _Follower:
                     self._part(number)
             self.expected = max(self.expected, newest)
             try:
-                f = open(self.paths.event_log(), "rb")  # noqa: SIM115 (kept open)
+                f = open_regular(self.paths.event_log())
             except FileNotFoundError:
                 f = None
+            except OSError as exc:
+                raise JobStoreError(f"{self.paths.event_log()} cannot be followed "
+                                    f"({exc.strerror}): the leader writes it as a regular "
+                                    "file, so something else was put in its place; remove "
+                                    "it (the next leader starts a new one)") from None
             if _newest_part(self.paths.root) == newest:
                 self.file, self.started = f, True
                 return

@@ -70,6 +70,11 @@ def _layout(store: JobStore) -> list[Finding]:
         if entry not in _TOP_LEVEL and not entry.startswith(".") \
                 and not EVENT_PART.fullmatch(entry):
             found.append(Finding(ERROR, f"unexpected file {entry!r} in the job store"))
+    events = store.paths.event_log()
+    if os.path.lexists(events) and not stat.S_ISREG(os.lstat(events).st_mode):
+        found.append(Finding(ERROR, "events.log is not a regular file, so the run's events "
+                                    "cannot be read or written; remove it (the next leader "
+                                    "starts a new one)"))
     lock = store.paths.lock
     if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
         found.append(Finding(ERROR, "leader.lock is not a file, so no leader can start; "

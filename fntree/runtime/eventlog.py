@@ -47,19 +47,21 @@ says so instead of failing), the parts in order, then the log.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import json
 import logging
 import os
 import shutil
 import socket
+import stat
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from fntree.runtime.durable import open_private
 from fntree.runtime.events import Failure, Observer
@@ -254,6 +256,20 @@ class EventLog(Observer):
         return json.dumps({"t": round(t, 3), "ev": kind, **record}) + "\n"
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """`path` open for reading, if it is a regular file: a FIFO put in its place is never
+    waited on (OSError, as for a directory; FileNotFoundError when it is missing)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def part_bytes() -> int:
     """The bound past which the event log is archived: FNTREE_EVENT_PART_BYTES, else
     PART_BYTES (a value that is not a positive whole number is warned of, and ignored)."""
@@ -292,7 +308,7 @@ def log_is_archived(paths: StorePaths) -> bool:
     if not parts:
         return False
     try:
-        with open(paths.event_log(), "rb") as log_file, open(parts[-1], "rb") as raw:
+        with open_regular(paths.event_log()) as log_file, open_regular(parts[-1]) as raw:
             size = os.fstat(log_file.fileno()).st_size
             raw.seek(-4, os.SEEK_END)  # a gzip member ends in its text's size mod 2**32
             if not size or int.from_bytes(raw.read(4), "little") != size % (1 << 32):
@@ -338,10 +354,15 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
     if log_is_archived(paths):
         return  # its events were just read from its part
     try:
-        with open(paths.event_log(), encoding="utf-8", errors="replace") as f:
-            yield from _parse(f)
+        log_file = open_regular(paths.event_log())
     except FileNotFoundError:
         return
+    except OSError as exc:
+        cut.append(f"{paths.event_log()} cannot be read ({exc.strerror}), so its events are "
+                   "not shown; remove it (the next leader starts a new one)")
+        return
+    with log_file:
+        yield from _parse(log_file)
 
 
 def part_name(number: int, previous: Path | None) -> str:
@@ -350,7 +371,7 @@ def part_name(number: int, previous: Path | None) -> str:
     missing, moved, or copied from another store is seen (`chain_problems`)."""
     link = "first"
     if previous is not None:
-        with contextlib.suppress(OSError), open(previous, "rb") as f:
+        with contextlib.suppress(OSError), open_regular(previous) as f:
             f.seek(-8, os.SEEK_END)
             link = f.read(8).hex()
     return f"events.{number}.{link}.log"
@@ -386,7 +407,7 @@ def chain_problems(paths: StorePaths) -> list[str]:
 def _header_name(path: Path) -> str | None:
     """The file name in `path`'s gzip header (RFC 1952 FNAME), or None."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(1024)
     except OSError:
         return None
@@ -406,7 +427,8 @@ def archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
            "whole, so it was damaged or cut after it was written: a disk error, an edit, a "
            "copy cut short; restore it from a backup of the job store")
     try:
-        data = path.read_bytes()
+        with open_regular(path) as f:
+            data = f.read()
     except FileNotFoundError:
         return
     except OSError as exc:
