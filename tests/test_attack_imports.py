@@ -57,3 +57,17 @@ def test_a_folder_named_fntree_beside_a_script_does_not_hide_fntree(tmp_path: Pa
     done = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300, env=env)
     assert done.stdout.strip() == "1" or "rename" in done.stderr.lower(), done.stderr
+
+
+def test_a_type_checker_sees_the_lazy_names_and_flags_a_misspelt_one(tmp_path: Path) -> None:
+    """mypy on a script that uses fntree sees `fntree.run`'s signature (imported on first use)
+    and flags `fntree.tagret` (a module __getattr__ visible to it made every name Any)."""
+    script = tmp_path / "user.py"
+    script.write_text("import fntree\nreveal_type(fntree.run)\nfntree.tagret\n")
+    root = str(Path(fntree.__file__).parent.parent)
+    done = subprocess.run([sys.executable, "-m", "mypy", "--follow-imports=silent",
+                           "--cache-dir", str(tmp_path / "cache"), str(script)],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MYPYPATH": root})
+    assert 'Revealed type is "def (call: fntree.dsl.Call' in done.stdout, done.stdout
+    assert 'Module has no attribute "tagret"' in done.stdout, done.stdout
