@@ -38,6 +38,7 @@ from fntree.runtime.store import JobStore
 POLL = 0.25        # seconds between two reads of a log that did not grow
 LOOK_EVERY = 2.0   # seconds between two looks for a leader while nothing comes
 RECENT = 10        # messages printed before following
+RECENT_BYTES = 16 << 20  # of parts read, at most, to find them
 
 Write = Callable[[bytes], None]
 
@@ -82,15 +83,20 @@ class _Follower:
         self.started = False  # the parts before the start are history, not news
 
     def recent(self) -> None:
-        """Open the log, and print the last RECENT messages of the newest part and the log."""
+        """Open the log, and print the last RECENT messages of the log and the newest parts
+        (going back at most RECENT_BYTES of parts: a run may have logged no message)."""
         self._open()
         lines = self.file.read().splitlines(keepends=True) if self.file is not None else []
         if lines and not lines[-1].endswith(b"\n"):
             self.partial = lines.pop()
         shown = [m for m in map(_message, lines) if m]
-        if len(shown) < RECENT and self.expected:
-            part = self.paths.event_part(self.expected)
+        number, budget = self.expected, RECENT_BYTES
+        while len(shown) < RECENT and number > 0 and budget > 0:
+            part = self.paths.event_part(number)
+            with contextlib.suppress(OSError):
+                budget -= part.stat().st_size
             shown = [m for m in map(_message, archive_lines(part, [])) if m] + shown
+            number -= 1
         for message in shown[-RECENT:]:
             self.write(message)
 
