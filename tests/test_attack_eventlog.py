@@ -18,7 +18,7 @@ import pytest
 from processes import wait_for, worker_pids
 
 from fntree.runtime.check import ERROR, check
-from fntree.runtime.eventlog import read_events
+from fntree.runtime.eventparts import read_events
 from fntree.runtime.paths import StorePaths
 
 TESTS = str(Path(__file__).parent)

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from fntree.errors import JobStoreError
-from fntree.runtime.eventlog import archive_lines, open_regular
+from fntree.runtime.eventparts import archive_lines, open_regular
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.store import JobStore
 

@@ -39,7 +39,7 @@ from rich.console import Console
 
 from fntree.cli.stats import RunStats, Span
 from fntree.resources import format_memory, format_memory_option
-from fntree.runtime.eventlog import read_events
+from fntree.runtime.eventparts import read_events
 from fntree.runtime.store import JobStore
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",

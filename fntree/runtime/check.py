@@ -7,7 +7,7 @@ tail, a global temp dir whose chain closed, an unfinished compaction).
 
 What it checks: the identity file (its checksum) and permissions; the event
 log's parts (each inflates to its end, none is missing, each header links to
-the part before it: `fntree.runtime.eventlog.chain_problems`); the config
+the part before it: `fntree.runtime.eventparts.chain_problems`); the config
 (its checksum); the newest snapshot (its checksum); that every journal frame
 checks, a torn frame appearing only at the very end, and that the records
 replay (all through `JobStore.replay`, which rereads when a compaction changes
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
-from fntree.runtime.eventlog import archive_lines, chain_problems, log_is_archived
+from fntree.runtime.eventparts import archive_lines, chain_problems, log_is_archived
 from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.records import ObjectRef, job_hex
