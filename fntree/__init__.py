@@ -20,6 +20,7 @@ runs inside `standard_library_first`.
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from fntree._imports import explain, standard_library_first
@@ -62,20 +63,25 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'fntree' has no attribute {name!r}")
-    with standard_library_first():
-        try:
-            value = getattr(importlib.import_module(module), name)
-        except Exception as error:
-            why = explain(error)
-            if why is None:
-                raise
-            raise why from None
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # hidden from type checkers, which then see the imports above and
+    # flag a misspelt attribute (a module __getattr__ would make every attribute Any)
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            # name= and obj= let the traceback suggest a close name ("Did you mean: 'target'?")
+            raise AttributeError(f"module 'fntree' has no attribute {name!r}", name=name,
+                                 obj=sys.modules[__name__])
+        with standard_library_first():
+            try:
+                value = getattr(importlib.import_module(module), name)
+            except Exception as error:
+                why = explain(error)
+                if why is None:
+                    raise
+                raise why from None
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:

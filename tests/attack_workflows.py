@@ -75,3 +75,39 @@ def returns_number(x: int) -> str:
 @fntree.shell(retries=0)
 def returns_blank(x: int) -> str:
     return "  "
+
+
+@fntree.target
+def say_when(i: int, go: str) -> int:
+    """Log `said <i>` once the file `go` exists (at once if `go` is empty)."""
+    while go and not os.path.exists(go):
+        time.sleep(0.05)
+    fntree.context().log(f"said {i:04d}")
+    time.sleep(0.05)  # spread over several of the leader's writes of its event log
+    return i
+
+
+@fntree.target
+def sum_of(values: list[int]) -> int:
+    return sum(values)
+
+
+@fntree.target
+def say_all(n: int, go: str) -> fntree.Spawn:
+    """`n` jobs that each log one message once `go` exists (at once if `go` is empty); then
+    their sum."""
+    kids = [say_when(i, go) for i in range(n)]
+    return fntree.children(*kids).then(sum_of(kids))
+
+
+@fntree.target
+def nap(i: int) -> int:
+    """`i`, after a short nap, or a long one for every 50th (so a run has jobs in flight)."""
+    time.sleep(0.01 if i % 50 else 600)
+    return i
+
+
+@fntree.target
+def naps(n: int) -> fntree.Spawn:
+    kids = [nap(i) for i in range(n)]
+    return fntree.children(*kids).then(sum_of(kids))

@@ -30,13 +30,29 @@ from rich.markup import escape
 from fntree._imports import standard_library_first
 from fntree.errors import FntreeError, WorkflowFailed
 
-# The modules of the subcommands, in the order `fntree --help` lists them.
-COMMANDS = ("running", "status", "check", "stats", "timeline", "logs", "debug_job", "kill",
-            "clean", "cache", "config")
+# Each command: its name, the module that declares and carries it out, and its line in
+# `fntree --help`, in that order. Only the module of the command given is imported (the
+# leader's side for `run`, rich tables for `status`...); the others are named by this
+# table alone, which tests/test_attack_cli.py holds to what the modules declare.
+COMMANDS = (
+    ("run", "running", "run a target as a new workflow"),
+    ("restart", "running", "continue a stopped or failed run"),
+    ("status", "status", "what a run has done and what is left"),
+    ("check", "check", "verify a job store's integrity"),
+    ("stats", "stats", "where a run's time went, per target"),
+    ("timeline", "timeline", "write a run's timeline as an HTML page"),
+    ("logs", "logs", "a job's whole kept log, or the failed jobs' logs"),
+    ("debug-job", "debug_job", "run one job of a stopped run again, here, recording nothing"),
+    ("kill", "kill", "stop the leader running on a job store, and its jobs"),
+    ("clean", "clean", "remove a job store (not while a leader runs on it)"),
+    ("cache", "cache", "what a cache across runs holds; prune it"),
+    ("config", "config", "show the options a new run would use, and where each comes from"),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     console = _StderrConsole(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -124,15 +140,29 @@ def _save_traceback() -> str:
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of `fntree`: in full for the command `argv` names (every command when
+    `argv` is None), and each other command by its name and help line only."""
     parser = argparse.ArgumentParser(prog="fntree",
                                      description="Run, watch and debug fntree workflows.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        with standard_library_first():  # they import the leader's side: `import fntree` did not
-            module = importlib.import_module(f"fntree.cli.{name}")
+    given = _command_named(argv)
+    modules = [module for name, module, _ in COMMANDS if argv is None or name == given]
+    for module_name in dict.fromkeys(modules):
+        with standard_library_first():  # the leader's side, which `import fntree` is not
+            module = importlib.import_module(f"fntree.cli.{module_name}")
         module.add_parser(sub)
+    for name, _, help_line in COMMANDS:
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_line)
     return parser
+
+
+def _command_named(argv: list[str] | None) -> str | None:
+    """The command `argv` gives: its first word (`fntree` itself takes no option but -h)."""
+    for word in argv or ():
+        return None if word.startswith("-") else word
+    return None
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ the job store:
   then removes the live file. Following prints the live file as it grows, then the
   rest of the attempt from the kept log, and ends. A job named that is running but
   has no live file yet (it started less than a second ago) is waited for.
-- the run's messages: the leader's event log (`events.log`, its `message` lines),
-  written every half second: the last `RECENT` first, then each as it comes.
+- the run's messages: the leader's event log, its `message` lines, followed
+  across the log's rotation into parts (fntree.cli.messages).
 
 Either ends when there is no more to come: the job ended, or no leader holds the
 store (`JobStore.leader_alive`, looked at every `LOOK_EVERY` seconds).
@@ -19,7 +19,6 @@ store (`JobStore.leader_alive`, looked at every `LOOK_EVERY` seconds).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import sys
@@ -35,7 +34,6 @@ from fntree.runtime.store import JobStore
 POLL = 0.25        # seconds between two reads of a file that did not grow
 LOOK_EVERY = 2.0   # seconds between two looks for a leader (and, waiting, at the state)
 PATIENCE = 5.0     # seconds to wait for the kept log once the live file is gone
-RECENT = 10        # messages printed before following
 CUT_MARK = b"[... fntree: the live copy stops at "
 
 Write = Callable[[bytes], None]
@@ -182,55 +180,3 @@ def _rest_from_kept(store: JobStore, live: Path, header: bytes, printed: int, wr
              else "")
     write(f"[fntree logs: job {job} ended{shown}]\n".encode())
     return 0
-
-
-def follow_messages(store: JobStore, write: Write = _write,
-                    clock: Callable[[], float] = time.monotonic,
-                    sleep: Callable[[float], None] = time.sleep) -> int:
-    """The run's last messages, then each as the leader records it, while a leader runs."""
-    path = store.paths.event_log()
-    try:
-        with open(path, "rb") as f:
-            lines = f.read().splitlines(keepends=True)
-    except FileNotFoundError:
-        lines = []
-    offset = sum(len(line) for line in lines)
-    for line in [m for m in map(_message, lines) if m][-RECENT:]:
-        write(line)
-    if store.leader_alive() is None:
-        write(f"[fntree logs: no leader is running {store.paths.root}; nothing more to "
-              "follow]\n".encode())
-        return 0
-    partial, looked = b"", clock()
-    while True:
-        try:
-            with open(path, "rb") as f:
-                if os.fstat(f.fileno()).st_size < offset:
-                    offset = 0  # a new event log: the run was archived and restarted
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        offset += len(data)
-        *complete, partial = (partial + data).split(b"\n")
-        for line in complete:
-            message = _message(line)
-            if message:
-                write(message)
-        if not data and clock() - looked > LOOK_EVERY:
-            looked = clock()
-            if store.leader_alive() is None:
-                return 0
-        if not data:
-            sleep(POLL)
-
-
-def _message(line: bytes) -> bytes:
-    """`name job: text` for an event log line that is a message, else b""."""
-    if b'"ev": "message"' not in line:
-        return b""
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return b""
-    return f"{event['name']} {event['job'][:8]}: {event['text']}\n".encode()

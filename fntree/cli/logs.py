@@ -17,7 +17,8 @@ from typing import Any
 
 from rich.console import Console
 
-from fntree.cli.follow import follow_job, follow_messages
+from fntree.cli.follow import follow_job
+from fntree.cli.messages import follow_messages
 from fntree.debug import debug_command
 from fntree.errors import FntreeError
 from fntree.runtime.records import job_hex

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fntree.resources import format_memory
-from fntree.runtime.eventlog import read_events
+from fntree.runtime.eventparts import read_events
 from fntree.runtime.store import JobStore
 
 FORMAT = 1

@@ -41,7 +41,7 @@ from rich.table import Table
 from fntree.cli.logs import add_max_log_mb, read_log
 from fntree.debug import debug_command
 from fntree.runtime.cache import ENV as CACHE_ENV
-from fntree.runtime.eventlog import read_events
+from fntree.runtime.eventparts import read_events
 from fntree.runtime.records import job_hex
 from fntree.runtime.snapshot import STATES, empty_counts, snapshot
 from fntree.runtime.state import RunState

@@ -39,7 +39,7 @@ from rich.console import Console
 
 from fntree.cli.stats import RunStats, Span
 from fntree.resources import format_memory, format_memory_option
-from fntree.runtime.eventlog import read_events
+from fntree.runtime.eventparts import read_events
 from fntree.runtime.store import JobStore
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
@@ -77,13 +77,15 @@ def tap_declared(events: Iterable[dict[str, Any]],
         yield event
 
 
-def gather(store: JobStore) -> tuple[RunStats, dict[str, Declared]]:
-    """The run's figures and each target's declared resources, in one pass of its events."""
+def gather(store: JobStore, cut: list[str] | None = None) -> tuple[RunStats,
+                                                                  dict[str, Declared]]:
+    """The run's figures and each target's declared resources, in one pass of its events
+    (what is missing from them, in sentences, appended to `cut`)."""
     options = store.config().get("options", {})
     cores = options.get("max_cpus")
     declared: dict[str, Declared] = {}
     stats = RunStats(float(cores) if cores else None)
-    stats.add(tap_declared(read_events(store.paths), declared))
+    stats.add(tap_declared(read_events(store.paths, cut), declared))
     return stats, declared
 
 
@@ -314,7 +316,10 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace, console: Console) -> int:
     store = JobStore.open(args.jobstore)
-    stats, declared = gather(store)
+    cut: list[str] = []
+    stats, declared = gather(store, cut)
+    for note in cut:
+        console.print(f"note: {note}", markup=False)
     path = Path(args.output)
     write_timeline(path, stats, str(store.paths.root), declared)
     console.print(f"timeline written to {path} ({len(stats.spans):,} jobs; it needs no "

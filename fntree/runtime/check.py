@@ -5,7 +5,9 @@ It reads the store without changing it (a leader may be running) and reports
 crash legitimately leaves behind and the next leader repairs (a torn journal
 tail, a global temp dir whose chain closed, an unfinished compaction).
 
-What it checks: the identity file (its checksum) and permissions; the config
+What it checks: the identity file (its checksum) and permissions; the event
+log's parts (each inflates to its end, none is missing, each header links to
+the part before it: `fntree.runtime.eventparts.chain_problems`); the config
 (its checksum); the newest snapshot (its checksum); that every journal frame
 checks, a torn frame appearing only at the very end, and that the records
 replay (all through `JobStore.replay`, which rereads when a compaction changes
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
+from fntree.runtime.eventparts import archive_lines, chain_problems, log_is_archived
 from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.records import ObjectRef, job_hex
@@ -52,6 +55,7 @@ def check(path: str | os.PathLike[str]) -> list[Finding]:
     except JobStoreError as exc:
         return [Finding(ERROR, str(exc))]
     findings = _layout(store)
+    findings.extend(_event_parts(store))
     state = _replay(store, findings)
     if state is not None:
         findings.extend(_invariants(state))
@@ -66,10 +70,26 @@ def _layout(store: JobStore) -> list[Finding]:
         if entry not in _TOP_LEVEL and not entry.startswith(".") \
                 and not EVENT_PART.fullmatch(entry):
             found.append(Finding(ERROR, f"unexpected file {entry!r} in the job store"))
+    events = store.paths.event_log()
+    if os.path.lexists(events) and not stat.S_ISREG(os.lstat(events).st_mode):
+        found.append(Finding(ERROR, "events.log is not a regular file, so the run's events "
+                                    "cannot be read or written; remove it (the next leader "
+                                    "starts a new one)"))
     lock = store.paths.lock
     if os.path.lexists(lock) and not stat.S_ISREG(os.lstat(lock).st_mode):
         found.append(Finding(ERROR, "leader.lock is not a file, so no leader can start; "
                                     "remove it (no leader runs while it is not a file)"))
+    return found
+
+
+def _event_parts(store: JobStore) -> list[Finding]:
+    """The event log's parts: each whole (it inflates to its end), in sequence, this store's."""
+    found = [Finding(ERROR, text) for text in chain_problems(store.paths)]
+    for part in store.paths.event_parts():
+        cut: list[str] = []
+        for _ in archive_lines(part, cut):
+            pass
+        found.extend(Finding(ERROR, text) for text in cut)
     return found
 
 
@@ -163,8 +183,18 @@ def _orphans(store: JobStore, state: RunState) -> list[Finding]:
                 found.append(Finding(NOTE, f"global temp dir tmp/g/{entry} belongs to no open "
                                            "chain (a crash before its removal); the next "
                                            "leader removes it"))
-    leftovers = list(Path(store.paths.root).glob(".*.tmp"))
+    temps = store.paths.event_part_temps()
+    found.extend(Finding(NOTE, f"{p.name} is a part of the event log left half-written by a "
+                               "leader killed while archiving; readers ignore it, the next "
+                               "leader removes it, and removing it by hand is safe")
+                 for p in temps)
+    leftovers = [p for p in Path(store.paths.root).glob(".*.tmp") if p not in temps]
     found.extend(Finding(NOTE, f"{p.name} is a leftover temporary file") for p in leftovers)
+    if log_is_archived(store.paths):
+        found.append(Finding(NOTE, "events.log is already archived whole in the newest part "
+                                   "(a leader killed before removing it); readers skip it, "
+                                   "the next leader removes it, and removing it by hand is "
+                                   "safe"))
     return found
 
 

@@ -30,15 +30,19 @@ back from a system call does not wait out the interpreter's switch interval.
 Nothing is fsynced, so a leader killed outright loses at most the last moments;
 the next leader starts on a fresh line, and `read_events` skips a torn one.
 
-The log stays bounded while a run goes on: when it grows past `PART_BYTES`, and
+The log stays bounded while a run goes on: when it grows past `PART_BYTES` (or
+`FNTREE_EVENT_PART_BYTES`, which tests make small to rotate often), and
 when its leader finishes, the writer thread compresses it (about 8x) into the
 next part of the archive, `events.<n>.log.gz`, and starts it afresh. A part is
-written under a temporary name and renamed whole, so a part is never cut; a
-leader killed between the rename and the removal of the log leaves its events
-in both, which readers then see twice (a record for people, not the journal).
+written under a temporary name and renamed whole, so a part is never cut. A
+leader killed while writing one leaves the temporary file; one killed between
+the rename and the removal of the log leaves its events in both. Readers skip a
+log that is byte for byte the newest part (`log_is_archived`), and the next
+leader's writer thread, before its first write, removes both leftovers (`tidy`).
 Readers take the archive of older fntree versions (`events.log.gz`, one gzip
 member per leader, read up to a member cut short or damaged, and `read_events`
-says so instead of failing), the parts in order, then the log.
+says so instead of failing), the parts in order, then the log: the readers are
+in fntree/runtime/eventparts.py.
 """
 
 from __future__ import annotations
@@ -52,24 +56,24 @@ import shutil
 import socket
 import threading
 import time
-import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, TextIO
 
 from fntree.runtime.durable import open_private
+from fntree.runtime.eventparts import ARCHIVE_CHUNK, log_is_archived, part_name, read_events
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
 from fntree.runtime.snapshot import Snapshot
+
+__all__ = ["EventLog", "part_bytes", "read_events", "spawned_jobs", "tidy"]  # read_events:
+# its readers' old home, kept (fntree/runtime/eventparts.py holds it)
 
 log = logging.getLogger("fntree")
 
 FORMAT = 1
 FLUSH_EVERY = 0.5  # seconds between writes of the queued events
 YIELD_EVERY = 256  # events the writer formats before it lets other threads run
-ARCHIVE_CHUNK = 1 << 16  # compressed bytes inflated at a time when reading the archive
 PART_BYTES = 64 << 20  # the event log is archived into a part when it grows past this
 _CACHED = ',"cached":true'
 
@@ -88,6 +92,7 @@ class EventLog(Observer):
         self._packets = 0
         self._epoch = 0
         self._broken = False
+        self.part_bytes = part_bytes()
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
     def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
@@ -138,17 +143,19 @@ class EventLog(Observer):
 
         The part is written whole under a temporary name, then renamed; a crash
         between the rename and the log's removal leaves events in both, which
-        readers then see twice: this is a record for people, not the journal.
+        readers skip and the next leader repairs (`tidy`).
         """
         if not os.path.exists(self.path):
             return  # archived when it grew past PART_BYTES, and nothing written since
         parts = self.paths.event_parts()
         part = self.paths.event_part(int(parts[-1].name.split(".")[1]) + 1 if parts else 1)
-        temp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
+        number = int(part.name.split(".")[1])
+        temp = self.paths.event_part_temp(number)
+        name = part_name(number, parts[-1] if parts else None)
         try:
             with open(self.path, "rb") as log_file, \
                     open(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as raw, \
-                    gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as f:
+                    gzip.GzipFile(name, fileobj=raw, mode="wb", compresslevel=6) as f:
                 shutil.copyfileobj(log_file, f, ARCHIVE_CHUNK)  # never the whole log in memory
             os.rename(temp, part)
             self.path.unlink()
@@ -160,6 +167,7 @@ class EventLog(Observer):
 
     # -- the writer thread ---------------------------------------------------------------
     def _flush_loop(self) -> None:
+        tidy(self.paths)
         while not self._stop.wait(FLUSH_EVERY):
             self.flush()
         self.flush()
@@ -182,7 +190,7 @@ class EventLog(Observer):
                 self._file = self._open()
             self._file.write("".join(lines))
             self._file.flush()
-            if self._file.tell() >= PART_BYTES:  # bounded while the run goes on
+            if self._file.tell() >= self.part_bytes:  # bounded while the run goes on
                 self._file.close()
                 self._file = None
                 self._archive()
@@ -247,6 +255,37 @@ class EventLog(Observer):
         return json.dumps({"t": round(t, 3), "ev": kind, **record}) + "\n"
 
 
+def part_bytes() -> int:
+    """The bound past which the event log is archived: FNTREE_EVENT_PART_BYTES, else
+    PART_BYTES (a value that is not a positive whole number is warned of, and ignored)."""
+    text = os.environ.get("FNTREE_EVENT_PART_BYTES", "").strip()
+    if not text:
+        return PART_BYTES
+    if not text.isdigit() or int(text) <= 0:
+        log.warning("FNTREE_EVENT_PART_BYTES=%r is not a positive whole number of bytes; the "
+                    "event log is archived past %d bytes instead (unset it, or give one such "
+                    "as 1000000)", text, PART_BYTES)
+        return PART_BYTES
+    return int(text)
+
+
+def tidy(paths: StorePaths) -> None:
+    """Repair what a leader killed while archiving left: half-written parts (removed) and
+    a log already whole in its part (removed, or readers would see its events twice).
+
+    Only the leader calls this, holding the store's lock: no other process writes parts.
+    """
+    for temp in paths.event_part_temps():
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+            log.info("removed %s, a part of the event log a killed leader left half-written",
+                     temp)
+    if log_is_archived(paths):
+        with contextlib.suppress(FileNotFoundError):
+            paths.event_log().unlink()
+            log.info("removed %s: a killed leader had archived it whole", paths.event_log())
+
+
 def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:
     """How many new jobs a completion's outcome names: children, their deps, the follow-on."""
     if outcome is None or outcome[0] != O_SPAWN:
@@ -262,85 +301,3 @@ def _count_specs(specs: Any) -> int:
         count += 1
         stack.extend(stack.pop().deps)
     return count
-
-
-def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dict[str, Any]]:
-    """The events of the run in `paths`, in order; `issued` lines become one event per job.
-
-    A line that does not parse (torn by a killed leader) is skipped. An archive
-    cut short (a leader killed while compressing into it) is read up to the cut,
-    and a sentence saying so is appended to `cut`.
-    """
-    cut = [] if cut is None else cut
-    for archive in (paths.event_archive(), *paths.event_parts()):
-        yield from _parse(_archive_lines(archive, cut))
-    try:
-        with open(paths.event_log(), encoding="utf-8", errors="replace") as f:
-            yield from _parse(f)
-    except FileNotFoundError:
-        return
-
-
-def _archive_lines(path: Path, cut: list[str]) -> Iterator[bytes]:
-    """The lines of every gzip member of `path`, up to the first one that is cut or damaged."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return
-    pos = 0
-    while pos < len(data):
-        inflater = zlib.decompressobj(wbits=31)
-        tail, fed = b"", pos
-        while fed < len(data) and not inflater.eof:
-            chunk = data[fed:fed + ARCHIVE_CHUNK]
-            text, inflater = _inflate(inflater, chunk)
-            lines = (tail + text).split(b"\n")
-            tail = lines.pop()
-            yield from lines
-            if inflater is None:
-                cut.append(f"{path} is cut short: its part from byte {pos} on does not "
-                           "decompress to the end (a leader stopped while writing it), so "
-                           "the events after the cut are not shown")
-                return
-            fed += len(chunk)
-        if not inflater.eof:
-            cut.append(f"{path} is cut short: its part from byte {pos} on ends before its end "
-                       "marker (a leader stopped while writing it), so the events after the "
-                       "cut are not shown")
-            return
-        yield tail
-        pos = fed - len(inflater.unused_data)
-
-
-def _inflate(inflater: Any, chunk: bytes) -> tuple[bytes, Any]:
-    """(text, inflater) from `chunk`; at damage, the text before it and None."""
-    saved = inflater.copy()
-    try:
-        return inflater.decompress(chunk), inflater
-    except zlib.error:
-        pass
-    text = b""
-    for start in range(0, len(chunk), 64):
-        try:
-            text += saved.decompress(chunk[start:start + 64])
-        except zlib.error:
-            break
-    return text, None
-
-
-def _parse(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(event, dict):
-            continue
-        if event.get("ev") == "issued":
-            for job, name, attempt in event.get("jobs", ()):
-                yield {"t": event["t"], "ev": "issued", "job": job, "name": name,
-                       "attempt": attempt, "packet": event.get("packet"),
-                       "cpu": event.get("cpu", 1), "memory": event.get("memory"),
-                       "time": event.get("time")}
-        else:
-            yield event

@@ -19,6 +19,7 @@ from fntree.runtime.durable import check_shared_dir, make_private_dir
 from fntree.runtime.records import job_hex
 
 EVENT_PART = re.compile(r"events\.([1-9][0-9]*)\.log\.gz")  # StorePaths.event_part's names
+EVENT_PART_TEMP = re.compile(r"\.events\.[1-9][0-9]*\.log\.gz\.[0-9]+\.tmp")  # and their temps
 
 
 class StorePaths:
@@ -69,6 +70,17 @@ class StorePaths:
         """Part `number` of the archived events: the event log as it was when it grew past
         its bound or its leader finished, gzip-compressed (fntree/runtime/eventlog.py)."""
         return self.root / f"events.{number}.log.gz"
+
+    def event_part_temp(self, number: int) -> Path:
+        """Where this process writes part `number` before renaming it into place."""
+        return self.root / f".events.{number}.log.gz.{os.getpid()}.tmp"
+
+    def event_part_temps(self) -> list[Path]:
+        """Parts being written, or left half-written by a leader killed while writing them."""
+        with contextlib.suppress(FileNotFoundError):
+            return [self.root / entry for entry in sorted(os.listdir(self.root))
+                    if EVENT_PART_TEMP.fullmatch(entry)]
+        return []
 
     def event_parts(self) -> list[Path]:
         """The archived event log's parts, oldest first."""
