@@ -211,10 +211,8 @@ def test_following_a_finished_run_shows_its_last_messages_from_the_parts(parts: 
     assert "no leader is running" in out.stdout
 
 
-@pytest.mark.parametrize("knob", ["FNTREE_EVENT_PART_BYTES", pytest.param(
-    "FNTREE_COMPACT_BYTES", marks=pytest.mark.xfail(strict=True, reason=(
-        "runtime/compaction.py's _from_env raises a bare ValueError (the scale branch's "
-        "file): the run ends in a traceback")))])
+@pytest.mark.parametrize("knob", ["FNTREE_EVENT_PART_BYTES", "FNTREE_COMPACT_BYTES",
+                                  "FNTREE_COMPACT_RATIO"])
 def test_a_bad_value_of_a_size_knob_is_named_never_a_traceback(tmp_path: Path,
                                                                knob: str) -> None:
     """A run with FNTREE_EVENT_PART_BYTES (or FNTREE_COMPACT_BYTES) set to a word names the

@@ -55,6 +55,7 @@ from fntree.batch.local_worker import Runner, frame, read_frames, send_frame, se
 
 __all__ = ["LocalBatchSystem", "Runner", "serve"]
 from fntree.batch.jobmark import boot_failure, read_mark
+from fntree.knobs import env_number
 from fntree.private import make_private_dir, open_private
 from fntree.runtime.live import clear_live, drop_live
 
@@ -101,7 +102,7 @@ class LocalBatchSystem:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.setup = setup
         self.max_job_duration = max_job_duration
-        self.silence = silence or float(os.environ.get("FNTREE_WORKER_SILENCE") or watch.SILENCE)
+        self.silence = silence or env_number("FNTREE_WORKER_SILENCE", watch.SILENCE)
         self._clock = clock
         self._looked = clock()
         self._broken: list[_Worker] = []

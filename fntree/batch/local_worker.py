@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from fntree.batch.base import Result, Task
 from fntree.batch.threads import start_daemon
+from fntree.knobs import env_number
 
 _LEN = struct.Struct("<I")
 
@@ -109,7 +110,7 @@ def serve(runner: Runner, rfd: int, wfd: int, parent: int) -> None:
             send_frame(wfd, ("messages", messages))
 
     runner.send_messages(send_messages)
-    every = float(os.environ.get("FNTREE_HEARTBEAT") or 1.0)
+    every = env_number("FNTREE_HEARTBEAT", 1.0)
     start_daemon(_heartbeat, "fntree-heartbeat", (runner, wfd, lock, every))
     while True:
         header = _read_exact(rfd, _LEN.size)

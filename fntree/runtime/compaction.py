@@ -58,6 +58,7 @@ import pickle
 import time
 from typing import TYPE_CHECKING
 
+from fntree.knobs import env_number
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import atomic_write, fsync_dir, seal
 from fntree.runtime.journal import Journal, write_error
@@ -77,11 +78,6 @@ FLOOR = 4 << 20  # bytes of journal a compaction never waits for less than
 RATIO = 4.0
 
 
-def _from_env(name: str, default: float) -> float:
-    text = os.environ.get(name)
-    return float(text) if text else default
-
-
 class Compaction:
     """When to compact, and what the compactions of this leader cost.
 
@@ -90,8 +86,11 @@ class Compaction:
     """
 
     def __init__(self, floor: int | None = None, ratio: float | None = None) -> None:
-        self.floor = int(_from_env("FNTREE_COMPACT_BYTES", FLOOR)) if floor is None else floor
-        self.ratio = _from_env("FNTREE_COMPACT_RATIO", RATIO) if ratio is None else ratio
+        if floor is None:
+            floor = int(env_number("FNTREE_COMPACT_BYTES", FLOOR, whole=True))
+        if ratio is None:
+            ratio = env_number("FNTREE_COMPACT_RATIO", RATIO, zero=True)
+        self.floor, self.ratio = floor, ratio
         self.snapshot_bytes = 0  # the newest snapshot's size: written, or loaded by recovery
         self.snapshot_chains = 0  # and the live chains it holds
         self.stalls: list[float] = []  # seconds each compaction held the leader

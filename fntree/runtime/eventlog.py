@@ -59,6 +59,7 @@ import time
 from collections import deque
 from typing import Any, TextIO
 
+from fntree.knobs import env_number
 from fntree.runtime.durable import open_private
 from fntree.runtime.eventparts import ARCHIVE_CHUNK, log_is_archived, part_name, read_events
 from fntree.runtime.events import Failure, Observer
@@ -258,15 +259,7 @@ class EventLog(Observer):
 def part_bytes() -> int:
     """The bound past which the event log is archived: FNTREE_EVENT_PART_BYTES, else
     PART_BYTES (a value that is not a positive whole number is warned of, and ignored)."""
-    text = os.environ.get("FNTREE_EVENT_PART_BYTES", "").strip()
-    if not text:
-        return PART_BYTES
-    if not text.isdigit() or int(text) <= 0:
-        log.warning("FNTREE_EVENT_PART_BYTES=%r is not a positive whole number of bytes; the "
-                    "event log is archived past %d bytes instead (unset it, or give one such "
-                    "as 1000000)", text, PART_BYTES)
-        return PART_BYTES
-    return int(text)
+    return int(env_number("FNTREE_EVENT_PART_BYTES", PART_BYTES, whole=True))
 
 
 def tidy(paths: StorePaths) -> None:

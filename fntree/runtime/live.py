@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from fntree.batch.threads import start_daemon
+from fntree.knobs import env_number
 from fntree.runtime.context import Context
 from fntree.runtime.durable import make_private_dir, open_private
 from fntree.runtime.paths import StorePaths
@@ -50,10 +51,7 @@ Send = Callable[[list[tuple[str, str, str]]], None]
 
 def live_every() -> float:
     """Seconds between looks, from `$FNTREE_LIVE_EVERY` (0: live output off)."""
-    try:
-        return max(0.0, float(os.environ.get("FNTREE_LIVE_EVERY") or EVERY))
-    except ValueError:
-        return EVERY
+    return env_number("FNTREE_LIVE_EVERY", EVERY, zero=True)
 
 
 def attempt_header(name: str, job_id: int, attempt: int, note: str = "") -> bytes:
