@@ -57,7 +57,7 @@ from fntree.runtime.durable import (
     read_sealed,
     seal,
 )
-from fntree.runtime.journal import DamagedJournal, Journal, read_records
+from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.objects import ObjectStore, out_of_line_spec
 from fntree.runtime.paths import StorePaths
@@ -273,6 +273,7 @@ class JobStore:
                 replay = self._replay_once(self._segments())
             except _Gap as exc:
                 raise JobStoreError(str(exc)) from None
+            self._make_segment(replay.segment)  # before older files go: see _replay_once
             remove_older(self, replay.base)
             if replay.base:  # the next compaction waits for a segment as long as it
                 self.compaction.saw(self.paths.snapshot(replay.base).stat().st_size,
@@ -306,6 +307,8 @@ class JobStore:
         for number in segments:
             path = self.paths.segment(number)
             if number == base and not path.exists():
+                if not self._older_than(base):  # made before them, so it was deleted
+                    raise JobStoreError(self._lost_segment(base))
                 continue  # a crash between writing snapshot.K and making K.log
             try:
                 records, good, cut = read_records(path)
@@ -322,6 +325,30 @@ class JobStore:
             raise JobStoreError(no_root_text(self.paths, "no root job"))
         state.to_clean.clear()
         return Replay(state, segments[-1], good, torn, base)
+
+    def _make_segment(self, number: int) -> None:
+        """Create segment `number` if a crash left its snapshot without it."""
+        path = self.paths.segment(number)
+        if not path.exists():
+            try:
+                Journal.open(path).close()
+                fsync_dir(self.paths.journal_dir)
+            except OSError as exc:
+                raise write_error(path, exc) from exc
+
+    def _older_than(self, base: int) -> bool:
+        """Whether a segment or snapshot older than snapshot `base` is still there."""
+        return any((stem == "snapshot" and ext.isdigit() and int(ext) < base)
+                   or (ext == "log" and stem.isdigit() and int(stem) < base)
+                   for stem, _, ext in (e.partition(".") for e in
+                                        os.listdir(self.paths.journal_dir)))
+
+    def _lost_segment(self, base: int) -> str:
+        return (f"journal/{base}.log is missing from job store {self.paths.root}: a segment "
+                f"is made before the files older than its snapshot (journal/snapshot.{base}) "
+                "are removed, and those are gone, so it was deleted, and the jobs it recorded "
+                "as done would run again. The store is kept as it is: restore "
+                f"journal/{base}.log from a backup")
 
     def _damaged(self, exc: DamagedJournal, *, last: bool) -> str:
         text = (f"journal segment {exc}. fntree does not cut it: it may hold records that were "
