@@ -114,13 +114,14 @@ def compact(store: JobStore, state: RunState, journal: Journal,
     journal.commit()
     nxt = segment + 1
     state.to_clean, pending = [], state.to_clean  # acted on by the leader, not recovery's
+    state.origin = None if store.lineage is None else (store.lineage, nxt)
     try:
         body = seal(pickle.dumps(state, pickle.HIGHEST_PROTOCOL))
     finally:
         state.to_clean = pending
     _write_snapshot(store, nxt, body)
     try:
-        new = Journal.open(store.paths.segment(nxt))
+        new = store.new_segment(nxt)
         fsync_dir(store.paths.journal_dir)
     except OSError as exc:
         raise write_error(store.paths.segment(nxt), exc) from exc

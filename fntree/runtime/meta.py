@@ -1,7 +1,7 @@
 """`fntree.json`: a job store's identity, written and read with a checksum of its fields.
 
 It is JSON for people and other tools: `{"program": "fntree", "format", "store_id",
-"created", "root", "crc32"}`, where `crc32` is the crc32 of the other fields
+"lineage", "created", "root", "crc32"}`, where `crc32` is the crc32 of the other fields
 serialized canonically (sorted keys, no spaces). A flipped bit either breaks the
 JSON, changes a field (the crc no longer matches), changes the crc, or changes only
 how a field is spelled, which leaves every value as it was (docs/jobstore.md).

@@ -38,6 +38,7 @@ R_REBIND = 10       # (R_REBIND, {name: (fn_key, fn_bytes)})  live jobs of these
 R_TARGETS = 11      # (R_TARGETS, {fn_key: (module, qualname, code_hash, origin)})
 R_RECODE = 12       # (R_RECODE, {old_key: (new_key, fn_bytes)})  live jobs of old_key run new code
 R_RERUN = 13        # (R_RERUN, spec, fns)  the run starts again from a new root (--rerun-changed)
+R_SEGMENT = 14      # (R_SEGMENT, lineage, number)  first in a segment: whose store, which segment
 
 RECORD_NAMES = {R_ROOT: "ROOT", R_EPOCH: "EPOCH", R_ISSUE: "ISSUE", R_DONE: "DONE",
                 R_FAIL: "FAIL", R_GTD: "GTD", R_RETRY_FAILED: "RETRY_FAILED",

@@ -67,6 +67,7 @@ from fntree.runtime.records import (
     R_RERUN,
     R_RETRY_FAILED,
     R_ROOT,
+    R_SEGMENT,
     R_TARGETS,
     Collected,
     ObjectRef,
@@ -121,6 +122,7 @@ class RunState:
         self.finished = False
         self.value: Any = None
         self.root: Spec | None = None
+        self.origin: tuple[str, int] | None = None  # a snapshot's (store lineage, number)
         self.to_clean: list[int] = []
         # What each function key is: (module, qualname, code hash, origin); and how
         # many jobs completed with each code hash (what a restart compares against).
@@ -397,5 +399,7 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
     elif kind == R_FINISH:
         state.finished = True
         state.value = record[1]
+    elif kind == R_SEGMENT:
+        pass  # whose segment this is: checked by the store as it reads it
     else:
         raise ValueError(f"unknown journal record kind {kind!r}")

@@ -58,10 +58,11 @@ from fntree.runtime.durable import (
     seal,
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
+from fntree.runtime.lineage import check_origin, lost_segment_text
 from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
 from fntree.runtime.objects import ObjectStore, out_of_line_spec
 from fntree.runtime.paths import StorePaths
-from fntree.runtime.records import R_ROOT, R_TARGETS, Spec
+from fntree.runtime.records import R_ROOT, R_SEGMENT, R_TARGETS, Spec
 from fntree.runtime.root import make_root, no_root_text
 from fntree.runtime.state import RunState, apply
 
@@ -99,6 +100,8 @@ class JobStore:
         self._lock_fd = -1
         self.quiet = 0.0  # when the leader last had no job running (objects.collect_now)
         self.compaction = Compaction()  # when to compact (fntree/runtime/compaction.py)
+        # Named by its segments and snapshots, kept by copies (None: made before lineages).
+        self.lineage: str | None = meta.get("lineage")
 
     @property
     def store_id(self) -> str:
@@ -116,8 +119,10 @@ class JobStore:
         paths = StorePaths(root)
         make_root(paths.root)
         os.chmod(paths.root, 0o700)
-        meta = {"program": PROGRAM, "format": FORMAT, "store_id": new_store_id(),
-                "created": time.time(), "root": identity_of(paths.root)}
+        store_id = new_store_id()
+        meta = {"program": PROGRAM, "format": FORMAT, "store_id": store_id,
+                "lineage": store_id, "created": time.time(), "root": identity_of(paths.root)}
+        store = cls(paths, meta)
         try:
             atomic_write(paths.meta, meta_bytes(meta))
             crashpoints.point("store.create")
@@ -128,7 +133,7 @@ class JobStore:
             # are written is then an interrupted creation (fntree/runtime/root.py, `_ran`).
             root_spec = out_of_line_spec(root_spec, ObjectStore(paths.objects))  # before ROOT
             make_private_dir(paths.journal_dir)
-            journal = Journal.open(paths.segment(1))
+            journal = store.new_segment(1)
             journal.append((R_ROOT, root_spec, fns))
             if targets:
                 journal.append((R_TARGETS, targets))
@@ -139,7 +144,7 @@ class JobStore:
             shutil.rmtree(paths.root, ignore_errors=True)
             raise JobStoreError(f"cannot create job store {paths.root} ({exc}); nothing ran and "
                                 "nothing was kept: fix the cause and run again") from exc
-        return cls(paths, meta)
+        return store
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> JobStore:
@@ -308,12 +313,14 @@ class JobStore:
             path = self.paths.segment(number)
             if number == base and not path.exists():
                 if not self._older_than(base):  # made before them, so it was deleted
-                    raise JobStoreError(self._lost_segment(base))
+                    raise JobStoreError(lost_segment_text(self.paths, base))
                 continue  # a crash between writing snapshot.K and making K.log
             try:
                 records, good, cut = read_records(path)
             except DamagedJournal as exc:
                 raise JobStoreError(self._damaged(exc, last=number == segments[-1])) from exc
+            if records and records[0][0] == R_SEGMENT:
+                check_origin(records[0][1:3], self.lineage, number, path)
             torn = path.stat().st_size - good if cut else 0
             if cut and number != segments[-1]:
                 raise JobStoreError(f"journal segment {path} ends in a torn frame at byte "
@@ -331,7 +338,9 @@ class JobStore:
         path = self.paths.segment(number)
         if not path.exists():
             try:
-                Journal.open(path).close()
+                journal = self.new_segment(number)
+                journal.commit()
+                journal.close()
                 fsync_dir(self.paths.journal_dir)
             except OSError as exc:
                 raise write_error(path, exc) from exc
@@ -342,13 +351,6 @@ class JobStore:
                    or (ext == "log" and stem.isdigit() and int(stem) < base)
                    for stem, _, ext in (e.partition(".") for e in
                                         os.listdir(self.paths.journal_dir)))
-
-    def _lost_segment(self, base: int) -> str:
-        return (f"journal/{base}.log is missing from job store {self.paths.root}: a segment "
-                f"is made before the files older than its snapshot (journal/snapshot.{base}) "
-                "are removed, and those are gone, so it was deleted, and the jobs it recorded "
-                "as done would run again. The store is kept as it is: restore "
-                f"journal/{base}.log from a backup")
 
     def _damaged(self, exc: DamagedJournal, *, last: bool) -> str:
         text = (f"journal segment {exc}. fntree does not cut it: it may hold records that were "
@@ -369,6 +371,7 @@ class JobStore:
             raise JobStoreError(f"{path} checks but does not load ({type(exc).__name__}: "
                                 f"{exc}); it was written by another version of fntree: "
                                 "continue the run with that version") from exc
+        check_origin(state.origin, self.lineage, base, path)
         return state
 
     def _missing(self, base: int, segments: list[int]) -> str:
@@ -392,6 +395,14 @@ class JobStore:
             raise JobStoreError(f"journal segment {path} holds a record that does not "
                                 f"fit the run ({type(exc).__name__}: {exc}); the job "
                                 "store is damaged") from exc
+
+    def new_segment(self, number: int) -> Journal:
+        """Create segment `number`; its first commit opens with a record of whose and which
+        it is (a segment still empty holds nothing to mix up)."""
+        journal = Journal.open(self.paths.segment(number))
+        if self.lineage is not None:
+            journal.append((R_SEGMENT, self.lineage, number))
+        return journal
 
     def open_journal(self, segment: int, good_size: int) -> Journal:
         return Journal.open(self.paths.segment(segment), good_size)
