@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +45,16 @@ def worker_pids(store: str | Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def kill_run(leader: subprocess.Popen[bytes], store: str | Path) -> None:
+    """SIGKILL a leader, then its store's local workers, as a crash of the whole machine's
+    share of the run would leave them."""
+    leader.kill()
+    leader.wait()
+    for pid in worker_pids(store):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def shells_mentioning(text: str | Path) -> list[int]:

@@ -3,19 +3,17 @@ leftovers of a leader killed mid-rotation."""
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from processes import wait_for, worker_pids
+from processes import kill_run, wait_for, worker_pids
 
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.eventparts import read_events
@@ -96,11 +94,7 @@ def rotated(tmp_path_factory: pytest.TempPathFactory) -> Path:
         wait_for(lambda: len(list(store.glob("events.*.log.gz"))) >= 1, timeout=120)
         wait_for(lambda: len(worker_pids(store)) >= 1, timeout=120)
     finally:
-        leader.kill()
-        leader.wait()
-        for pid in worker_pids(store):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_run(leader, store)
     return store
 
 

@@ -3,17 +3,15 @@ restart: damaged, deleted, or replaced by another store's files."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from processes import wait_for, worker_pids
+from processes import kill_run, wait_for, worker_pids
 
 from fntree.runtime.check import ERROR, check
 from fntree.runtime.meta import meta_bytes
@@ -34,11 +32,7 @@ def _killed_store(store: Path) -> None:
         wait_for(lambda: any(p.name.startswith("snapshot.") for p in journal.glob("*"))
                  and _length(_segment_after_snapshot(store)) > 1000, timeout=240)
     finally:
-        leader.kill()
-        leader.wait()
-        for pid in worker_pids(store):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_run(leader, store)
 
 
 def _length(path: Path) -> int:
