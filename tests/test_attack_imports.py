@@ -43,8 +43,7 @@ EDITABLE_FINDER = any("editable" in str(finder).lower() for finder in sys.meta_p
     "fntree installed editable by setuptools' finder (pip install -e): the finder comes after "
     "the path finder on sys.meta_path, so a folder `fntree/` beside the script (no "
     "__init__.py) becomes a namespace package and `import fntree` never runs fntree's code; "
-    "only the packaging can fix it (editable_mode=compat, or a src/ layout): the "
-    "integrator's pyproject.toml"))
+    "only the packaging can fix it (editable_mode=compat, or a src/ layout)"))
 def test_a_folder_named_fntree_beside_a_script_does_not_hide_fntree(tmp_path: Path) -> None:
     """`python script.py` beside a folder named `fntree` (holding the user's own files) runs
     fntree's run, or says what to do, never `module 'fntree' has no attribute 'target'`."""
