@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 from processes import kill_run, wait_for, worker_pids
 
 from fntree.runtime.check import ERROR, check
+from fntree.runtime.journal import read_records
 from fntree.runtime.meta import meta_bytes
+from fntree.runtime.records import R_SEGMENT
+from fntree.runtime.store import JobStore
 
 TESTS = str(Path(__file__).parent)
 
@@ -153,3 +157,30 @@ def test_a_copy_keeps_its_lineage_and_a_store_without_one_is_not_checked(
     del meta["lineage"]
     (store / "fntree.json").write_bytes(meta_bytes(meta))
     assert not [f for f in check(store) if f.level == ERROR]
+
+
+def test_a_segment_left_empty_by_a_kill_still_names_its_store_once_written(
+        tmp_path: Path) -> None:
+    """A leader killed at `compact.segment` leaves an empty segment after the snapshot; the
+    next leader's first commit there opens with the store's lineage and the segment's number."""
+    store = tmp_path / "store"
+    code = ("import fntree, workflows as wf\n"
+            f"fntree.run(wf.wide(4, 30), jobstore={str(store)!r})\n")
+    env = {**os.environ, "PYTHONPATH": TESTS, "FNTREE_COMPACT_BYTES": "1",
+           "FNTREE_COMPACT_RATIO": "0", "FNTREE_CRASH_AT": "compact.segment:2"}
+    leader = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            timeout=300)
+    assert leader.returncode == -signal.SIGKILL, leader.stderr.decode()
+    segment = _segment_after_snapshot(store)
+    assert segment.stat().st_size == 0
+    jobstore = JobStore.open(store)
+    jobstore.lock()
+    _, number, good = jobstore.recover(repair=True)
+    assert (number, good) == (int(segment.stem), 0)
+    journal = jobstore.open_journal(number, good)  # as the next leader does
+    journal.commit()
+    journal.close()
+    jobstore.unlock()
+    lineage = json.loads((store / "fntree.json").read_text())["lineage"]
+    records, _, _ = read_records(segment)
+    assert records and records[0][:3] == (R_SEGMENT, lineage, number), records

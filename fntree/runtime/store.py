@@ -405,7 +405,12 @@ class JobStore:
         return journal
 
     def open_journal(self, segment: int, good_size: int) -> Journal:
-        return Journal.open(self.paths.segment(segment), good_size)
+        """The leader's segment, cut to `good_size`; one with nothing good in it (a leader
+        killed before its first commit there) opens with its R_SEGMENT record again."""
+        journal = Journal.open(self.paths.segment(segment), good_size)
+        if good_size == 0 and self.lineage is not None:
+            journal.append((R_SEGMENT, self.lineage, segment))
+        return journal
 
     def compact(self, state: RunState, journal: Journal, segment: int) -> tuple[Journal, int]:
         """Write the live state as a snapshot and continue in a new, empty segment
