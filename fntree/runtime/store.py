@@ -399,10 +399,7 @@ class JobStore:
     def new_segment(self, number: int) -> Journal:
         """Create segment `number`; its first commit opens with a record of whose and which
         it is (a segment still empty holds nothing to mix up)."""
-        journal = Journal.open(self.paths.segment(number))
-        if self.lineage is not None:
-            journal.append((R_SEGMENT, self.lineage, number))
-        return journal
+        return self.open_journal(number, 0)
 
     def open_journal(self, segment: int, good_size: int) -> Journal:
         """The leader's segment, cut to `good_size`; one with nothing good in it (a leader
