@@ -232,3 +232,12 @@ def test_a_fifo_in_place_of_the_event_log_or_a_part_is_named_never_waited_on(
         if command != "logs -f" or where == "events.log":  # it reads the newest part alone
             assert "not a regular file" in out.stdout + out.stderr, (command, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+def test_stats_skips_an_event_whose_time_a_damaged_part_turned_to_text() -> None:
+    """An event line that parses but whose time is not a number (a flipped bit in a part can
+    make one) is skipped by stats, never an internal error."""
+    from fntree.cli.stats import RunStats
+    stats = RunStats(None).add([{"t": 1.0, "ev": "leader", "cores": 2},
+                                {"t": "said 0024", "ev": "done"}])
+    assert len(stats.leaders) == 1

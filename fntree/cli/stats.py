@@ -81,7 +81,10 @@ class RunStats:
 
     def add(self, events: Iterable[dict[str, Any]]) -> RunStats:
         for event in events:
-            kind, t = event.get("ev"), float(event.get("t", 0.0))
+            try:
+                kind, t = event.get("ev"), float(event.get("t", 0.0))
+            except (TypeError, ValueError):
+                continue  # a damaged line that still parses; `fntree check` names the part
             if kind == "leader":
                 self.leaders.append((t, t))
                 self._cores_seen = float(event.get("cores") or 1)
