@@ -9,9 +9,11 @@ than `--every` may be missed, and "other" is what the samples missed), its
 peak RSS (the leader runs in this process: `ru_maxrss`, and its RSS sampled every
 `--every` seconds, with the time of the peak), the job store's largest size seen
 while running (sampled likewise) and its size and number of files after the run
-(kept in a temp dir under `--dir`, then removed). `--repeat K` prints medians;
-`--report S` prints, every S seconds while it runs, the jobs done, the rate over
-the last S seconds, the leader's RSS and the job store's size (for long runs).
+(kept in a temp dir under `--dir`, then removed), the workers' CPU (this process's
+reaped children) and the rate the machine's cores could give at that CPU per job.
+`--repeat K` prints medians; `--report S` prints, every S seconds while it runs,
+the jobs done, the rate over the last S seconds, the leader's RSS and the job
+store's size (for long runs).
 
     python bench/wide.py --width 100 --leaves 1000
     python bench/wide.py --width 1000 --leaves 1000 --repeat 3
@@ -73,6 +75,12 @@ def rss_bytes() -> int:
     """This process's resident set now."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of this process's reaped children (the workers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def thread_cpu() -> dict[int, float]:
@@ -153,9 +161,11 @@ def once(width: int, leaves: int, every: float, report: float,
         sampler = Sampler(jobstore, every, report, completions)
         sampler.start()
         called, cpu = time.time(), time.process_time()
+        workers = children_cpu()
         value, started = fntree.run(root(width, leaves), jobstore=jobstore,
                                     observers=[completions])
         now = time.time()
+        workers = children_cpu() - workers
         sampler.halt.set()
         sampler.join()
         sampler.sample_threads()
@@ -164,7 +174,7 @@ def once(width: int, leaves: int, every: float, report: float,
     assert value == width * leaves, value
     return {"wall": now - started, "whole": now - called, "rss": sampler.rss,
             "rss_at": sampler.rss_at, "store_max": max(sampler.store, size), "size": size,
-            "files": files, "cpu": cpu, "threads": by_thread(sampler, cpu),
+            "files": files, "cpu": cpu, "workers": workers, "threads": by_thread(sampler, cpu),
             "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
 
 
@@ -202,6 +212,11 @@ def main() -> int:
               f"(ru_maxrss so far {run['maxrss'] / 2**20:,.0f} MiB); job store at most "
               f"{run['store_max'] / 2**20:,.1f} MiB while running, {run['size']:,} bytes in "
               f"{run['files']} files after ({run['whole']:.2f} s for all of fntree.run)",
+              flush=True)
+        both = (run["cpu"] + run["workers"]) / jobs
+        print(f"  workers CPU {run['workers']:.2f} s ({run['workers'] / jobs * 1e6:.1f} µs per "
+              f"job, start-up included); leader and workers {both * 1e6:.1f} µs per job: "
+              f"{os.cpu_count()} cores at most {(os.cpu_count() or 1) / both:,.0f} jobs/s",
               flush=True)
         print("  leader CPU by thread: " + ", ".join(
             f"{name} {seconds:.2f} s ({seconds / jobs * 1e6:.1f} µs per job)"
