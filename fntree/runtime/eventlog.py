@@ -39,6 +39,17 @@ leader killed while writing one leaves the temporary file; one killed between
 the rename and the removal of the log leaves its events in both. Readers skip a
 log that is byte for byte the newest part (`log_is_archived`), and the next
 leader's writer thread, before its first write, removes both leftovers (`tidy`).
+
+The archive stays bounded too: past `FNTREE_EVENT_KEEP_BYTES` of parts (default
+`eventrollup.KEEP_BYTES`, 128 MiB, about 4.5 million jobs of per-job detail; 0
+keeps every part), the writer thread, after archiving a part, folds the oldest
+parts (and the archive of older versions) into the rollup `events.rollup.json`
+(`fold`, fntree/runtime/eventrollup.py): the sums and maxima `fntree stats`
+prints, per target, and what `fntree status` reads. The newest part is always
+kept. Order of writes: the rollup durably (temp, fsync, rename, fsync dir),
+then the removal of the folded parts; a leader killed between the two
+(crash point `events.fold`) leaves parts already in the rollup, which readers
+skip (numbered up to its `last_part`) and `tidy` removes.
 Readers take the archive of older fntree versions (`events.log.gz`, one gzip
 member per leader, read up to a member cut short or damaged, and `read_events`
 says so instead of failing), the parts in order, then the log: the readers are
@@ -57,11 +68,22 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from fntree.knobs import env_number
+from fntree.runtime import crashpoints, eventrollup
 from fntree.runtime.durable import open_private
-from fntree.runtime.eventparts import ARCHIVE_CHUNK, log_is_archived, part_name, read_events
+from fntree.runtime.eventparts import (
+    ARCHIVE_CHUNK,
+    kept_parts,
+    log_is_archived,
+    next_part,
+    part_events,
+    part_number,
+    read_events,
+)
+from fntree.runtime.eventrollup import Rollup, folded_through, keep_bytes
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
@@ -94,6 +116,8 @@ class EventLog(Observer):
         self._epoch = 0
         self._broken = False
         self.part_bytes = part_bytes()
+        self.keep_bytes = keep_bytes()
+        self._fold_broken = False
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
     def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
@@ -148,11 +172,9 @@ class EventLog(Observer):
         """
         if not os.path.exists(self.path):
             return  # archived when it grew past PART_BYTES, and nothing written since
-        parts = self.paths.event_parts()
-        part = self.paths.event_part(int(parts[-1].name.split(".")[1]) + 1 if parts else 1)
-        number = int(part.name.split(".")[1])
+        number, name = next_part(self.paths)
+        part = self.paths.event_part(number)
         temp = self.paths.event_part_temp(number)
-        name = part_name(number, parts[-1] if parts else None)
         try:
             with open(self.path, "rb") as log_file, \
                     open(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as raw, \
@@ -165,6 +187,9 @@ class EventLog(Observer):
                 temp.unlink()
             log.warning("cannot archive the event log %s (%s); it stays as it is", self.path,
                         exc)
+            return
+        if self.keep_bytes and not self._fold_broken:
+            self._fold_broken = not fold(self.paths, self.keep_bytes)
 
     # -- the writer thread ---------------------------------------------------------------
     def _flush_loop(self) -> None:
@@ -263,8 +288,9 @@ def part_bytes() -> int:
 
 
 def tidy(paths: StorePaths) -> None:
-    """Repair what a leader killed while archiving left: half-written parts (removed) and
-    a log already whole in its part (removed, or readers would see its events twice).
+    """Repair what a leader killed while archiving left: half-written parts (removed), a
+    log already whole in its part, and parts already folded into the rollup (removed, or
+    readers would have to skip them forever), and the rollup's half-written temp file.
 
     Only the leader calls this, holding the store's lock: no other process writes parts.
     """
@@ -277,6 +303,81 @@ def tidy(paths: StorePaths) -> None:
         with contextlib.suppress(FileNotFoundError):
             paths.event_log().unlink()
             log.info("removed %s: a killed leader had archived it whole", paths.event_log())
+    last, legacy, _ = folded_through(paths)
+    folded = [p for p in paths.event_parts() if part_number(p) <= last]
+    folded += [paths.event_archive()] if legacy else []
+    folded += paths.root.glob(f".{paths.event_rollup().name}.*.tmp")
+    for path in folded:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            log.info("removed %s: a killed leader had folded it into %s already", path,
+                     paths.event_rollup().name)
+
+
+def fold(paths: StorePaths, keep: int) -> bool:
+    """Fold the oldest parts into the rollup until the kept ones fit in `keep` bytes (the
+    newest is always kept); False, with a warning, when the rollup cannot be read or
+    written (the parts then stay, and this leader folds no more).
+
+    Writes the rollup durably, then removes the parts it now holds (module docstring).
+    """
+    last, legacy, _ = folded_through(paths)
+    archive = paths.event_archive()
+    old = [] if legacy or not archive.exists() else [archive]
+    parts = [*old, *kept_parts(paths, last)]
+    sizes = [_size(p) for p in parts]
+    total, count = sum(sizes), 0
+    while total > keep and count < len(parts) - 1:
+        total -= sizes[count]
+        count += 1
+    if not count:
+        return True
+    cut: list[str] = []
+    rollup = eventrollup.load(paths, cut) if paths.event_rollup().exists() else Rollup()
+    if rollup is None:
+        log.warning("%s; the event log's parts are kept whole from now on", cut[0])
+        return False
+    for part in parts[:count]:
+        rollup.add(_yielding(part_events(part, cut)))
+        if part == archive:
+            rollup.legacy = True
+        else:
+            rollup.last_part, rollup.link = part_number(part), _tail(part)
+    try:
+        rollup.write(paths)
+    except OSError as exc:
+        log.warning("cannot write %s (%s); the event log's parts are kept whole from now on",
+                    paths.event_rollup(), exc)
+        return False
+    crashpoints.point("events.fold")
+    for part in parts[:count]:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    for note in cut:
+        log.warning("folding the event log: %s", note)
+    return True
+
+
+def _yielding(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """`events`, letting the leader's thread have the GIL every YIELD_EVERY of them."""
+    for k, event in enumerate(events, 1):
+        if not k % YIELD_EVERY:
+            time.sleep(0)
+        yield event
+
+
+def _size(path: os.PathLike[str]) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _tail(part: os.PathLike[str]) -> str:
+    """A part's last 8 bytes (its checksum and size), hex: the next part's link to it."""
+    with open(part, "rb") as f:
+        f.seek(-8, os.SEEK_END)
+        return f.read(8).hex()
 
 
 def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:
