@@ -15,7 +15,7 @@ import pytest
 
 from fntree.cli.stats import RunStats, gather
 from fntree.runtime.check import ERROR, NOTE, check
-from fntree.runtime.eventlog import fold
+from fntree.runtime.eventfold import fold
 from fntree.runtime.eventparts import part_number, read_events
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore

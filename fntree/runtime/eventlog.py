@@ -44,8 +44,9 @@ The archive stays bounded too: past `FNTREE_EVENT_KEEP_BYTES` of parts (default
 `eventrollup.KEEP_BYTES`, 128 MiB, about 4.5 million jobs of per-job detail; 0
 keeps every part), the writer thread, after archiving a part, folds the oldest
 parts (and the archive of older versions) into the rollup `events.rollup.json`
-(`fold`, fntree/runtime/eventrollup.py): the sums and maxima `fntree stats`
-prints, per target, and what `fntree status` reads. The newest part is always
+(`fold` in fntree/runtime/eventfold.py; the rollup's fields in eventrollup.py):
+the sums and maxima `fntree stats` prints, per target, and what `fntree status`
+reads. The newest part is always
 kept. Order of writes: the rollup durably (temp, fsync, rename, fsync dir),
 then the removal of the folded parts; a leader killed between the two
 (crash point `events.fold`) leaves parts already in the rollup, which readers
@@ -68,22 +69,19 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 from fntree.knobs import env_number
-from fntree.runtime import crashpoints, eventrollup
 from fntree.runtime.durable import open_private
+from fntree.runtime.eventfold import fold
 from fntree.runtime.eventparts import (
     ARCHIVE_CHUNK,
-    kept_parts,
     log_is_archived,
     next_part,
-    part_events,
     part_number,
     read_events,
 )
-from fntree.runtime.eventrollup import Rollup, folded_through, keep_bytes
+from fntree.runtime.eventrollup import folded_through, keep_bytes
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
@@ -306,78 +304,15 @@ def tidy(paths: StorePaths) -> None:
     last, legacy, _ = folded_through(paths)
     folded = [p for p in paths.event_parts() if part_number(p) <= last]
     folded += [paths.event_archive()] if legacy else []
-    folded += paths.root.glob(f".{paths.event_rollup().name}.*.tmp")
     for path in folded:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
             log.info("removed %s: a killed leader had folded it into %s already", path,
                      paths.event_rollup().name)
-
-
-def fold(paths: StorePaths, keep: int) -> bool:
-    """Fold the oldest parts into the rollup until the kept ones fit in `keep` bytes (the
-    newest is always kept); False, with a warning, when the rollup cannot be read or
-    written (the parts then stay, and this leader folds no more).
-
-    Writes the rollup durably, then removes the parts it now holds (module docstring).
-    """
-    last, legacy, _ = folded_through(paths)
-    archive = paths.event_archive()
-    old = [] if legacy or not archive.exists() else [archive]
-    parts = [*old, *kept_parts(paths, last)]
-    sizes = [_size(p) for p in parts]
-    total, count = sum(sizes), 0
-    while total > keep and count < len(parts) - 1:
-        total -= sizes[count]
-        count += 1
-    if not count:
-        return True
-    cut: list[str] = []
-    rollup = eventrollup.load(paths, cut) if paths.event_rollup().exists() else Rollup()
-    if rollup is None:
-        log.warning("%s; the event log's parts are kept whole from now on", cut[0])
-        return False
-    for part in parts[:count]:
-        rollup.add(_yielding(part_events(part, cut)))
-        if part == archive:
-            rollup.legacy = True
-        else:
-            rollup.last_part, rollup.link = part_number(part), _tail(part)
-    try:
-        rollup.write(paths)
-    except OSError as exc:
-        log.warning("cannot write %s (%s); the event log's parts are kept whole from now on",
-                    paths.event_rollup(), exc)
-        return False
-    crashpoints.point("events.fold")
-    for part in parts[:count]:
+    for temp in paths.root.glob(f".{paths.event_rollup().name}.*.tmp"):
         with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-    for note in cut:
-        log.warning("folding the event log: %s", note)
-    return True
-
-
-def _yielding(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """`events`, letting the leader's thread have the GIL every YIELD_EVERY of them."""
-    for k, event in enumerate(events, 1):
-        if not k % YIELD_EVERY:
-            time.sleep(0)
-        yield event
-
-
-def _size(path: os.PathLike[str]) -> int:
-    try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
-        return 0
-
-
-def _tail(part: os.PathLike[str]) -> str:
-    """A part's last 8 bytes (its checksum and size), hex: the next part's link to it."""
-    with open(part, "rb") as f:
-        f.seek(-8, os.SEEK_END)
-        return f.read(8).hex()
+            temp.unlink()
+            log.info("removed %s, a rollup a killed leader left half-written", temp)
 
 
 def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:
