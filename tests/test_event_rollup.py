@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from fntree.cli.stats import RunStats, gather
+from fntree.runtime import eventfold
 from fntree.runtime.check import ERROR, NOTE, check
-from fntree.runtime.eventfold import fold
-from fntree.runtime.eventparts import part_number, read_events
+from fntree.runtime.eventfold import fold, fold_lines
+from fntree.runtime.eventparts import archive_lines, parse_lines, part_number, read_events
+from fntree.runtime.eventrollup import Rollup
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
 
@@ -201,3 +203,20 @@ def test_a_bad_keep_bytes_is_named_and_zero_keeps_every_part(tmp_path: Path) -> 
     assert done.stdout.strip() == str(sum(range(N))), done.stderr
     assert "FNTREE_EVENT_KEEP_BYTES='lots'" in done.stderr
     assert not StorePaths(tmp_path / "a").event_rollup().exists()  # 128 MiB: nothing to fold
+
+
+def test_folding_a_parts_lines_by_pattern_sums_what_parsing_them_does(kept_all: Path) -> None:
+    """The writer's `done` lines folded by their pattern give the rollup that parsing every
+    line as JSON gives, a name that needs escaping included."""
+    paths = StorePaths(kept_all)
+    lines = [line for part in paths.event_parts() for line in archive_lines(part, [])]
+    done = next(line for line in lines if b'"ev":"done"' in line)
+    assert eventfold._DONE.fullmatch(done)  # the writer's own lines take the pattern
+    odd = json.loads(done)
+    odd["name"] = 'a "quoted"\\name é'
+    lines.append(json.dumps(odd, separators=(",", ":")).encode())
+    by_pattern, parsed = Rollup(), Rollup()
+    fold_lines(by_pattern, lines)
+    parsed.add(parse_lines(lines))
+    assert by_pattern.dump() == parsed.dump()
+    assert by_pattern.targets['a "quoted"\\name é'].count == 1

@@ -10,15 +10,16 @@ thread, letting the leader's thread have the GIL every `YIELD_EVERY` events.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from fntree.runtime import crashpoints, eventrollup
-from fntree.runtime.eventparts import kept_parts, part_events, part_number
+from fntree.runtime.eventparts import archive_lines, kept_parts, parse_lines, part_number
 from fntree.runtime.eventrollup import Rollup, folded_through
 from fntree.runtime.paths import StorePaths
 
@@ -26,7 +27,12 @@ __all__ = ["fold"]
 
 log = logging.getLogger("fntree")
 
-YIELD_EVERY = 256  # events folded before the writer lets other threads run
+YIELD_EVERY = 256  # lines folded before the writer lets other threads run
+_ISSUED = b'"ev":"issued"'  # near the start of the writer's own `issued` lines
+# A `done` line as EventLog._format writes it, with a name that needs no JSON escape.
+_DONE = re.compile(rb'\{"t":([0-9.]+),"ev":"done","job":"([0-9a-f]{16})","name":"([^"\\]*)",'
+                   rb'"attempt":[0-9]+,"start":[0-9.]+,"wall":([0-9.]+),"cpu":([0-9.]+),'
+                   rb'"rss":([0-9]+),"chained":(?:true|false),"spawned":[0-9]+(,"cached":true)?\}')
 
 
 def fold(paths: StorePaths, keep: int) -> bool:
@@ -47,7 +53,7 @@ def fold(paths: StorePaths, keep: int) -> bool:
     rollup = rollup or Rollup()
     try:
         for part in folding:
-            rollup.add(_yielding(part_events(part, cut)))
+            fold_lines(rollup, archive_lines(part, cut))
             if part == paths.event_archive():
                 rollup.legacy = True
             else:
@@ -80,12 +86,53 @@ def _oldest(paths: StorePaths, keep: int) -> list[Path]:
     return parts[:count]
 
 
-def _yielding(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """`events`, letting the leader's thread have the GIL every YIELD_EVERY of them."""
-    for k, event in enumerate(events, 1):
+def fold_lines(rollup: Rollup, lines: Iterable[bytes]) -> None:
+    """Fold a part's lines into `rollup`: the writer's own `done` lines by a pattern (about
+    a quarter of the CPU of parsing them as JSON), every other line as `read_events`
+    reads it. Lets the leader's thread have the GIL every YIELD_EVERY lines."""
+    names: dict[bytes, str] = {}
+    for k, line in enumerate(lines, 1):
         if not k % YIELD_EVERY:
             time.sleep(0)
-        yield event
+        match = _DONE.fullmatch(line)
+        if match is not None:
+            t, job, name, wall, cpu, rss, cached = match.groups()
+            _at(rollup, float(t))
+            text = names.get(name)
+            if text is None:
+                text = names[name] = name.decode()
+            rollup.done(text, job.decode(), float(wall), float(cpu), int(rss), bool(cached))
+        elif line.find(_ISSUED, 0, 48) < 0 or not _packet(rollup, line):
+            rollup.add(parse_lines((line,)))
+
+
+def _packet(rollup: Rollup, line: bytes) -> bool:
+    """Fold in an `issued` line whole (not one event per job); False if it is not one."""
+    try:
+        packet = json.loads(line)
+        if packet["ev"] != "issued":
+            return False
+        t, jobs = float(packet["t"]), packet["jobs"]
+        cores = float(packet.get("cpu") or 1)
+        issued = [(str(job), str(name), int(attempt)) for job, name, attempt in jobs]
+    except (ValueError, KeyError, TypeError):
+        return False
+    _at(rollup, t)
+    for job, name, attempt in issued:
+        rollup.issue(job, name, attempt, t, cores)
+    for name in {name for _, name, _ in issued}:
+        rollup.declare(name, packet.get("memory"), packet.get("time"))
+    return True
+
+
+def _at(rollup: Rollup, t: float) -> None:
+    """An event at time `t` was folded: the span, and the current leader's end."""
+    if rollup.first is None or t < rollup.first:
+        rollup.first = t
+    if rollup.last is None or t > rollup.last:
+        rollup.last = t
+    if rollup.leaders and rollup.leaders[-1][1] < t:
+        rollup.leaders[-1][1] = t
 
 
 def _size(path: os.PathLike[str]) -> int:

@@ -105,7 +105,7 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
                    "not shown; remove it (the next leader starts a new one)")
         return
     with log_file:
-        yield from _parse(log_file)
+        yield from parse_lines(log_file)
 
 
 def kept_parts(paths: StorePaths, last: int) -> tuple[Path, ...]:
@@ -120,7 +120,7 @@ def part_number(part: Path) -> int:
 
 def part_events(path: Path, cut: list[str]) -> Iterator[dict[str, Any]]:
     """The events of one archive file (`issued` lines become one event per job)."""
-    return _parse(archive_lines(path, cut))
+    return parse_lines(archive_lines(path, cut))
 
 
 def next_part(paths: StorePaths) -> tuple[int, str]:
@@ -246,7 +246,9 @@ def _inflate(inflater: Any, chunk: bytes) -> tuple[bytes, Any]:
     return text, None
 
 
-def _parse(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+def parse_lines(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+    """The events of event-log lines (`issued` lines become one event per job); a line
+    that does not parse is skipped."""
     for line in lines:
         try:
             event = json.loads(line)

@@ -50,6 +50,7 @@ from fntree.runtime.paths import StorePaths
 
 ROLLUP_FORMAT = 1
 KEEP_BYTES = 128 << 20  # of archived parts kept: at ~28 bytes a job, ~4.5 million jobs' detail
+_NOT_ISSUED = (None, 0, 0, 1.0)  # a job done whose issue the rollup has not seen: one core
 _FIELDS = ("count", "cached", "attempts", "failures", "failed", "wall", "wall_max", "cpu", "rss")
 
 
@@ -167,21 +168,16 @@ class Rollup:
         elif self.leaders:
             self.leaders[-1][1] = max(self.leaders[-1][1], t)
         if kind == "issued":
-            self.issued[event["job"]] = [event["name"], event["attempt"], t,
-                                         float(event.get("cpu") or 1),
-                                         "queued" if self.queues else "running"]
-            self._declare(event["name"], event.get("memory"), event.get("time"))
+            self.issue(event["job"], event["name"], event["attempt"], t,
+                       float(event.get("cpu") or 1))
+            self.declare(event["name"], event.get("memory"), event.get("time"))
         elif kind == "started":
             for job in event["jobs"]:
                 if job in self.issued:
                     self.issued[job][4] = "running"
         elif kind == "done":
-            wall, cpu = float(event["wall"]), float(event["cpu"])
-            cores = self.issued.pop(event["job"], [None, 0, 0, 1.0])[3]
-            self.target(event["name"]).done(wall, cpu, int(event["rss"]),
-                                            bool(event.get("cached")))
-            self.busy += wall * cores
-            self.cpu += cpu
+            self.done(event["name"], event["job"], float(event["wall"]), float(event["cpu"]),
+                      int(event["rss"]), bool(event.get("cached")))
         elif kind == "failed":
             self.issued.pop(event["job"], None)
             self.target(event["name"]).failure(bool(event.get("permanent")))
@@ -190,7 +186,19 @@ class Rollup:
         elif kind == "message":
             self.messages += 1
 
-    def _declare(self, name: str, memory: Any, time: Any) -> None:
+    def done(self, name: str, job: str, wall: float, cpu: float, rss: int,
+             cached: bool) -> None:
+        """Fold in job `job` of target `name` done (its time, first and last, already)."""
+        cores = self.issued.pop(job, _NOT_ISSUED)[3]
+        self.target(name).done(wall, cpu, rss, cached)
+        self.busy += wall * cores
+        self.cpu += cpu
+
+    def issue(self, job: str, name: str, attempt: int, t: float, cores: float) -> None:
+        """Fold in job `job` issued (its time, first and last, already)."""
+        self.issued[job] = [name, attempt, t, cores, "queued" if self.queues else "running"]
+
+    def declare(self, name: str, memory: Any, time: Any) -> None:
         most = self.declared.setdefault(name, [None, None])
         if memory:
             most[0] = max(most[0] or 0, int(memory))
