@@ -3,6 +3,7 @@ the folded parts' figures kept, a leader killed mid-fold, a damaged rollup."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -220,3 +221,23 @@ def test_folding_a_parts_lines_by_pattern_sums_what_parsing_them_does(kept_all: 
     parsed.add(parse_lines(lines))
     assert by_pattern.dump() == parsed.dump()
     assert by_pattern.targets['a "quoted"\\name é'].count == 1
+
+
+def test_an_older_versions_archive_is_folded_first(kept_all: Path, tmp_path: Path) -> None:
+    """The archive of older fntree versions (events.log.gz) is the oldest: folded first,
+    removed, and counted once by `fntree stats` (from the rollup)."""
+    store = tmp_path / "store"
+    shutil.copytree(kept_all, store)
+    paths = StorePaths(store)
+    older = [{"t": 1.0, "ev": "leader", "epoch": 0, "cores": 1},
+             {"t": 2.0, "ev": "done", "job": "00000000000000aa", "name": "old", "attempt": 1,
+              "start": 1.5, "wall": 0.5, "cpu": 0.25, "rss": 10}]
+    with gzip.open(paths.event_archive(), "wt") as f:
+        f.writelines(json.dumps(e) + "\n" for e in older)
+    before = gather(JobStore.open(store))
+    assert fold(paths, int(KEEP))
+    assert not paths.event_archive().exists()
+    after = gather(JobStore.open(store))
+    _same(_figures(after), _figures(before))
+    assert after.targets["old"].count == 1 and after.run_figures()["leaders"] == 2
+    assert [f.text for f in check(store) if f.level == ERROR] == []

@@ -41,7 +41,7 @@ log that is byte for byte the newest part (`log_is_archived`), and the next
 leader's writer thread, before its first write, removes both leftovers (`tidy`).
 
 The archive stays bounded too: past `FNTREE_EVENT_KEEP_BYTES` of parts (default
-`eventrollup.KEEP_BYTES`, 128 MiB, about 4.5 million jobs of per-job detail; 0
+`eventrollup.KEEP_BYTES`, 128 MiB, about 4.8 million jobs of per-job detail; 0
 keeps every part), the writer thread, after archiving a part, folds the oldest
 parts (and the archive of older versions) into the rollup `events.rollup.json`
 (`fold` in fntree/runtime/eventfold.py; the rollup's fields in eventrollup.py):

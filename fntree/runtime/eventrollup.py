@@ -49,7 +49,7 @@ from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 
 ROLLUP_FORMAT = 1
-KEEP_BYTES = 128 << 20  # of archived parts kept: at ~28 bytes a job, ~4.5 million jobs' detail
+KEEP_BYTES = 128 << 20  # of archived parts kept: ~4.8 million jobs' detail, at ~28 bytes a job
 _NOT_ISSUED = (None, 0, 0, 1.0)  # a job done whose issue the rollup has not seen: one core
 _FIELDS = ("count", "cached", "attempts", "failures", "failed", "wall", "wall_max", "cpu", "rss")
 
