@@ -260,3 +260,20 @@ def test_an_older_versions_archive_is_folded_first(kept_all: Path, tmp_path: Pat
     _same(_figures(after), _figures(before))
     assert after.targets["old"].count == 1 and after.run_figures()["leaders"] == 2
     assert [f.text for f in check(store) if f.level == ERROR] == []
+
+
+def test_the_chain_of_kept_parts_is_checked_from_the_rollup(kept_all: Path,
+                                                            tmp_path: Path) -> None:
+    """After a fold, the first kept part must link to the rollup's last folded part: the
+    first kept part deleted, or replaced by a copy of another, is an error for `check`."""
+    for harm, said in ((lambda first, other: first.unlink(), "are missing"),
+                       (lambda first, other: shutil.copy(other, first), "does not follow")):
+        store = tmp_path / said.replace(" ", "-")
+        shutil.copytree(kept_all, store)
+        paths = StorePaths(store)
+        assert fold(paths, int(KEEP))
+        kept = paths.event_parts()
+        assert len(kept) >= 2
+        harm(kept[0], kept[-1])
+        errors = [f.text for f in check(store) if f.level == ERROR]
+        assert any(said in e and kept[0].name.split(".")[1] in e for e in errors), errors
