@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from processes import kill_run, wait_for
 
 from fntree.cli.stats import RunStats, gather
 from fntree.runtime import eventfold
@@ -20,6 +21,7 @@ from fntree.runtime.check import ERROR, NOTE, check
 from fntree.runtime.eventfold import fold, fold_lines
 from fntree.runtime.eventparts import archive_lines, parse_lines, part_number, read_events
 from fntree.runtime.eventrollup import Rollup
+from fntree.runtime.eventrollup import load as load_rollup
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.store import JobStore
 
@@ -277,3 +279,33 @@ def test_the_chain_of_kept_parts_is_checked_from_the_rollup(kept_all: Path,
         harm(kept[0], kept[-1])
         errors = [f.text for f in check(store) if f.level == ERROR]
         assert any(said in e and kept[0].name.split(".")[1] in e for e in errors), errors
+
+
+def test_status_of_a_live_run_shows_jobs_issued_in_folded_parts(tmp_path: Path) -> None:
+    """`fntree status` of a running leader gives the jobs still running since their issue
+    even when the part that recorded their issue was folded: the rollup keeps them."""
+    store = tmp_path / "store"
+    code = ("import fntree, attack_workflows as aw\n"
+            "from fntree.runtime import eventlog\n"
+            "eventlog.FLUSH_EVERY = 0.01\n"
+            f"fntree.run(aw.naps(300), jobstore={str(store)!r}, max_cpus=8)\n")
+    leader = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": TESTS,
+                                   "FNTREE_EVENT_PART_BYTES": "1000",
+                                   "FNTREE_EVENT_KEEP_BYTES": "1000"})
+    paths = StorePaths(store)
+    try:
+        def folded_a_nap() -> bool:
+            rollup = load_rollup(paths)
+            return rollup is not None and any(v[0] == "nap" for v in rollup.issued.values())
+        wait_for(folded_a_nap, timeout=240)
+        rollup = load_rollup(paths)
+        assert rollup is not None
+        folded = {job for job, v in rollup.issued.items() if v[0] == "nap"}
+        status = _fntree(store, "status", "--json")
+        running = json.loads(status.stdout)["running"]
+        shown = {r["job_id"]: r["since"] for r in running if r["job_id"] in folded}
+        assert shown and all(since is not None for since in shown.values()), running
+    finally:
+        kill_run(leader, store)
