@@ -62,11 +62,15 @@ def root(width: int, leaves: int) -> fntree.Call:
 
 
 def disk_usage(path: Path) -> tuple[int, int]:
-    """Bytes and files under `path`."""
+    """Bytes and files under `path` (a file removed while it is counted is not counted: the
+    leader renames and removes files as it runs)."""
     size = files = 0
     for folder, _, names in os.walk(path):
         for name in names:
-            size += os.lstat(os.path.join(folder, name)).st_size
+            try:
+                size += os.lstat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                continue
             files += 1
     return size, files
 

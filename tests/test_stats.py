@@ -57,7 +57,8 @@ def test_stats_per_target_and_for_the_run(tmp_path: Path,
     code, out, _ = cli("stats", str(store), "--json", capsys=capsys)
     assert code == 0
     stats = json.loads(out)
-    assert set(stats) == {"format", "jobstore", "run", "targets"}
+    assert set(stats) == {"format", "jobstore", "run", "targets", "folded"}
+    assert stats["folded"] == {"jobs": 0, "last_part": 0, "messages": 0}  # none: within budget
     work = stats["targets"]["work"]
     assert work["count"] == 6 and work["attempts"] == 6 and work["failures"] == 0
     assert 0.6 <= work["wall_total"] < 3 and 0.1 <= work["wall_max"] < 1

@@ -13,7 +13,10 @@ the new log from the old one's offset, so the follower holds the log open:
 - before opening the next log it lists the parts: a part past `expected` is a
   log it never opened (written and rotated between two of its looks), and its
   messages are read from the part. It opens the log between two listings that
-  agree, so the file it opens becomes the next part, never one it counted.
+  agree, so the file it opens becomes the next part, never one it counted;
+- a part folded into the rollup (fntree/runtime/eventrollup.py) is gone with its
+  messages: following from the start shows the newest kept parts, and a
+  follower that fell that far behind says which part it could not read.
 
 So each message is printed once and in order, across any number of rotations.
 It ends when no leader holds the store (`JobStore.leader_alive`, looked at every
@@ -93,8 +96,12 @@ class _Follower:
         number, budget = self.expected, RECENT_BYTES
         while len(shown) < RECENT and number > 0 and budget > 0:
             part = self.paths.event_part(number)
-            with contextlib.suppress(OSError):
+            try:
                 budget -= part.stat().st_size
+            except FileNotFoundError:
+                break  # folded into the rollup, and so are the parts before it
+            except OSError:
+                pass
             shown = [m for m in map(_message, archive_lines(part, [])) if m] + shown
             number -= 1
         for message in shown[-RECENT:]:
@@ -160,7 +167,13 @@ class _Follower:
                 f.close()  # a rotation came between: the file may be a part counted
 
     def _part(self, number: int) -> None:
-        for line in archive_lines(self.paths.event_part(number), []):
+        part = self.paths.event_part(number)
+        if not os.path.lexists(part):
+            self.write(f"[fntree] part {number} of the event log was folded into "
+                       f"{self.paths.event_rollup().name} before it was read: its messages "
+                       "are not shown\n".encode())
+            return
+        for line in archive_lines(part, []):
             message = _message(line)
             if message:
                 self.write(message)

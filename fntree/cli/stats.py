@@ -9,8 +9,13 @@ time its leaders ran, jobs per second, and how busy the cores were (job wall
 time times the cores each job was given, and cpu time, over the cores the run
 had for that long). `--json` prints the same as a stable object (format 1;
 `done`, `retried` and `failed` were added beside `count` (= done) and
-`failures` (= retried + failed), which stay); `--html FILE` writes a timeline
-of the run (fntree/cli/timeline.py).
+`failures` (= retried + failed), which stay; `folded` says how many jobs are
+summed only in the rollup of the event log's folded parts); `--html FILE` writes
+a timeline of the run (fntree/cli/timeline.py).
+
+The figures are sums and maxima, so the rollup's totals
+(fntree/runtime/eventrollup.py) and the kept events merge into the same figures
+the whole log would give; only the per-job spans (the timeline) are the kept ones.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from rich.table import Table
 
 from fntree.resources import format_memory
 from fntree.runtime.eventparts import read_events
+from fntree.runtime.eventrollup import Rollup, TargetTotals
+from fntree.runtime.eventrollup import load as load_rollup
 from fntree.runtime.store import JobStore
 
 FORMAT = 1
@@ -44,39 +51,28 @@ class Span(NamedTuple):
     cores: float
 
 
-class _Target:
-    __slots__ = ("attempts", "cached", "count", "cpu", "failed", "failures", "rss", "wall",
-                 "wall_max")
-
-    def __init__(self) -> None:
-        self.count = self.attempts = self.failures = self.failed = self.rss = self.cached = 0
-        self.wall = self.wall_max = self.cpu = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "wall_total": round(self.wall, 6),
-                "wall_mean": round(self.wall / self.count, 6) if self.count else 0.0,
-                "wall_max": round(self.wall_max, 6), "cpu_total": round(self.cpu, 6),
-                "rss_max_kib": self.rss, "attempts": self.attempts, "failures": self.failures,
-                "cached": self.cached, "done": self.count, "failed": self.failed,
-                "retried": self.failures - self.failed}
-
-
 class RunStats:
     """The figures of a run, gathered from its events in one pass."""
 
-    def __init__(self, cores: float | None = None) -> None:
-        self.targets: dict[str, _Target] = {}
+    def __init__(self, cores: float | None = None, rollup: Rollup | None = None) -> None:
+        self.targets: dict[str, TargetTotals] = {}
         self.spans: list[Span] = []
         self.failures: list[dict[str, Any]] = []
         self.leaders: list[tuple[float, float]] = []  # (start, end) of each leader
         self.cores = cores
         self._cores_seen = 1.0
         self._issued_cores: dict[str, float] = {}
+        self.folded = rollup or Rollup()  # the events of the parts folded away, summed
+        if rollup is not None:
+            self.targets = {name: t.copy() for name, t in rollup.targets.items()}
+            self.leaders = [(start, end) for start, end, _ in rollup.leaders]
+            self._cores_seen = rollup.cores
+            self._issued_cores = {job: float(v[3]) for job, v in rollup.issued.items()}
 
-    def _target(self, name: str) -> _Target:
+    def _target(self, name: str) -> TargetTotals:
         target = self.targets.get(name)
         if target is None:
-            target = self.targets[name] = _Target()
+            target = self.targets[name] = TargetTotals()
         return target
 
     def add(self, events: Iterable[dict[str, Any]]) -> RunStats:
@@ -96,23 +92,13 @@ class RunStats:
             elif kind == "done":
                 self._done(event)
             elif kind == "failed":
-                target = self._target(event["name"])
-                target.attempts += 1
-                target.failures += 1
-                target.failed += bool(event.get("permanent"))
+                self._target(event["name"]).failure(bool(event.get("permanent")))
                 self.failures.append(event)
         return self
 
     def _done(self, event: dict[str, Any]) -> None:
-        target = self._target(event["name"])
         wall, cpu, rss = float(event["wall"]), float(event["cpu"]), int(event["rss"])
-        target.count += 1
-        target.attempts += 1
-        target.cached += bool(event.get("cached"))
-        target.wall += wall
-        target.wall_max = max(target.wall_max, wall)
-        target.cpu += cpu
-        target.rss = max(target.rss, rss)
+        self._target(event["name"]).done(wall, cpu, rss, bool(event.get("cached")))
         cores = self._issued_cores.pop(event["job"], 1.0)
         self.spans.append(Span(float(event["start"]), wall, event["name"], event["job"],
                                int(event["attempt"]), cpu, rss, cores))
@@ -123,12 +109,12 @@ class RunStats:
         jobs = sum(t.count for t in self.targets.values())
         cores = self.cores or self._cores_seen
         capacity = wall * cores
-        busy = sum(s.wall * s.cores for s in self.spans)
-        cpu = sum(s.cpu_time for s in self.spans)
+        busy = self.folded.busy + sum(s.wall * s.cores for s in self.spans)
+        cpu = self.folded.cpu + sum(s.cpu_time for s in self.spans)
         failed = sum(t.failed for t in self.targets.values())
+        failures = self.folded.failures + len(self.failures)
         return {"leaders": len(self.leaders), "wall": round(wall, 6), "jobs": jobs,
-                "failures": len(self.failures), "failed": failed,
-                "retried": len(self.failures) - failed,
+                "failures": failures, "failed": failed, "retried": failures - failed,
                 "jobs_per_second": round(jobs / wall, 3) if wall > 0 else 0.0,
                 "cores": cores,
                 "core_busy": round(busy / capacity, 4) if capacity > 0 else 0.0,
@@ -138,14 +124,26 @@ class RunStats:
 
     def as_dict(self, jobstore: str) -> dict[str, Any]:
         return {"format": FORMAT, "jobstore": jobstore, "run": self.run_figures(),
-                "targets": {name: t.as_dict() for name, t in self.targets.items()}}
+                "targets": {name: t.as_dict() for name, t in self.targets.items()},
+                "folded": {"jobs": self.folded.jobs, "last_part": self.folded.last_part,
+                           "messages": self.folded.messages}}
+
+    def folded_note(self) -> str | None:
+        """One line saying how many jobs are summed in the rollup only, if any are."""
+        if not self.folded.last_part and not self.folded.legacy:
+            return None
+        return (f"{self.folded.jobs:,} earlier jobs (parts up to {self.folded.last_part}) are "
+                "summarised only, in events.rollup.json: their totals are counted, timings "
+                "per job are from the kept parts")
 
 
 def gather(store: JobStore, cut: list[str] | None = None) -> RunStats:
-    """The run's figures from its event log, with the cores it was given."""
+    """The run's figures from its event log (the rollup of its folded parts, then the kept
+    parts and the log), with the cores it was given."""
     options = store.config().get("options", {})
     cores = options.get("max_cpus")
-    return RunStats(float(cores) if cores else None).add(read_events(store.paths, cut))
+    rollup = load_rollup(store.paths, cut)
+    return RunStats(float(cores) if cores else None, rollup).add(read_events(store.paths, cut))
 
 
 def add_parser(sub: Any) -> None:
@@ -183,6 +181,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
               f"jobs/s, {figures['retried']} retried, {figures['failed']} failed")
     out.print(f"cores      {figures['cores']:g}: busy {100 * figures['core_busy']:.0f}% "
               f"(job wall time), {100 * figures['cpu_busy']:.0f}% (cpu time)")
+    folded = stats.folded_note()
+    if folded:
+        out.print(f"folded     {folded}", markup=False)
     table = Table(box=None, pad_edge=False, header_style="bold")
     cached = any(t.cached for t in stats.targets.values())  # a column only for runs with hits
     # Fits 80 columns: short headers (docs/states.md), figures never wrapped, a long name cut.

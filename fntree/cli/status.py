@@ -4,7 +4,9 @@ It reads the job store without changing it: the state recovered from the
 journal, counted in the job states of docs/states.md (waiting, ready, queued,
 running, done, cached, failed), whether a leader holds the store right now, and
 the event log (which jobs a live leader has issued, since when, and whether
-their packet's worker started). With no live leader, jobs an earlier leader had
+their packet's worker started; for the parts of the event log folded away, the
+rollup keeps the jobs still issued, the reruns and the cache hits per target:
+fntree/runtime/eventrollup.py). With no live leader, jobs an earlier leader had
 issued are ready: that is what the next leader makes of them.
 `--json` prints the same as one object whose keys are stable (`format` 2):
 
@@ -42,6 +44,7 @@ from fntree.cli.logs import add_max_log_mb, read_log
 from fntree.debug import debug_command
 from fntree.runtime.cache import ENV as CACHE_ENV
 from fntree.runtime.eventparts import read_events
+from fntree.runtime.eventrollup import load as load_rollup
 from fntree.runtime.records import job_hex
 from fntree.runtime.snapshot import STATES, empty_counts, snapshot
 from fntree.runtime.state import RunState
@@ -118,8 +121,11 @@ def _reruns(store: JobStore, count: int) -> list[dict[str, Any]]:
     counts them; the event log says when and with which leader (while it has them)."""
     if not count:
         return []
-    found = [{"time": e["t"], "epoch": e["epoch"], "root": e["root"]}
-             for e in read_events(store.paths) if e.get("ev") == "rerun"]
+    rollup = load_rollup(store.paths)
+    found = [{"time": t, "epoch": epoch, "root": root}
+             for t, epoch, root in (rollup.reruns if rollup is not None else ())]
+    found += [{"time": e["t"], "epoch": e["epoch"], "root": e["root"]}
+              for e in read_events(store.paths) if e.get("ev") == "rerun"]
     found = found[-count:]
     return [{"time": None, "epoch": None, "root": None}] * (count - len(found)) + found
 
@@ -146,8 +152,10 @@ def _issued_now(store: JobStore) -> dict[str, tuple[int, float, str]]:
     until the packet's worker started, on a batch system that says when; else
     "running".
     """
-    issued: dict[str, tuple[int, float, str]] = {}
-    queues = False
+    rollup = load_rollup(store.paths)  # jobs issued before the parts it folded ended
+    issued = {} if rollup is None else {job: (v[1], v[2], v[4]) for job, v in
+                                        rollup.issued.items()}
+    queues = rollup is not None and rollup.queues
     for event in read_events(store.paths):
         kind = event.get("ev")
         if kind == "leader":
@@ -175,7 +183,9 @@ def _cached(store: JobStore) -> dict[str, int]:
         return {}
     jobs = {event["job"]: event["name"] for event in read_events(store.paths)
             if event.get("ev") == "done" and event.get("cached")}
-    counts: dict[str, int] = {}
+    rollup = load_rollup(store.paths)  # the folded parts' hits, counted there by target
+    counts = {} if rollup is None else {n: t.cached for n, t in rollup.targets.items()
+                                        if t.cached}
     for name in jobs.values():
         counts[name] = counts.get(name, 0) + 1
     return counts

@@ -19,6 +19,10 @@ The event log does not say which worker ran a job, so lanes are inferred: jobs
 sorted by start are packed greedily into the lowest free lane, which uses as
 few lanes as there were jobs running at once.
 
+When the event log's oldest parts were folded into its rollup (the archive is
+kept within a budget: fntree/runtime/eventrollup.py), the figures count every
+job but the chart draws the jobs of the kept parts only, and the page says so.
+
 Under the chart, per target: the memory and time declared (`memory=`, `time=`)
 beside the most any job used (its own process tree's peak memory, the worker's
 baseline left out, and its longest run), and a suggestion for each.
@@ -40,6 +44,8 @@ from rich.console import Console
 from fntree.cli.stats import RunStats, Span
 from fntree.resources import format_memory, format_memory_option
 from fntree.runtime.eventparts import read_events
+from fntree.runtime.eventrollup import Rollup
+from fntree.runtime.eventrollup import load as load_rollup
 from fntree.runtime.store import JobStore
 
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7",
@@ -83,10 +89,19 @@ def gather(store: JobStore, cut: list[str] | None = None) -> tuple[RunStats,
     (what is missing from them, in sentences, appended to `cut`)."""
     options = store.config().get("options", {})
     cores = options.get("max_cpus")
-    declared: dict[str, Declared] = {}
-    stats = RunStats(float(cores) if cores else None)
+    rollup = load_rollup(store.paths, cut)
+    declared = folded_declared(rollup)
+    stats = RunStats(float(cores) if cores else None, rollup)
     stats.add(tap_declared(read_events(store.paths, cut), declared))
     return stats, declared
+
+
+def folded_declared(rollup: Rollup | None) -> dict[str, Declared]:
+    """What each target declared in the events of the parts folded into `rollup`."""
+    declared: dict[str, Declared] = {}
+    for name, (memory, time) in (rollup.declared.items() if rollup is not None else ()):
+        declared.setdefault(name, Declared()).add(memory, time)
+    return declared
 
 
 def pack_lanes(spans: list[Span]) -> list[int]:
@@ -176,6 +191,10 @@ def render_timeline(stats: RunStats, jobstore: str,
                '<span class="key"><i class="agg"></i>jobs narrower than a pixel, together</span>')
     note = (f"<p>Showing the first {MAX_BARS:,} jobs.</p>" if len(stats.spans) > MAX_BARS
             else "")
+    folded = stats.folded_note()
+    if folded:
+        note += (f"<p>{html.escape(folded)}: the chart draws the jobs of the kept parts; "
+                 "the figures above count them all.</p>")
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>fntree timeline: {html.escape(jobstore)}</title>
 <style>{STYLE}</style></head><body>
@@ -300,8 +319,9 @@ def write_timeline(path: Path, stats: RunStats, jobstore: str,
                    declared: dict[str, Declared] | None = None) -> None:
     """Write the page; without `declared`, it is read from the store's events."""
     if declared is None:
-        declared = {}
-        for _ in tap_declared(read_events(JobStore.open(jobstore).paths), declared):
+        paths = JobStore.open(jobstore).paths
+        declared = folded_declared(load_rollup(paths))
+        for _ in tap_declared(read_events(paths), declared):
             pass
     path.write_text(render_timeline(stats, jobstore, declared), encoding="utf-8")
 
@@ -320,6 +340,9 @@ def run(args: argparse.Namespace, console: Console) -> int:
     stats, declared = gather(store, cut)
     for note in cut:
         console.print(f"note: {note}", markup=False)
+    folded = stats.folded_note()
+    if folded:
+        console.print(f"note: {folded}; the timeline draws the kept ones", markup=False)
     path = Path(args.output)
     write_timeline(path, stats, str(store.paths.root), declared)
     console.print(f"timeline written to {path} ({len(stats.spans):,} jobs; it needs no "

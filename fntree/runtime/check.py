@@ -7,7 +7,8 @@ tail, a global temp dir whose chain closed, an unfinished compaction).
 
 What it checks: the identity file (its checksum) and permissions; the event
 log's parts (each inflates to its end, none is missing, each header links to
-the part before it: `fntree.runtime.eventparts.chain_problems`); the config
+the part before it: `fntree.runtime.eventparts.chain_problems`), starting
+after the rollup of the parts folded away, which must match its checksum; the config
 (its checksum); the newest snapshot (its checksum); that every journal frame
 checks, a torn frame appearing only at the very end, and that the records
 replay (all through `JobStore.replay`, which rereads when a compaction changes
@@ -30,7 +31,14 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fntree.errors import JobStoreError
-from fntree.runtime.eventparts import archive_lines, chain_problems, log_is_archived
+from fntree.runtime.eventparts import (
+    archive_lines,
+    chain_problems,
+    kept_parts,
+    log_is_archived,
+    part_number,
+)
+from fntree.runtime.eventrollup import load as load_rollup
 from fntree.runtime.objects import DamagedObject, ObjectStore, live_digests, orphans
 from fntree.runtime.paths import EVENT_PART
 from fntree.runtime.records import ObjectRef, job_hex
@@ -39,7 +47,7 @@ from fntree.runtime.store import JobStore
 
 ERROR, NOTE = "error", "note"
 _TOP_LEVEL = {"fntree.json", "config.pkl", "leader.lock", "journal", "logs", "tmp", "events.log",
-              "events.log.gz", "batch", "objects"}
+              "events.log.gz", "batch", "objects", "events.rollup.json"}
 
 
 class Finding(NamedTuple):
@@ -83,10 +91,25 @@ def _layout(store: JobStore) -> list[Finding]:
 
 
 def _event_parts(store: JobStore) -> list[Finding]:
-    """The event log's parts: each whole (it inflates to its end), in sequence, this store's."""
-    found = [Finding(ERROR, text) for text in chain_problems(store.paths)]
-    for part in store.paths.event_parts():
-        cut: list[str] = []
+    """The event log's rollup (it reads and matches its checksum), then its kept parts: each
+    whole (it inflates to its end), in sequence from the rollup's last folded part, this
+    store's; parts already folded are a note (a leader killed before removing them)."""
+    paths = store.paths
+    cut: list[str] = []
+    rollup = load_rollup(paths, cut)
+    found = [Finding(ERROR, text) for text in cut]
+    found.extend(Finding(ERROR, text) for text in chain_problems(paths))
+    last = 0 if rollup is None else rollup.last_part
+    folded = [p.name for p in paths.event_parts() if part_number(p) <= last]
+    if rollup is not None and rollup.legacy and paths.event_archive().exists():
+        folded.append(paths.event_archive().name)
+    if folded:
+        found.append(Finding(NOTE, f"{', '.join(folded[:10])} already folded into "
+                                   f"{paths.event_rollup().name} (a leader killed before "
+                                   "removing them); readers skip them, the next leader "
+                                   "removes them, and removing them by hand is safe"))
+    for part in kept_parts(paths, last):
+        cut = []
         for _ in archive_lines(part, cut):
             pass
         found.extend(Finding(ERROR, text) for text in cut)

@@ -29,7 +29,9 @@ not yet removed), `compact.remove` (the oldest stale file removed, the others no
 `store.create` (identity written, journal not yet), `leader.start` (a new leader's
 first records, such as a restart's `RERUN`, committed; nothing issued yet),
 `objects.write` (a value stored out of line: its temp file written, not synced),
-`objects.rename` (renamed to its name, directory not yet synced; runtime/objects.py).
+`objects.rename` (renamed to its name, directory not yet synced; runtime/objects.py);
+`events.fold` (the event log's rollup durable, the parts it folded not yet removed;
+runtime/eventlog.py).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ WORKER_MARK = "FNTREE_WORKER"  # fntree/batch/proctree.py: set in every worker's
 POINTS = ("journal.write", "journal.torn", "journal.sync", "leader.commit", "leader.clean",
           "compact.write", "compact.rename", "compact.snapshot", "compact.segment",
           "compact.remove", "store.create", "leader.start", "objects.write",
-          "objects.rename", "objects.collect")
+          "objects.rename", "objects.collect", "events.fold")
 
 
 def _parse(value: str | None) -> tuple[str | None, int, str]:

@@ -39,6 +39,18 @@ leader killed while writing one leaves the temporary file; one killed between
 the rename and the removal of the log leaves its events in both. Readers skip a
 log that is byte for byte the newest part (`log_is_archived`), and the next
 leader's writer thread, before its first write, removes both leftovers (`tidy`).
+
+The archive stays bounded too: past `FNTREE_EVENT_KEEP_BYTES` of parts (default
+`eventrollup.KEEP_BYTES`, 128 MiB, about 4.8 million jobs of per-job detail; 0
+keeps every part), the writer thread, after archiving a part, folds the oldest
+parts (and the archive of older versions) into the rollup `events.rollup.json`
+(`fold` in fntree/runtime/eventfold.py; the rollup's fields in eventrollup.py):
+the sums and maxima `fntree stats` prints, per target, and what `fntree status`
+reads. The newest part is always
+kept. Order of writes: the rollup durably (temp, fsync, rename, fsync dir),
+then the removal of the folded parts; a leader killed between the two
+(crash point `events.fold`) leaves parts already in the rollup, which readers
+skip (numbered up to its `last_part`) and `tidy` removes.
 Readers take the archive of older fntree versions (`events.log.gz`, one gzip
 member per leader, read up to a member cut short or damaged, and `read_events`
 says so instead of failing), the parts in order, then the log: the readers are
@@ -61,7 +73,15 @@ from typing import Any, TextIO
 
 from fntree.knobs import env_number
 from fntree.runtime.durable import open_private
-from fntree.runtime.eventparts import ARCHIVE_CHUNK, log_is_archived, part_name, read_events
+from fntree.runtime.eventfold import fold
+from fntree.runtime.eventparts import (
+    ARCHIVE_CHUNK,
+    log_is_archived,
+    next_part,
+    part_number,
+    read_events,
+)
+from fntree.runtime.eventrollup import folded_through, keep_bytes
 from fntree.runtime.events import Failure, Observer
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import O_SPAWN, Result, Task, job_hex
@@ -94,6 +114,8 @@ class EventLog(Observer):
         self._epoch = 0
         self._broken = False
         self.part_bytes = part_bytes()
+        self.keep_bytes = keep_bytes()
+        self._fold_broken = False
 
     # -- hooks: O(1) appends on the leader's thread -------------------------------------
     def started(self, jobstore: str, epoch: int, snapshot: Snapshot) -> None:
@@ -148,11 +170,9 @@ class EventLog(Observer):
         """
         if not os.path.exists(self.path):
             return  # archived when it grew past PART_BYTES, and nothing written since
-        parts = self.paths.event_parts()
-        part = self.paths.event_part(int(parts[-1].name.split(".")[1]) + 1 if parts else 1)
-        number = int(part.name.split(".")[1])
+        number, name = next_part(self.paths)
+        part = self.paths.event_part(number)
         temp = self.paths.event_part_temp(number)
-        name = part_name(number, parts[-1] if parts else None)
         try:
             with open(self.path, "rb") as log_file, \
                     open(open_private(temp, os.O_WRONLY | os.O_TRUNC), "wb") as raw, \
@@ -165,6 +185,9 @@ class EventLog(Observer):
                 temp.unlink()
             log.warning("cannot archive the event log %s (%s); it stays as it is", self.path,
                         exc)
+            return
+        if self.keep_bytes and not self._fold_broken:
+            self._fold_broken = not fold(self.paths, self.keep_bytes)
 
     # -- the writer thread ---------------------------------------------------------------
     def _flush_loop(self) -> None:
@@ -263,8 +286,9 @@ def part_bytes() -> int:
 
 
 def tidy(paths: StorePaths) -> None:
-    """Repair what a leader killed while archiving left: half-written parts (removed) and
-    a log already whole in its part (removed, or readers would see its events twice).
+    """Repair what a leader killed while archiving left: half-written parts (removed), a
+    log already whole in its part, and parts already folded into the rollup (removed, or
+    readers would have to skip them forever), and the rollup's half-written temp file.
 
     Only the leader calls this, holding the store's lock: no other process writes parts.
     """
@@ -277,6 +301,18 @@ def tidy(paths: StorePaths) -> None:
         with contextlib.suppress(FileNotFoundError):
             paths.event_log().unlink()
             log.info("removed %s: a killed leader had archived it whole", paths.event_log())
+    last, legacy, _ = folded_through(paths)
+    folded = [p for p in paths.event_parts() if part_number(p) <= last]
+    folded += [paths.event_archive()] if legacy else []
+    for path in folded:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            log.info("removed %s: a killed leader had folded it into %s already", path,
+                     paths.event_rollup().name)
+    for temp in paths.root.glob(f".{paths.event_rollup().name}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+            log.info("removed %s, a rollup a killed leader left half-written", temp)
 
 
 def spawned_jobs(outcome: tuple[Any, ...] | None) -> int:

@@ -15,6 +15,11 @@ Invariants a reader relies on, and what it does when one fails:
 - Parts are numbered 1, 2, ... without gaps, and each names in its gzip header
   its number and the last 8 bytes of the part before it (`part_name`): a gap,
   or a part that does not follow, is a sentence in `chain_problems`.
+- Parts numbered up to the rollup's `last_part` (fntree/runtime/eventrollup.py)
+  are already summed in it: a leader killed between writing the rollup and
+  removing them left them, and every reader skips them (`kept_parts`), as it
+  skips the archive of older versions once the rollup holds it. The chain of
+  kept parts starts after the rollup: the first one links to its `link`.
 - The log is never the newest part's copy, except when a leader was killed
   between the part's rename and the log's removal: `read_events` then skips
   the log (`log_is_archived`), and the next leader removes it.
@@ -35,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fntree.runtime.eventrollup import folded_through
 from fntree.runtime.paths import EVENT_PART, StorePaths
 
 ARCHIVE_CHUNK = 1 << 16  # compressed bytes inflated at a time when reading the archive
@@ -85,8 +91,9 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
     """
     cut = [] if cut is None else cut
     cut.extend(chain_problems(paths))
-    for archive in (paths.event_archive(), *paths.event_parts()):
-        yield from _parse(archive_lines(archive, cut))
+    last, legacy, _ = folded_through(paths)
+    for archive in ((() if legacy else (paths.event_archive(),)) + kept_parts(paths, last)):
+        yield from part_events(archive, cut)
     if log_is_archived(paths):
         return  # its events were just read from its part
     try:
@@ -98,7 +105,33 @@ def read_events(paths: StorePaths, cut: list[str] | None = None) -> Iterator[dic
                    "not shown; remove it (the next leader starts a new one)")
         return
     with log_file:
-        yield from _parse(log_file)
+        yield from parse_lines(log_file)
+
+
+def kept_parts(paths: StorePaths, last: int) -> tuple[Path, ...]:
+    """The parts numbered after `last` (the rollup's last folded part), oldest first."""
+    return tuple(p for p in paths.event_parts() if part_number(p) > last)
+
+
+def part_number(part: Path) -> int:
+    """The number in the name of a part (`events.<n>.log.gz`)."""
+    return int(part.name.split(".")[1])
+
+
+def part_events(path: Path, cut: list[str]) -> Iterator[dict[str, Any]]:
+    """The events of one archive file (`issued` lines become one event per job)."""
+    return parse_lines(archive_lines(path, cut))
+
+
+def next_part(paths: StorePaths) -> tuple[int, str]:
+    """The number of the next part to archive, and the name its header carries: after the
+    newest part, or after the rollup's last folded part when no part is kept."""
+    parts = paths.event_parts()
+    newest = part_number(parts[-1]) if parts else 0
+    last, _, link = folded_through(paths)
+    if last > newest:
+        return last + 1, f"events.{last + 1}.{link}.log"
+    return newest + 1, part_name(newest + 1, parts[-1] if parts else None)
 
 
 def part_name(number: int, previous: Path | None) -> str:
@@ -118,9 +151,10 @@ def chain_problems(paths: StorePaths) -> list[str]:
     missing, or a part whose header names another part before it (a part of another
     store, or of this one moved). Parts of older fntree versions name nothing, and pass."""
     found = []
-    parts = paths.event_parts()
-    numbers = [int(p.name.split(".")[1]) for p in parts]
-    missing = sorted(set(range(1, max(numbers, default=0) + 1)) - set(numbers))
+    last, _, link = folded_through(paths)
+    parts = list(kept_parts(paths, last))
+    numbers = [part_number(p) for p in parts]
+    missing = sorted(set(range(last + 1, max(numbers, default=0) + 1)) - set(numbers))
     if missing:
         found.append(f"the event log's part(s) {', '.join(map(str, missing[:10]))} are "
                      f"missing from {paths.root}, so the events they held are not counted; "
@@ -130,8 +164,9 @@ def chain_problems(paths: StorePaths) -> list[str]:
         if name is None:
             continue
         previous = parts[k - 1] if k and numbers[k - 1] == number - 1 else None
-        if number == 1 or previous is not None:
-            expected = part_name(number, previous)
+        if number == 1 or previous is not None or (last and number == last + 1):
+            expected = (f"events.{number}.{link}.log" if previous is None and last
+                        else part_name(number, previous))
             if name != expected:
                 found.append(f"{part.name} does not follow the part before it (its header "
                              f"names {name!r}, not {expected!r}): it was copied from another "
@@ -211,7 +246,9 @@ def _inflate(inflater: Any, chunk: bytes) -> tuple[bytes, Any]:
     return text, None
 
 
-def _parse(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+def parse_lines(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+    """The events of event-log lines (`issued` lines become one event per job); a line
+    that does not parse is skipped."""
     for line in lines:
         try:
             event = json.loads(line)

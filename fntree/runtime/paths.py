@@ -71,6 +71,10 @@ class StorePaths:
         its bound or its leader finished, gzip-compressed (fntree/runtime/eventlog.py)."""
         return self.root / f"events.{number}.log.gz"
 
+    def event_rollup(self) -> Path:
+        """What the event log's folded (removed) parts held, summed (runtime/eventrollup.py)."""
+        return self.root / "events.rollup.json"
+
     def event_part_temp(self, number: int) -> Path:
         """Where this process writes part `number` before renaming it into place."""
         return self.root / f".events.{number}.log.gz.{os.getpid()}.tmp"

@@ -92,7 +92,7 @@ def _ran(paths: StorePaths) -> str | None:
     with contextlib.suppress(OSError), open(paths.event_log(), "rb") as f:
         if b'"ev":"issued"' in f.read(_HEAD):
             return f"{paths.event_log().name} records issued jobs"
-    for archive in (paths.event_archive(), *paths.event_parts()):
+    for archive in (paths.event_archive(), paths.event_rollup(), *paths.event_parts()):
         if os.path.lexists(archive):
             return f"{archive.name} records earlier events"
     with contextlib.suppress(OSError):  # a creation cut off writing the root's arguments
