@@ -90,6 +90,7 @@ from fntree.runtime.frontier import LIMIT_MIN, Frontier
 from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
+    R_BEAR,
     R_DONE,
     R_EPOCH,
     R_FAIL,
@@ -109,6 +110,7 @@ from fntree.runtime.snapshot import cached_flag, snapshot
 from fntree.runtime.spill import hold_values
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
+from fntree.runtime.unborn import BIRTHS
 from fntree.runtime.worker import LOG_LIMIT
 
 log = logging.getLogger("fntree")
@@ -253,6 +255,8 @@ class Leader(FailureHandling):
         if self.stopping:  # fail-fast: a job failed for good
             return
         state = self.state
+        if state.unborn:
+            self._bear()
         max_cpus, max_memory = self.batch.limits()
         for res, queue in list(state.ready.items()):
             if not queue:
@@ -271,6 +275,19 @@ class Leader(FailureHandling):
                 packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
                 self._packets[packet] = tasks
                 self.events.issued(tasks)
+
+    def _bear(self) -> None:
+        """Children waiting unborn (a job spawned `unborn.LAZY_MIN` or more) are born,
+        `BIRTHS` at a time, newest litter first, while fewer jobs are ready than fill
+        every slot and the live chains leave room under the frontier's limit (or nothing
+        is ready at all: the run always makes progress)."""
+        state, limit = self.state, self.frontier.limit
+        want = min(limit // 2, max(8 * BIRTHS, self.batch.parallelism * MAX_PACKET))
+        while state.unborn:
+            ready = state.ready_count()
+            if ready >= want or (ready and len(state.chains) + BIRTHS > limit):
+                return
+            self._record((R_BEAR, next(reversed(state.unborn)), BIRTHS))
 
     def _packet(self, queue: dict[int, None], fair: int, slots: int) -> list[Task]:
         """Issue the next packet: from the queue's newest end, up to its size, ending before

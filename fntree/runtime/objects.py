@@ -413,6 +413,11 @@ def live_digests(state: Any) -> set[bytes]:
             specs.append(chain.job)
         if chain.values:
             values.extend(chain.values)
+    for litter in getattr(state, "unborn", {}).values():  # children not yet born
+        for chunk in litter.chunks:
+            live.update(chunk.refs)
+            if type(chunk.data) is ObjectRef:
+                live.add(chunk.data.digest)
     for spec in specs:
         live.update(ref.digest for ref in spec_refs(spec))
     for value in values:
