@@ -110,7 +110,7 @@ from fntree.runtime.snapshot import cached_flag, snapshot
 from fntree.runtime.spill import hold_values
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
-from fntree.runtime.unborn import BIRTHS
+from fntree.runtime.unborn import births
 from fntree.runtime.worker import LOG_LIMIT
 
 log = logging.getLogger("fntree")
@@ -145,6 +145,7 @@ class Leader(FailureHandling):
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
         self.frontier = Frontier(max(LIMIT_MIN, 2 * batch.parallelism * MAX_PACKET))
+        self.births = births()  # unborn children born at a time (`_bear`)
         self.watch = None if cache is None else ChainWatch(cache, store.paths.objects)
 
     # -- the run ----------------------------------------------------------------------
@@ -278,16 +279,16 @@ class Leader(FailureHandling):
 
     def _bear(self) -> None:
         """Children waiting unborn (a job spawned `unborn.LAZY_MIN` or more) are born,
-        `BIRTHS` at a time, newest litter first, while fewer jobs are ready than fill
+        `self.births` at a time, newest litter first, while fewer jobs are ready than fill
         every slot and the live chains leave room under the frontier's limit (or nothing
         is ready at all: the run always makes progress)."""
-        state, limit = self.state, self.frontier.limit
-        want = min(limit // 2, max(8 * BIRTHS, self.batch.parallelism * MAX_PACKET))
+        state, limit, births = self.state, self.frontier.limit, self.births
+        want = min(limit // 2, max(8 * births, self.batch.parallelism * MAX_PACKET))
         while state.unborn:
             ready = state.ready_count()
-            if ready >= want or (ready and len(state.chains) + BIRTHS > limit):
+            if ready >= want or (ready and len(state.chains) + births > limit):
                 return
-            self._record((R_BEAR, next(reversed(state.unborn)), BIRTHS))
+            self._record((R_BEAR, next(reversed(state.unborn)), births))
 
     def _packet(self, queue: dict[int, None], fair: int, slots: int) -> list[Task]:
         """Issue the next packet: from the queue's newest end, up to its size, ending before

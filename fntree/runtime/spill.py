@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fntree.knobs import env_number
 from fntree.runtime.objects import ObjectRef, ObjectStore
 from fntree.runtime.records import Collected
 from fntree.runtime.unborn import spill_unborn
@@ -92,6 +93,7 @@ def held_size(values: Any) -> int:
 def hold_values(state: Any, objects: ObjectStore, budget: int = BUDGET) -> None:
     """Give `state` (a `RunState`) a spill in `objects`, and spill the values and unborn
     chunks it holds beyond `budget` (a state just recovered holds all it replayed)."""
+    budget = int(env_number("FNTREE_SPILL_BUDGET", budget, whole=True))
     spill = state.spill = Spill(objects, budget)
     held = 0
     for chain in state.chains.values():

@@ -40,7 +40,7 @@ from fntree.knobs import env_number
 from fntree.runtime.records import ObjectRef, Spec, _flatten_spec, _unflatten_spec
 
 LAZY_MIN = 4096  # children of one job from which they wait unborn (never changes: see above)
-BIRTHS = int(env_number("FNTREE_BIRTHS", 1024, whole=True))  # children a BEAR bears (leader's)
+BIRTHS = 1024  # children a leader's BEAR bears at a time (`FNTREE_BIRTHS`: `births()`)
 CHUNK = int(env_number("FNTREE_UNBORN_CHUNK", 1024, whole=True))  # specs per pickled chunk
 
 
@@ -70,6 +70,11 @@ class Litter:
 
     def count(self) -> int:
         return sum(chunk.length for chunk in self.chunks)
+
+
+def births() -> int:
+    """How many children a leader bears at a time: `FNTREE_BIRTHS`, else `BIRTHS`."""
+    return int(env_number("FNTREE_BIRTHS", BIRTHS, whole=True))
 
 
 def pack(specs: list[Spec] | tuple[Spec, ...]) -> Chunk:
