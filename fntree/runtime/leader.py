@@ -32,9 +32,13 @@ and ends a packet before a spawner that would take the live chains past its
 limit (`max(16,384, 2 x parallelism x MAX_PACKET)`); over it, spawners go out
 one per free slot; a target not yet seen to complete has at most 8 jobs per
 slot out. Jobs that spawn nothing are never held back, so the slots stay
-busy. What the leader holds, and for how long: docs/memory.md (`bench/wide.py
---width 1000 --leaves 1000`: 205,000 live chains and 190 MiB a fifth of the way
-in before the frontier; with it, the limit and 45 MiB sampled, ru_maxrss 51 MiB).
+busy. One job's own fan-out of 4,096 children or more waits unborn
+(fntree/runtime/unborn.py); before issuing, `_bear` records a `BEAR` of the
+newest litter's next 1,024 while few jobs are ready and the live chains leave
+room under the frontier's limit (docs/memory.md). What the leader holds,
+and for how long: docs/memory.md (`bench/wide.py --width 1000 --leaves
+1000`: 205,000 live chains and 190 MiB a fifth of the way in before the
+frontier; with it, the limit and 45 MiB sampled, ru_maxrss 51 MiB).
 
 Blame: when a worker dies, the batch system says which job it was running
 (`Update.running`, from the worker's job mark). If that job is not one the

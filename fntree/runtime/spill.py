@@ -11,6 +11,8 @@ the leader writes it to the job store's `objects/` as an object of its own
 `ObjectRef` instead. The follow-on's worker reads it there when it runs; the
 leader never loads it again.
 
+`FNTREE_SPILL_BUDGET` sets the budget in bytes (tests make it 1: everything spills).
+
 State: `unsynced`, the references written since the last snapshot. Order of
 writes and durability: a spilled object is written without fsync: the journal
 already holds its bytes durably (the DONE record of the job that made it), and
