@@ -416,8 +416,8 @@ def live_digests(state: Any) -> set[bytes]:
     for litter in getattr(state, "unborn", {}).values():  # children not yet born
         for chunk in litter.chunks:
             live.update(chunk.refs)
-            if type(chunk.data) is ObjectRef:
-                live.add(chunk.data.digest)
+            data = chunk.data  # (held, it may be stored too: spilled before a replay)
+            live.add(data.digest if type(data) is ObjectRef else hashlib.sha256(data).digest())
     for spec in specs:
         live.update(ref.digest for ref in spec_refs(spec))
     for value in values:
