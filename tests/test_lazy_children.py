@@ -33,7 +33,7 @@ from fntree.runtime.records import (
     Spec,
 )
 from fntree.runtime.snapshot import snapshot
-from fntree.runtime.spill import Spill
+from fntree.runtime.spill import Spill, hold_values
 from fntree.runtime.state import RunState, apply
 from fntree.runtime.store import JobStore
 
@@ -142,6 +142,18 @@ def test_a_snapshot_of_spilled_chunks_replays_exactly(tmp_path: Path):
         apply(copy, record)
     assert list(copy.chains) == list(state.chains)
     assert copy.unborn_count() == state.unborn_count() == N - 4500
+
+
+def test_a_recovered_state_spills_its_unborn_chunks_past_the_budget(tmp_path: Path):
+    """A replay holds every chunk; `hold_values` spills those past the budget, and births
+    read them back from objects/."""
+    state = _spawned(N)  # as recovery replays it: no spill, all held
+    assert state.unborn_bytes > 0
+    hold_values(state, ObjectStore(tmp_path / "objects"), budget=1)
+    assert state.unborn_bytes == 0
+    assert all(type(c.data) is ObjectRef for c in state.unborn[1].chunks)
+    apply(state, (R_BEAR, 1, N))
+    assert not state.unborn and len(state.chains) == N + 1 and not _errors(state)
 
 
 def _watch_live(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
