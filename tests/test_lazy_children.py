@@ -162,7 +162,7 @@ def _watch_live(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     dispatch = Leader._dispatch
 
     def watched(self: Leader) -> None:
-        seen.append((len(self.state.chains), self.state.unborn_count()))
+        seen.append((self.state.held()["chains"], self.state.unborn_count()))
         dispatch(self)
 
     monkeypatch.setattr(Leader, "_dispatch", watched)
