@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import workflows as wf
-from processes import kill_run, wait_for
+from processes import kill_run, wait_for, worker_pids
 from test_values import _sound
 
 import fntree
@@ -203,7 +205,7 @@ def test_a_leader_killed_mid_birth_restarts_to_the_exact_value(tmp_path: Path) -
     store, record = tmp_path / "store", tmp_path / "ran"
     leader = _leader(store, record, {
         "FNTREE_BIRTHS": "300", "FNTREE_UNBORN_CHUNK": "128", "FNTREE_SPILL_BUDGET": "1",
-        "FNTREE_COMPACT_BYTES": "1"})
+        "FNTREE_COMPACT_BYTES": "1", "FNTREE_COMPACT_RATIO": "0"})
 
     def started() -> bool:
         assert leader.poll() is None, leader.stderr.read().decode()[-2000:]  # type: ignore
@@ -225,4 +227,32 @@ def test_a_leader_killed_mid_birth_restarts_to_the_exact_value(tmp_path: Path) -
     runs = collections.Counter(record.read_text().split())
     assert len(runs) == 20_000  # every leaf ran
     assert sum(n - 1 for n in runs.values()) <= 4 * MAX_PACKET  # only those in flight again
+    _sound(store)
+
+
+@pytest.mark.parametrize("point", ["objects.write:20@leader", "leader.commit:6@leader",
+                                   "compact.rename:6@leader"])
+def test_a_leader_killed_at_a_write_of_a_fan_out_restarts_exactly(tmp_path: Path,
+                                                                   point: str) -> None:
+    """A kill while spilling unborn chunks, after a commit with births, or mid-snapshot:
+    the restart gives the exact value and the store is sound."""
+    store, record = tmp_path / "store", tmp_path / "ran"
+    n = unborn.LAZY_MIN + 2000
+    code = (f"import fntree, workflows as wf\n"
+            f"fntree.run(wf.slow_fan({n}, 0.0, {str(record)!r}), jobstore={str(store)!r})\n")
+    leader = subprocess.Popen([sys.executable, "-c", code], env={
+        **os.environ, "PYTHONPATH": TESTS, "FNTREE_BIRTHS": "200", "FNTREE_UNBORN_CHUNK": "64",
+        "FNTREE_SPILL_BUDGET": "1", "FNTREE_COMPACT_BYTES": "1", "FNTREE_COMPACT_RATIO": "0",
+        "FNTREE_CRASH_AT": point},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = leader.communicate(timeout=600)
+    assert leader.returncode == -9, err.decode()[-2000:]
+    for pid in worker_pids(store):  # (they die with their leader; do not wait for it)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not record.exists() or len(record.read_text().split()) < n, "killed too late"
+    _sound(store)
+    assert fntree.restart(store) == n * (n - 1) // 2
+    runs = collections.Counter(record.read_text().split())
+    assert len(runs) == n and sum(k - 1 for k in runs.values()) <= 4 * MAX_PACKET
     _sound(store)
