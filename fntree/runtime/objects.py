@@ -68,6 +68,7 @@ from fntree.runtime.pickled import (
     read_parts,
 )
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected, ObjectRef, Spec
+from fntree.runtime.unborn import unborn_digests
 
 __all__ = ["INLINE_LIMIT", "DamagedObject", "Loaded", "ObjectRef", "ObjectStore",
            "ObjectWriteError", "collect_now", "live_digests", "out_of_line", "out_of_line_spec",
@@ -413,11 +414,7 @@ def live_digests(state: Any) -> set[bytes]:
             specs.append(chain.job)
         if chain.values:
             values.extend(chain.values)
-    for litter in getattr(state, "unborn", {}).values():  # children not yet born
-        for chunk in litter.chunks:
-            live.update(chunk.refs)
-            data = chunk.data  # (held, it may be stored too: spilled before a replay)
-            live.add(data.digest if type(data) is ObjectRef else hashlib.sha256(data).digest())
+    live.update(unborn_digests(state))  # children not yet born
     for spec in specs:
         live.update(ref.digest for ref in spec_refs(spec))
     for value in values:

@@ -22,16 +22,9 @@ Invariants:
 - a chain's job holds no deps: they are chains of their own from the moment it
   is added.
 
-Unborn children (fntree/runtime/unborn.py): a job that spawns `LAZY_MIN`
-(4,096) children or more makes none of them a chain at once; they wait in
-`unborn[chain]`, a `Litter` of pickled chunks (spilled to `objects/` past the
-budget like values), and a `BEAR` record (chain, count) makes the next `count`
-of them chains, in order. The chain counts them all in `pending`, so it waits
-until every one is born and done. `held()` and the frontier count live chains
-only; `unborn_count()` and the snapshot's per-target counts (as ready, or
-waiting with deps) count the rest. A `RECODE` record is kept (`recoded`) and
-applied to children born after it. `objects` (set by recovery) is where a
-state without a spill reads a chunk that a snapshot left spilled.
+Unborn children (fntree/runtime/unborn.py): a job that spawns 4,096 children or
+more makes none of them a chain; they wait in `unborn[chain]` (counted in its
+`pending`, not in `held()`) until `BEAR` records make them chains, in order.
 
 No transition recurses: deps are expanded and closes propagate up the tree with
 loops, so a workflow of any depth (children nested 100,000 deep, deps 10,000
@@ -87,7 +80,7 @@ from fntree.runtime.records import (
     Spec,
 )
 from fntree.runtime.spill import SPILL_MIN, held_size
-from fntree.runtime.unborn import LAZY_MIN, Litter, bear, conceive
+from fntree.runtime.unborn import LAZY_MIN, Litter, bear, conceive, recode_unborn, unborn_keys
 
 WAITING, READY, RUNNING, FAILED = "waiting", "ready", "running", "failed"
 
@@ -357,10 +350,7 @@ class RunState:
         for new_key, data in functions.values():
             self.fns[new_key] = data
         if self.unborn or self.recoded:  # children born later run the new code too
-            for old, new in self.recoded.items():
-                if new in functions:
-                    self.recoded[old] = functions[new][0]
-            self.recoded.update((old, new) for old, (new, _) in functions.items())
+            recode_unborn(self.recoded, functions)
         for chain in self.chains.values():
             job = chain.job
             if job is not None and job.fn_key in functions:
@@ -387,10 +377,7 @@ class RunState:
     def live_jobs(self) -> Counter[bytes]:
         """How many live jobs (ready, running, waiting or failed) run each function key."""
         live = Counter(c.job.fn_key for c in self.chains.values() if c.job is not None)
-        for litter in self.unborn.values():
-            for chunk in litter.chunks:
-                live.update(dict(chunk.keys))
-        return live
+        return unborn_keys(self.unborn, live)
 
     def _retry_failed(self) -> None:
         for cid in list(self.failed):

@@ -32,6 +32,7 @@ specs until a snapshot replaces it, and a snapshot syncs them first.
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections import Counter, deque
 from typing import Any, NamedTuple
@@ -165,3 +166,33 @@ def spill_unborn(state: Any) -> None:
     state.unborn_bytes = 0
     for litter in state.unborn.values():
         litter.chunks = deque(_held(state, chunk) for chunk in litter.chunks)
+
+
+def recode_unborn(recoded: dict[bytes, bytes], functions: dict[bytes, tuple[bytes, bytes]]
+                  ) -> None:
+    """A RECODE record's {old: (new, bytes)} joins `recoded`, the keys children born
+    from now on run instead of those they were spawned with."""
+    for old, new in recoded.items():
+        if new in functions:
+            recoded[old] = functions[new][0]
+    recoded.update((old, new) for old, (new, _) in functions.items())
+
+
+def unborn_keys(unborn: dict[int, Litter], live: Counter[bytes]) -> Counter[bytes]:
+    """`live` (jobs per function key) with the unborn children's counted in."""
+    for litter in unborn.values():
+        for chunk in litter.chunks:
+            live.update(dict(chunk.keys))
+    return live
+
+
+def unborn_digests(state: Any) -> set[bytes]:
+    """The objects the unborn children of `state` need: their spilled chunks, the arguments
+    out of line of their specs, and a held chunk's own (an earlier leader may have spilled it)."""
+    live: set[bytes] = set()
+    for litter in getattr(state, "unborn", {}).values():
+        for chunk in litter.chunks:
+            live.update(chunk.refs)
+            data = chunk.data
+            live.add(data.digest if type(data) is ObjectRef else hashlib.sha256(data).digest())
+    return live
