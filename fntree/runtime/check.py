@@ -220,7 +220,7 @@ def _objects(store: JobStore, state: RunState) -> list[Finding]:
                                         "missing or damaged (its bytes do not match its name); "
                                         "restore it from a backup of the job store, or start "
                                         "the run again in a new job store"))
-    for name in orphans(objects, live):
+    for name in orphans(objects, live_digests(state, kept=True)):
         what = "a temporary file left by a crash mid-write" if name.startswith(".") else \
             "a value no live job refers to"
         found.append(Finding(NOTE, f"objects/{name} is {what}; collectable: the next leader "

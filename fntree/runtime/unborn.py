@@ -186,13 +186,17 @@ def unborn_keys(unborn: dict[int, Litter], live: Counter[bytes]) -> Counter[byte
     return live
 
 
-def unborn_digests(state: Any) -> set[bytes]:
-    """The objects the unborn children of `state` need: their spilled chunks, the arguments
-    out of line of their specs, and a held chunk's own (an earlier leader may have spilled it)."""
+def unborn_digests(state: Any, kept: bool = False) -> set[bytes]:
+    """The objects the unborn children of `state` need: their spilled chunks and the
+    arguments out of line of their specs; with `kept`, also the name a chunk held in memory
+    would have stored (an earlier leader may have spilled it: not an orphan, not needed)."""
     live: set[bytes] = set()
     for litter in getattr(state, "unborn", {}).values():
         for chunk in litter.chunks:
             live.update(chunk.refs)
             data = chunk.data
-            live.add(data.digest if type(data) is ObjectRef else hashlib.sha256(data).digest())
+            if type(data) is ObjectRef:
+                live.add(data.digest)
+            elif kept:
+                live.add(hashlib.sha256(data).digest())
     return live
