@@ -265,3 +265,23 @@ def test_a_leader_killed_at_a_write_of_a_fan_out_restarts_exactly(tmp_path: Path
     runs = collections.Counter(record.read_text().split())
     assert len(runs) == n and sum(k - 1 for k in runs.values()) <= 4 * MAX_PACKET
     _sound(store)
+
+
+def test_status_counts_every_child_while_the_leader_runs(tmp_path: Path) -> None:
+    """`fntree status` of a live fan-out counts each child once, born or not, in one state."""
+    store, record = tmp_path / "store", tmp_path / "ran"
+    n = unborn.LAZY_MIN + 1000
+    code = (f"import fntree, workflows as wf\n"
+            f"fntree.run(wf.slow_fan({n}, 0.005, {str(record)!r}), jobstore={str(store)!r})\n")
+    leader = subprocess.Popen([sys.executable, "-c", code],
+                              env={**os.environ, "PYTHONPATH": TESTS, "FNTREE_BIRTHS": "256"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: record.exists() and len(record.read_text().split()) >= 300, 600)
+        status = describe(JobStore.open(store))
+        leaves = status["targets"]["slow_leaf"]
+        assert status["state"] == "running" and leaves["done"] < n
+        assert sum(leaves.values()) - leaves["cached"] == n and leaves["ready"] > 1000
+        assert status["targets"]["total"]["waiting"] == 1
+    finally:
+        kill_run(leader, store)
