@@ -13,6 +13,7 @@ from fntree.runtime import codec
 from fntree.runtime.records import (
     O_SPAWN,
     O_VALUE,
+    R_BEAR,
     R_DONE,
     R_EPOCH,
     R_FAIL,
@@ -643,6 +644,7 @@ def test_shrink_gives_back_the_tables_of_a_closed_frontier():
     """After a wide frontier closes, `shrink` rebuilds the tables at their present size."""
     state = run(root())  # (the invariants are checked at the end: each check is O(n^2))
     apply(state, done_spawn(1, [spec(k) for k in range(2, 20_002)], spec(999_999, slots=())))
+    apply(state, (R_BEAR, 1, 20_000))  # (as many children as that wait unborn: all born)
     for k in range(2, 20_002):
         apply(state, done_value(k, b"v"))
     wide = sys.getsizeof(state.chains)

@@ -168,9 +168,11 @@ def _invariants(state: RunState) -> list[Finding]:
                   "does not exist")
         elif chain.index >= len(state.chains[chain.parent].values):
             error(f"chain {name} has a position outside its parent's children")
-        if chain.pending != live_children[cid]:
+        litter = state.unborn.get(cid)
+        unborn = 0 if litter is None else litter.count()
+        if chain.pending != live_children[cid] + unborn:
             error(f"chain {name} waits for {chain.pending} children but "
-                  f"{live_children[cid]} are open")
+                  f"{live_children[cid]} are open and {unborn} unborn")
         if chain.job is not None:
             if state.by_job.get(chain.job.job_id) != cid:
                 error(f"job {job_hex(chain.job.job_id)} of chain {name} is not indexed")
@@ -185,6 +187,9 @@ def _invariants(state: RunState) -> list[Finding]:
             error(f"chain {name} is queued as ready but is {chain.status}")
     if roots > 1:
         error(f"{roots} chains claim to be the root")
+    for cid in state.unborn:
+        if cid not in state.chains:
+            error(f"unborn children belong to chain {job_hex(cid)}, which is not open")
     for job_id, cid in state.by_job.items():
         holder = state.chains.get(cid)
         if holder is None or holder.job is None or holder.job.job_id != job_id:
@@ -238,7 +243,7 @@ def _objects(store: JobStore, state: RunState) -> list[Finding]:
                                         "missing or damaged (its bytes do not match its name); "
                                         "restore it from a backup of the job store, or start "
                                         "the run again in a new job store"))
-    for name in orphans(objects, live):
+    for name in orphans(objects, live_digests(state, kept=True)):
         what = "a temporary file left by a crash mid-write" if name.startswith(".") else \
             "a value no live job refers to"
         found.append(Finding(NOTE, f"objects/{name} is {what}; collectable: the next leader "

@@ -32,9 +32,13 @@ and ends a packet before a spawner that would take the live chains past its
 limit (`max(16,384, 2 x parallelism x MAX_PACKET)`); over it, spawners go out
 one per free slot; a target not yet seen to complete has at most 8 jobs per
 slot out. Jobs that spawn nothing are never held back, so the slots stay
-busy. What the leader holds, and for how long: docs/memory.md (`bench/wide.py
---width 1000 --leaves 1000`: 205,000 live chains and 190 MiB a fifth of the way
-in before the frontier; with it, the limit and 45 MiB sampled, ru_maxrss 51 MiB).
+busy. One job's own fan-out of 4,096 children or more waits unborn
+(fntree/runtime/unborn.py); before issuing, `_bear` records a `BEAR` of the
+newest litter's next 1,024 while few jobs are ready and the live chains leave
+room under the frontier's limit (docs/memory.md). What the leader holds,
+and for how long: docs/memory.md (`bench/wide.py --width 1000 --leaves
+1000`: 205,000 live chains and 190 MiB a fifth of the way in before the
+frontier; with it, the limit and 45 MiB sampled, ru_maxrss 51 MiB).
 
 Blame: when a worker dies, the batch system says which job it was running
 (`Update.running`, from the worker's job mark). If that job is not one the
@@ -90,6 +94,7 @@ from fntree.runtime.frontier import LIMIT_MIN, Frontier
 from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
+    R_BEAR,
     R_DONE,
     R_EPOCH,
     R_FAIL,
@@ -109,6 +114,7 @@ from fntree.runtime.snapshot import cached_flag, snapshot
 from fntree.runtime.spill import hold_values
 from fntree.runtime.state import Chain, RunState, apply
 from fntree.runtime.store import JobStore
+from fntree.runtime.unborn import births
 from fntree.runtime.worker import LOG_LIMIT
 
 log = logging.getLogger("fntree")
@@ -143,6 +149,7 @@ class Leader(FailureHandling):
         self._packets: dict[int, list[Task]] = {}
         self._nochain: set[int] = set()  # chains whose chained follow-on killed a worker
         self.frontier = Frontier(max(LIMIT_MIN, 2 * batch.parallelism * MAX_PACKET))
+        self.births = births()  # unborn children born at a time (`_bear`)
         self.watch = None if cache is None else ChainWatch(cache, store.paths.objects)
 
     # -- the run ----------------------------------------------------------------------
@@ -253,6 +260,8 @@ class Leader(FailureHandling):
         if self.stopping:  # fail-fast: a job failed for good
             return
         state = self.state
+        if state.unborn:
+            self._bear()
         max_cpus, max_memory = self.batch.limits()
         for res, queue in list(state.ready.items()):
             if not queue:
@@ -271,6 +280,19 @@ class Leader(FailureHandling):
                 packet = self.batch.submit(tasks, {t.fn_key: state.fns[t.fn_key] for t in tasks})
                 self._packets[packet] = tasks
                 self.events.issued(tasks)
+
+    def _bear(self) -> None:
+        """Children waiting unborn (a job spawned `unborn.LAZY_MIN` or more) are born,
+        `self.births` at a time, newest litter first, while fewer jobs are ready than fill
+        every slot and the live chains leave room under the frontier's limit (or nothing
+        is ready at all: the run always makes progress)."""
+        state, limit, births = self.state, self.frontier.limit, self.births
+        want = min(limit // 2, max(8 * births, self.batch.parallelism * MAX_PACKET))
+        while state.unborn:
+            ready = state.ready_count()
+            if ready >= want or (ready and len(state.chains) + births > limit):
+                return
+            self._record((R_BEAR, next(reversed(state.unborn)), births))
 
     def _packet(self, queue: dict[int, None], fair: int, slots: int) -> list[Task]:
         """Issue the next packet: from the queue's newest end, up to its size, ending before

@@ -68,6 +68,7 @@ from fntree.runtime.pickled import (
     read_parts,
 )
 from fntree.runtime.records import O_SPAWN, O_VALUE, Collected, ObjectRef, Spec
+from fntree.runtime.unborn import unborn_digests
 
 __all__ = ["INLINE_LIMIT", "DamagedObject", "Loaded", "ObjectRef", "ObjectStore",
            "ObjectWriteError", "collect_now", "live_digests", "out_of_line", "out_of_line_spec",
@@ -403,8 +404,9 @@ def spec_refs(spec: Spec) -> Iterator[ObjectRef]:
         stack.extend(node.deps)
 
 
-def live_digests(state: Any) -> set[bytes]:
-    """The digests of every object the live state (a `RunState`) refers to."""
+def live_digests(state: Any, kept: bool = False) -> set[bytes]:
+    """The digests of every object the live state (a `RunState`) refers to; with `kept`,
+    also those of unborn chunks it holds in memory (not needed, not orphans either)."""
     live: set[bytes] = set()
     specs: list[Spec] = [] if state.root is None else [state.root]
     values: list[Any] = [state.value]
@@ -413,6 +415,7 @@ def live_digests(state: Any) -> set[bytes]:
             specs.append(chain.job)
         if chain.values:
             values.extend(chain.values)
+    live.update(unborn_digests(state, kept))  # children not yet born
     for spec in specs:
         live.update(ref.digest for ref in spec_refs(spec))
     for value in values:
@@ -435,7 +438,8 @@ def collect_now(objects: ObjectStore, state: Any, before: float | None = None) -
     if not any(True for _ in objects.entries()):
         return 0, 0
     try:
-        return objects.collect(live_digests(state), time.time() if before is None else before)
+        return objects.collect(live_digests(state, kept=True),
+                               time.time() if before is None else before)
     except OSError as exc:
         log.warning("cannot remove unused values from %s (%s); a later run removes them",
                     objects.directory, exc)

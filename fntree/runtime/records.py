@@ -39,12 +39,13 @@ R_TARGETS = 11      # (R_TARGETS, {fn_key: (module, qualname, code_hash, origin)
 R_RECODE = 12       # (R_RECODE, {old_key: (new_key, fn_bytes)})  live jobs of old_key run new code
 R_RERUN = 13        # (R_RERUN, spec, fns)  the run starts again from a new root (--rerun-changed)
 R_SEGMENT = 14      # (R_SEGMENT, lineage, number)  first in a segment: whose store, which segment
+R_BEAR = 17         # (R_BEAR, chain_id, count)  the chain's next `count` unborn children are born
 
 RECORD_NAMES = {R_ROOT: "ROOT", R_EPOCH: "EPOCH", R_ISSUE: "ISSUE", R_DONE: "DONE",
                 R_FAIL: "FAIL", R_GTD: "GTD", R_RETRY_FAILED: "RETRY_FAILED",
                 R_FINISH: "FINISH", R_REQUEUE: "REQUEUE",
                 R_REBIND: "REBIND", R_TARGETS: "TARGETS", R_RECODE: "RECODE",
-                R_RERUN: "RERUN"}
+                R_RERUN: "RERUN", R_BEAR: "BEAR"}
 
 # Outcome kinds: what a job's completion says.
 O_VALUE = 0   # (O_VALUE, value)            the job's value; its chain closes

@@ -8,6 +8,8 @@ So when a leader starts, after its `EPOCH` is committed, it hands `started` a
 - `targets`: per target, how many jobs are in each state of the one vocabulary
   (`STATES`, docs/states.md): waiting, ready, queued, running, done (of which
   cached), failed;
+  Children not yet born (fntree/runtime/unborn.py) count as ready, or waiting
+  if they have deps, under their target, from their chunks' counts;
 - `chains`: each live chain as (chain id, parent chain id, pending, next job id,
   its target, its state), so a subscriber can follow which waiting job becomes
   ready as the jobs it waits for close, without asking the leader;
@@ -88,4 +90,8 @@ def snapshot(state: RunState, batch: Any = None) -> Snapshot:
         chains.append(LiveChain(chain.chain_id, chain.parent, chain.pending,
                                 None if job is None else job.job_id,
                                 None if job is None else job.name, kind))
+    for litter in state.unborn.values():  # counted per chunk, never unpickled
+        for chunk in litter.chunks:
+            for name, kind, n in chunk.names:
+                targets.setdefault(name, empty_counts())[kind] += n
     return Snapshot(targets, tuple(chains), bool(getattr(batch, "reports_start", False)))

@@ -11,6 +11,8 @@ the leader writes it to the job store's `objects/` as an object of its own
 `ObjectRef` instead. The follow-on's worker reads it there when it runs; the
 leader never loads it again.
 
+`FNTREE_SPILL_BUDGET` sets the budget in bytes (tests make it 1: everything spills).
+
 State: `unsynced`, the references written since the last snapshot. Order of
 writes and durability: a spilled object is written without fsync: the journal
 already holds its bytes durably (the DONE record of the job that made it), and
@@ -22,8 +24,10 @@ one, and the directory: a snapshot never refers to an object a power cut could
 lose. Collection treats spilled objects like any other (`live_digests` walks
 the chains' values): once the follow-on has completed they are orphans.
 
-A state rebuilt by recovery holds what it replayed; `hold_values` then spills
-what lies beyond the budget (the leader calls it when it starts). A spill that
+The same spill, with a budget of its own, holds the chunks of children not yet
+born (fntree/runtime/unborn.py). A state rebuilt by recovery holds what it
+replayed; `hold_values` then spills the values and chunks that lie beyond the
+budget (the leader calls it when it starts). A spill that
 cannot be written (a full disk) holds the value in memory, with a warning.
 """
 
@@ -32,8 +36,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from fntree.knobs import env_number
 from fntree.runtime.objects import ObjectRef, ObjectStore
 from fntree.runtime.records import Collected
+from fntree.runtime.unborn import spill_unborn
 
 __all__ = ["BUDGET", "SPILL_MIN", "Spill", "held_size", "hold_values"]
 
@@ -87,8 +93,9 @@ def held_size(values: Any) -> int:
 
 
 def hold_values(state: Any, objects: ObjectStore, budget: int = BUDGET) -> None:
-    """Give `state` (a `RunState`) a spill in `objects`, and spill the values it holds beyond
-    `budget` (a state just recovered holds every value it replayed)."""
+    """Give `state` (a `RunState`) a spill in `objects`, and spill the values and unborn
+    chunks it holds beyond `budget` (a state just recovered holds all it replayed)."""
+    budget = int(env_number("FNTREE_SPILL_BUDGET", budget, whole=True))
     spill = state.spill = Spill(objects, budget)
     held = 0
     for chain in state.chains.values():
@@ -99,3 +106,4 @@ def hold_values(state: Any, objects: ObjectStore, budget: int = BUDGET) -> None:
                 values[i] = value = spill.put(value)
             held += held_size((value,))
     state.held_bytes = held
+    spill_unborn(state)

@@ -22,6 +22,10 @@ Invariants:
 - a chain's job holds no deps: they are chains of their own from the moment it
   is added.
 
+Unborn children (fntree/runtime/unborn.py): a job that spawns 4,096 children or
+more makes none of them a chain; they wait in `unborn[chain]` (counted in its
+`pending`, not in `held()`) until `BEAR` records make them chains, in order.
+
 No transition recurses: deps are expanded and closes propagate up the tree with
 loops, so a workflow of any depth (children nested 100,000 deep, deps 10,000
 deep) is applied, replayed and snapshotted alike.
@@ -55,6 +59,7 @@ from typing import Any
 
 from fntree.runtime.records import (
     O_VALUE,
+    R_BEAR,
     R_DONE,
     R_EPOCH,
     R_FAIL,
@@ -75,6 +80,7 @@ from fntree.runtime.records import (
     Spec,
 )
 from fntree.runtime.spill import SPILL_MIN, held_size
+from fntree.runtime.unborn import LAZY_MIN, Litter, bear, conceive, recode_unborn, unborn_keys
 
 WAITING, READY, RUNNING, FAILED = "waiting", "ready", "running", "failed"
 
@@ -133,13 +139,19 @@ class RunState:
         # those beyond its budget (fntree/runtime/spill.py); None: all are held.
         self.held_bytes = 0
         self.spill: Any = None
+        # Children not yet born, per chain (fntree/runtime/unborn.py), the bytes of their
+        # chunks held in memory, and the function keys RECODE records changed since.
+        self.unborn: dict[int, Litter] = {}
+        self.unborn_bytes = 0
+        self.recoded: dict[bytes, bytes] = {}
+        self.objects: Any = None  # an ObjectStore to read spilled chunks from (recovery's)
 
     def __getstate__(self) -> dict[str, Any]:
         # For a snapshot: the values it refers to out of line are made durable first.
         if self.spill is not None:
             self.spill.sync()
         saved = dict(self.__dict__)
-        del saved["spill"]
+        del saved["spill"], saved["objects"]
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
@@ -153,6 +165,9 @@ class RunState:
 
     def waiting_count(self) -> int:
         return sum(1 for c in self.chains.values() if c.status == WAITING)
+
+    def unborn_count(self) -> int:
+        return sum(litter.count() for litter in self.unborn.values())
 
     def chain_of_job(self, job_id: int) -> Chain | None:
         cid = self.by_job.get(job_id)
@@ -175,6 +190,7 @@ class RunState:
         self.running = dict(self.running)
         self.failed = dict(self.failed)
         self.ready = {res: dict(queue) for res, queue in self.ready.items() if queue}
+        self.unborn = dict(self.unborn)
 
     # -- transitions -----------------------------------------------------------------
     def _make_ready(self, chain: Chain) -> None:
@@ -282,6 +298,9 @@ class RunState:
                 self._close(chain, Collected(()))
             return
         chain.status = WAITING
+        if len(children) >= LAZY_MIN:
+            conceive(self, cid, children)
+            return
         for i, spec in enumerate(children):
             self._add_chain(spec, cid, i)
 
@@ -330,6 +349,8 @@ class RunState:
         """Live jobs whose function is an old key run the new one: {old: (new, bytes)}."""
         for new_key, data in functions.values():
             self.fns[new_key] = data
+        if self.unborn or self.recoded:  # children born later run the new code too
+            recode_unborn(self.recoded, functions)
         for chain in self.chains.values():
             job = chain.job
             if job is not None and job.fn_key in functions:
@@ -343,6 +364,8 @@ class RunState:
         self.ready.clear()
         self.running.clear()
         self.failed.clear()
+        self.unborn.clear()
+        self.unborn_bytes = 0
         self.finished = False
         self.value = None
         self.held_bytes = 0
@@ -353,7 +376,8 @@ class RunState:
 
     def live_jobs(self) -> Counter[bytes]:
         """How many live jobs (ready, running, waiting or failed) run each function key."""
-        return Counter(c.job.fn_key for c in self.chains.values() if c.job is not None)
+        live = Counter(c.job.fn_key for c in self.chains.values() if c.job is not None)
+        return unborn_keys(self.unborn, live)
 
     def _retry_failed(self) -> None:
         for cid in list(self.failed):
@@ -399,6 +423,8 @@ def apply(state: RunState, record: tuple[Any, ...]) -> None:
     elif kind == R_FINISH:
         state.finished = True
         state.value = record[1]
+    elif kind == R_BEAR:
+        bear(state, record[1], record[2])
     elif kind == R_SEGMENT:
         pass  # whose segment this is: checked by the store as it reads it
     else:

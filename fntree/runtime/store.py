@@ -304,6 +304,7 @@ class JobStore:
         if segments != list(range(first, first + len(segments))):
             raise _Gap(self._missing(base, segments))
         state = self._load_snapshot(base) if base else RunState()
+        state.objects = ObjectStore(self.paths.objects)  # (unborn children it spilled)
         if not segments:
             if not base:
                 raise JobStoreError(no_root_text(self.paths, "no journal"))
