@@ -33,6 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+# How the NamedTuples that cross a pipe or the journal by the thousand pickle: unpickling
+# calls `tuple.__new__` (in C) instead of the class's own `__new__` (Python), for the
+# same object. What older fntrees wrote (the class called) loads as before.
+_new_tuple = tuple.__new__
+
 
 class Res(NamedTuple):
     """Resources as the runtime carries them (see fntree.resources.Resources)."""
@@ -42,6 +47,9 @@ class Res(NamedTuple):
     cpu: float
     retries: int | None
     slurm_args: str | None = None  # a target's own sbatch options; packets share them
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _new_tuple, (Res, tuple(self))
 
 
 class Task(NamedTuple):
@@ -93,6 +101,9 @@ class Result(NamedTuple):
     cached: bool = False
     cache_note: tuple[bytes, str] | None = None
     retry: bool = True
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _new_tuple, (Result, tuple(self))
 
 
 class Update(NamedTuple):

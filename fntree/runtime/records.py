@@ -24,6 +24,8 @@ from fntree.runtime.pickled import Pickled
 
 __all__ = ["Res", "Result", "Task"]
 
+_new_tuple = tuple.__new__  # a flat Spec unpickles through it, in C (fntree/batch/base.py)
+
 # Journal record kinds.
 R_ROOT = 1          # (R_ROOT, spec, fns)
 R_EPOCH = 2         # (R_EPOCH, epoch, pid, host)
@@ -85,7 +87,7 @@ class Spec(NamedTuple):
     def __reduce__(self) -> tuple[Any, ...]:
         # Deps nest as deep as a workflow's promises do: pickled flat, never recursively.
         if not self.deps:
-            return Spec, tuple(self)
+            return _new_tuple, (Spec, tuple(self))
         return _unflatten_spec, (_flatten_spec(self),)
 
 
