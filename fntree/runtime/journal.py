@@ -141,7 +141,6 @@ class Journal:
         self._fd = fd
         self.size = size
         self._buffer: list[Any] = []
-        self.pending = 0
         self._broken: OSError | None = None
 
     @classmethod
@@ -159,7 +158,11 @@ class Journal:
     def append(self, record: Any) -> None:
         """Buffer `record`; it is durable only after the next `commit`."""
         self._buffer.append(record)
-        self.pending += 1
+
+    @property
+    def pending(self) -> int:
+        """Records appended since the last commit."""
+        return len(self._buffer)
 
     def commit(self) -> None:
         """Write every buffered record as one frame and make it durable with one sync."""
@@ -169,7 +172,6 @@ class Journal:
             return
         data = encode(self._buffer)
         self._buffer = []
-        self.pending = 0
         crashpoints.point("journal.write")
         view = memoryview(data)
         if crashpoints.reached("journal.torn"):

@@ -118,6 +118,7 @@ log = logging.getLogger("fntree")
 Recode = Callable[[RunState], list[tuple[Any, ...]]]
 
 MAX_PACKET = 256
+_new_tuple = tuple.__new__
 POLL_WAIT = 1.0
 GC_YOUNG = 100_000  # net tracked allocations between two young collections while running
 
@@ -303,9 +304,13 @@ class Leader(FailureHandling):
         job = chain.job
         assert job is not None
         attempt = chain.attempts + 1
-        self._record((R_ISSUE, job.job_id, attempt))
-        return Task(job.job_id, attempt, job.name, job.fn_key, job.args, chain.slot_values(),
-                    chain.chain_id, job.res, chain.chain_id not in self._nochain)
+        job_id, cid = job.job_id, chain.chain_id
+        self._record((R_ISSUE, job_id, attempt))
+        values = chain.values
+        # (tuple.__new__ builds the NamedTuple in C: this runs once per job)
+        return _new_tuple(Task, (job_id, attempt, job.name, job.fn_key, job.args,
+                                 tuple([values[i] for i in job.slots]) if job.slots else (),
+                                 cid, job.res, cid not in self._nochain))
 
     def _refuse(self, chain: Chain, max_cpus: float, max_memory: int) -> None:
         job = chain.job
@@ -348,22 +353,25 @@ class Leader(FailureHandling):
 
     def _result(self, result: Result) -> None:
         state = self.state
-        chain = state.chain_of_job(result.job_id)
-        if chain is None or chain.job is None or chain.job.job_id != result.job_id:
-            log.debug("ignoring a result for job %s, which is not live", job_hex(result.job_id))
+        job_id = result.job_id
+        chain = state.chain_of_job(job_id)
+        job = None if chain is None else chain.job
+        if chain is None or job is None or job.job_id != job_id:
+            log.debug("ignoring a result for job %s, which is not live", job_hex(job_id))
             return
-        if not result.chained and state.running.get(chain.chain_id) != result.attempt:
-            log.debug("ignoring a stale result for job %s", job_hex(result.job_id))
+        cid = chain.chain_id
+        if not result.chained and state.running.get(cid) != result.attempt:
+            log.debug("ignoring a stale result for job %s", job_hex(job_id))
             return
-        name = chain.job.name
+        name = job.name
         self.frontier.reported(name, result)
         estimate = self._estimate.get(name)
         wall = result.stats[1]
         self._estimate[name] = wall if estimate is None else 0.8 * estimate + 0.2 * wall
         for text in result.messages:
-            self._after.append(("message", name, job_hex(result.job_id), text))
+            self._after.append(("message", name, job_hex(job_id), text))
         if result.gtd and not chain.gtd:
-            self._record((R_GTD, chain.chain_id))
+            self._record((R_GTD, cid))
         if result.cache_note is not None:
             self._cache_note(chain, name, result.cache_note)
         if result.ok:
@@ -371,7 +379,8 @@ class Leader(FailureHandling):
                 self._record((R_TARGETS, result.targets))
             watch = self.watch
             closing = watch.before(state, chain) if watch is not None and watch.keys else None
-            self._record((R_DONE, result.job_id, result.outcome, result.fns, *cached_flag(result)))
+            done = (R_DONE, job_id, result.outcome, result.fns)
+            self._record(done + cached_flag(result) if result.cached else done)
             if watch is not None and closing:
                 watch.after(state, closing)
             self._after.append(("completed", name, result))
