@@ -28,6 +28,7 @@ leader calls every member from its one thread; none may block longer than
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -101,9 +102,19 @@ class Result(NamedTuple):
     cached: bool = False
     cache_note: tuple[bytes, str] | None = None
     retry: bool = True
+    # `outcome` as the worker pickled it, or None: then the outcome travels only as these
+    # bytes, and the leader's journal keeps them as they are (fntree/runtime/journal.py).
+    pickled: bytes | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return _new_tuple, (Result, tuple(self))
+        if self.pickled is None:
+            return _new_tuple, (Result, tuple(self))
+        return _with_outcome, ((*self[:3], None, *self[4:]),)
+
+
+def _with_outcome(fields: tuple[Any, ...]) -> Result:
+    """A `Result` unpickled without its outcome, which its `pickled` field holds."""
+    return _new_tuple(Result, (*fields[:3], pickle.loads(fields[-1]), *fields[4:]))
 
 
 class Update(NamedTuple):

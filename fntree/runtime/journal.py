@@ -21,6 +21,17 @@ and decides at the first frame that does not check, from that frame alone:
   complete frame whose payload does not match its crc, or a checked payload that
   does not load. `read_records` raises `DamagedJournal` with the file and the
   offset; nothing is cut, since the frame may hold acknowledged records.
+
+Outcomes as the workers pickled them: a job that spawned reports its outcome
+(its children's and follow-on's specs) already pickled (`Result.pickled`,
+fntree/runtime/worker.py), and the leader appends it as these bytes in an
+`R_DONE_PICKLED` record, so no spec is pickled twice. Inside the frame they are
+bytes like any other, under the frame's crc; `read_records` loads them and
+returns the `R_DONE` record they stand for (one that does not load is damage,
+named as above), so nothing after it sees the difference. Segments written
+before this record kind (plain `R_DONE` records) read as they always did; an
+older fntree reading a newer segment stops at the unknown kind 15 and names the
+segment as not fitting its run, rather than misreading it.
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ from typing import Any, BinaryIO
 from fntree.errors import JobStoreError
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import HEADER, frame_header, parse_header
+from fntree.runtime.records import R_DONE, R_DONE_PICKLED
 
 MAGIC = b"FNj\x02"
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -120,7 +132,19 @@ def _next_frame(path: Path, f: BinaryIO, offset: int, size: int) -> tuple[list[A
                                            f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(batch, list):
         raise DamagedJournal(path, offset, "the frame checks but holds no list of records")
+    try:
+        _decode_outcomes(batch)
+    except Exception as exc:
+        raise DamagedJournal(path, offset, f"the frame checks but a job's outcome in it does "
+                                           f"not load ({type(exc).__name__}: {exc})") from exc
     return batch, end
+
+
+def _decode_outcomes(batch: list[Any]) -> None:
+    """Each `R_DONE_PICKLED` record of a frame as the `R_DONE` it stands for."""
+    for k, record in enumerate(batch):
+        if record[0] == R_DONE_PICKLED:
+            batch[k] = (R_DONE, record[1], pickle.loads(record[2]), *record[3:])
 
 
 def _zeros(head: bytes, f: BinaryIO) -> bool:

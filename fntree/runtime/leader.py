@@ -10,7 +10,9 @@ state and returns the records that make live jobs run changed code, or (with
 1. issue ready jobs to the batch system in packets, while it can take them
    (`ISSUE` records are buffered);
 2. wait for updates from the batch system;
-3. for each result, append its records and apply them to the state;
+3. for each result, append its records and apply them to the state (a
+   spawning job's outcome is journaled as the bytes its worker pickled:
+   fntree/runtime/journal.py);
 4. commit the journal (one fdatasync for the whole turn);
 5. only then act on what became true: remove global temp dirs of closed
    chains (at start and after a compaction, values stored out of line that no
@@ -91,6 +93,7 @@ from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
     R_DONE,
+    R_DONE_PICKLED,
     R_EPOCH,
     R_FAIL,
     R_FINISH,
@@ -379,8 +382,15 @@ class Leader(FailureHandling):
                 self._record((R_TARGETS, result.targets))
             watch = self.watch
             closing = watch.before(state, chain) if watch is not None and watch.keys else None
-            done = (R_DONE, job_id, result.outcome, result.fns)
-            self._record(done + cached_flag(result) if result.cached else done)
+            done: tuple[Any, ...] = (R_DONE, job_id, result.outcome, result.fns)
+            if result.cached:
+                done += cached_flag(result)
+            if result.pickled is None:
+                self._record(done)
+            else:  # the journal keeps the outcome's bytes as they came; the state, the outcome
+                assert self.journal is not None
+                self.journal.append((R_DONE_PICKLED, job_id, result.pickled, *done[3:]))
+                apply(state, done)
             if watch is not None and closing:
                 watch.after(state, closing)
             self._after.append(("completed", name, result))

@@ -41,12 +41,15 @@ R_TARGETS = 11      # (R_TARGETS, {fn_key: (module, qualname, code_hash, origin)
 R_RECODE = 12       # (R_RECODE, {old_key: (new_key, fn_bytes)})  live jobs of old_key run new code
 R_RERUN = 13        # (R_RERUN, spec, fns)  the run starts again from a new root (--rerun-changed)
 R_SEGMENT = 14      # (R_SEGMENT, lineage, number)  first in a segment: whose store, which segment
+# (R_DONE_PICKLED, job_id, pickled outcome, fns[, cached])  a DONE whose outcome is kept as
+# the worker pickled it; the journal reads it back as the R_DONE it stands for.
+R_DONE_PICKLED = 15
 
 RECORD_NAMES = {R_ROOT: "ROOT", R_EPOCH: "EPOCH", R_ISSUE: "ISSUE", R_DONE: "DONE",
                 R_FAIL: "FAIL", R_GTD: "GTD", R_RETRY_FAILED: "RETRY_FAILED",
                 R_FINISH: "FINISH", R_REQUEUE: "REQUEUE",
                 R_REBIND: "REBIND", R_TARGETS: "TARGETS", R_RECODE: "RECODE",
-                R_RERUN: "RERUN"}
+                R_RERUN: "RERUN", R_DONE_PICKLED: "DONE"}
 
 # Outcome kinds: what a job's completion says.
 O_VALUE = 0   # (O_VALUE, value)            the job's value; its chain closes
