@@ -414,12 +414,13 @@ def test_a_pickled_outcome_that_does_not_load_is_damage(tmp_path):
 
 
 def test_a_run_killed_after_journaling_pickled_outcomes_checks_and_restarts(tmp_path):
-    """A leader killed after a commit that holds the root's spawn as a DONE_PICKLED record
-    leaves a store that `fntree check` finds sound and that restarts to the exact value."""
+    """A leader killed after a commit that holds the root's spawn of 20 children (pickled
+    apart by its worker: worker.PICKLE_APART) as a DONE_PICKLED record leaves a store that
+    `fntree check` finds sound and that restarts to the exact value."""
     # Which commit holds the root's result depends on how fast its worker answers.
     for commit in (1, 2, 3, 4, 6):
         store = tmp_path / f"jobstore-{commit}"
-        code = f"import fntree, workflows as wf; fntree.run(wf.fan(12), jobstore={str(store)!r})"
+        code = f"import fntree, workflows as wf; fntree.run(wf.fan(20), jobstore={str(store)!r})"
         env = {**os.environ, "PYTHONPATH": TESTS, "FNTREE_CRASH_AT": f"leader.commit:{commit}"}
         subprocess.run([sys.executable, "-c", code], env=env, timeout=300,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -429,7 +430,7 @@ def test_a_run_killed_after_journaling_pickled_outcomes_checks_and_restarts(tmp_
             break
     assert R_DONE_PICKLED in kinds
     assert not [f for f in check(store) if f.level == ERROR]
-    assert fntree.restart(store) == sum(range(12))
+    assert fntree.restart(store) == sum(range(20))
 
 
 def _raw_records(path):

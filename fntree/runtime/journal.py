@@ -22,8 +22,8 @@ and decides at the first frame that does not check, from that frame alone:
   does not load. `read_records` raises `DamagedJournal` with the file and the
   offset; nothing is cut, since the frame may hold acknowledged records.
 
-Outcomes as the workers pickled them: a job that spawned reports its outcome
-(its children's and follow-on's specs) already pickled (`Result.pickled`,
+Outcomes as the workers pickled them: a job that spawned many children reports
+its outcome (its children's and follow-on's specs) already pickled (`Result.pickled`,
 fntree/runtime/worker.py), and the leader appends it as these bytes in an
 `R_DONE_PICKLED` record, so no spec is pickled twice. Inside the frame they are
 bytes like any other, under the frame's crc; `read_records` loads them and
