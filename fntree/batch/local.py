@@ -246,7 +246,7 @@ class LocalBatchSystem:
                 continue
             worker.job, worker.elapsed = None, None
             results: list[Result] = message[1]
-            worker.reported.update(r.job_id for r in results)
+            worker.reported.update([r.job_id for r in results])
             last = bool(message[2])
             if last:
                 self._release(worker)
