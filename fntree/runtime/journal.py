@@ -28,10 +28,13 @@ fntree/runtime/worker.py), and the leader appends it as these bytes in an
 `R_DONE_PICKLED` record, so no spec is pickled twice. Inside the frame they are
 bytes like any other, under the frame's crc; `read_records` loads them and
 returns the `R_DONE` record they stand for (one that does not load is damage,
-named as above), so nothing after it sees the difference. Segments written
-before this record kind (plain `R_DONE` records) read as they always did; an
-older fntree reading a newer segment stops at the unknown kind 15 and names the
-segment as not fitting its run, rather than misreading it.
+named as above), so nothing after it sees the difference. The leader's own
+spawning outcomes (fewer children) go as `R_DONE_FLAT` records, their specs
+plain tuples (which the C pickler saves without calling into Python), read back
+likewise. Segments written before these record kinds (plain `R_DONE` records)
+read as they always did; an older fntree reading a newer segment stops at the
+unknown kind 15 or 16 and names the segment as not fitting its run, rather than
+misreading it.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from typing import Any, BinaryIO
 from fntree.errors import JobStoreError
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import HEADER, frame_header, parse_header
-from fntree.runtime.records import R_DONE, R_DONE_PICKLED
+from fntree.runtime.records import R_DONE, R_DONE_FLAT, R_DONE_PICKLED, spec_outcome
 
 MAGIC = b"FNj\x02"
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -141,10 +144,13 @@ def _next_frame(path: Path, f: BinaryIO, offset: int, size: int) -> tuple[list[A
 
 
 def _decode_outcomes(batch: list[Any]) -> None:
-    """Each `R_DONE_PICKLED` record of a frame as the `R_DONE` it stands for."""
+    """Each `R_DONE_PICKLED` or `R_DONE_FLAT` record of a frame as the `R_DONE` it stands for."""
     for k, record in enumerate(batch):
-        if record[0] == R_DONE_PICKLED:
+        kind = record[0]
+        if kind == R_DONE_PICKLED:
             batch[k] = (R_DONE, record[1], pickle.loads(record[2]), *record[3:])
+        elif kind == R_DONE_FLAT:
+            batch[k] = (R_DONE, record[1], spec_outcome(record[2]), *record[3:])
 
 
 def _zeros(head: bytes, f: BinaryIO) -> bool:

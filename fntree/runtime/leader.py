@@ -11,8 +11,8 @@ state and returns the records that make live jobs run changed code, or (with
    (`ISSUE` records are buffered);
 2. wait for updates from the batch system;
 3. for each result, append its records and apply them to the state (a
-   spawning job's outcome is journaled as the bytes its worker pickled:
-   fntree/runtime/journal.py);
+   spawning job's outcome is journaled as the bytes its worker pickled, or its
+   specs as plain tuples: fntree/runtime/journal.py);
 4. commit the journal (one fdatasync for the whole turn);
 5. only then act on what became true: remove global temp dirs of closed
    chains (at start and after a compaction, values stored out of line that no
@@ -92,7 +92,9 @@ from fntree.runtime.frontier import LIMIT_MIN, Frontier
 from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
+    O_SPAWN,
     R_DONE,
+    R_DONE_FLAT,
     R_DONE_PICKLED,
     R_EPOCH,
     R_FAIL,
@@ -105,6 +107,7 @@ from fntree.runtime.records import (
     R_TARGETS,
     Result,
     Task,
+    flat_outcome,
     job_hex,
 )
 from fntree.runtime.salvage import salvage_outputs
@@ -385,18 +388,28 @@ class Leader(FailureHandling):
             done: tuple[Any, ...] = (R_DONE, job_id, result.outcome, result.fns)
             if result.cached:
                 done += cached_flag(result)
-            if result.pickled is None:
-                self._record(done)
-            else:  # the journal keeps the outcome's bytes as they came; the state, the outcome
-                assert self.journal is not None
-                self.journal.append((R_DONE_PICKLED, job_id, result.pickled, *done[3:]))
-                apply(state, done)
+            self._done(done, result)
             if watch is not None and closing:
                 watch.after(state, closing)
             self._after.append(("completed", name, result))
         else:
             cause = "memory" if result.message.startswith("MemoryError") else ""
             self._fail(chain, result.attempt, result.message, result.log, cause, result.retry)
+
+    def _done(self, done: tuple[Any, ...], result: Result) -> None:
+        """Journal a job's DONE record and apply it. A spawning outcome is journaled as the
+        bytes its worker pickled, or else with its specs as plain tuples (R_DONE_PICKLED,
+        R_DONE_FLAT: read back as `done`, fntree/runtime/journal.py); the state takes the
+        outcome as it is."""
+        assert self.journal is not None
+        outcome = done[2]
+        if result.pickled is not None:
+            self.journal.append((R_DONE_PICKLED, done[1], result.pickled, *done[3:]))
+        elif outcome[0] == O_SPAWN:
+            self.journal.append((R_DONE_FLAT, done[1], flat_outcome(outcome), *done[3:]))
+        else:
+            self.journal.append(done)
+        apply(self.state, done)
 
     def _cache_note(self, chain: Chain, name: str, note: tuple[bytes, str]) -> None:
         key, warning = note
