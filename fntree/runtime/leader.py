@@ -249,8 +249,13 @@ class Leader(FailureHandling):
             for warning in self.watch.flush(wait=state.finished):
                 log.warning("%s", warning)
         after, self._after = self._after, []
-        for kind, *args in after:
-            getattr(self.events, kind)(*args)
+        events = self.events
+        completed = events.completed  # (one a job: called without a look-up by name)
+        for event in after:
+            if event[0] == "completed":
+                completed(event[1], event[2])
+            else:
+                getattr(events, event[0])(*event[1:])
         if self.store.compaction_due(self.journal, state) and not state.finished:
             self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
             state.shrink()  # the tables of a frontier that has closed since give memory back
