@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from processes import processes_mentioning, wait_for, worker_pids
 
 import fntree
-from fntree.batch.base import Res, Task, WorkerSetup
+from fntree.batch.base import Res, Result, Task, WorkerSetup
 from fntree.batch.local import LocalBatchSystem
 
 WORKFLOWS = str(Path(__file__).with_name("process_workflows.py"))
@@ -196,3 +197,18 @@ def test_max_job_duration_must_be_positive_seconds(value: object) -> None:
     """A max_job_duration that is not a positive, finite number of seconds is refused."""
     with pytest.raises(fntree.ResourceError, match="max_job_duration="):
         fntree.run(pw.nap(1, 0), max_job_duration=value)  # type: ignore[arg-type]
+
+
+def test_a_result_with_its_outcome_pickled_carries_the_outcome_once():
+    """A result whose `pickled` holds its outcome crosses a pickle with the outcome decoded
+    from those bytes, which travel once; one without crosses as it is."""
+    outcome = (1, (("a child spec", "x" * 1000),), None)
+    fields = (7, 1, True, outcome, "", {}, None, False, (0.0, 0.1, 0.1, 0), (), False)
+    plain = Result(*fields)
+    pickled = Result(*fields, pickled=pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL))
+    assert pickle.loads(pickle.dumps(plain, pickle.HIGHEST_PROTOCOL)) == plain
+    data = pickle.dumps(pickled, pickle.HIGHEST_PROTOCOL)
+    assert data.count(b"x" * 1000) == 1
+    back = pickle.loads(data)
+    assert type(back) is Result
+    assert back == pickled

@@ -28,10 +28,16 @@ leader calls every member from its one thread; none may block longer than
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
+
+# How the NamedTuples that cross a pipe or the journal by the thousand pickle: unpickling
+# calls `tuple.__new__` (in C) instead of the class's own `__new__` (Python), for the
+# same object. What older fntrees wrote (the class called) loads as before.
+_new_tuple = tuple.__new__
 
 
 class Res(NamedTuple):
@@ -42,6 +48,9 @@ class Res(NamedTuple):
     cpu: float
     retries: int | None
     slurm_args: str | None = None  # a target's own sbatch options; packets share them
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _new_tuple, (Res, tuple(self))
 
 
 class Task(NamedTuple):
@@ -93,6 +102,19 @@ class Result(NamedTuple):
     cached: bool = False
     cache_note: tuple[bytes, str] | None = None
     retry: bool = True
+    # `outcome` as the worker pickled it, or None: then the outcome travels only as these
+    # bytes, and the leader's journal keeps them as they are (fntree/runtime/journal.py).
+    pickled: bytes | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self.pickled is None:
+            return _new_tuple, (Result, tuple(self))
+        return _with_outcome, ((*self[:3], None, *self[4:]),)
+
+
+def _with_outcome(fields: tuple[Any, ...]) -> Result:
+    """A `Result` unpickled without its outcome, which its `pickled` field holds."""
+    return _new_tuple(Result, (*fields[:3], pickle.loads(fields[-1]), *fields[4:]))
 
 
 class Update(NamedTuple):

@@ -7,8 +7,10 @@ largest of its tasks') until it is finished, and no more packets start than fit
 `max_cpus` and `max_memory`.
 
 Messages are frames (fntree.batch.local_worker, the worker's side): `("run",
-tasks, fns)` to a worker, `("results", [Result, ...], last)` back, and `("messages",
-[(name, job id, text), ...])` while a job runs (an Update with only `messages`).
+tasks, fns)` to a worker (each task a plain tuple of a `Task`'s fields: the C
+pickler saves a tuple without calling back into Python, a NamedTuple not),
+`("results", [Result, ...], last)` back, and `("messages", [(name, job id,
+text), ...])` while a job runs (an Update with only `messages`).
 Workers copy their running jobs' output to the store's `logs/live/` (fntree.runtime.live):
 this batch system clears it when it starts and drops the live files of the jobs a
 dead worker took with it. A worker dies with its
@@ -153,7 +155,7 @@ class LocalBatchSystem:
         worker.known.update(send)
         self._busy[packet] = worker
         worker.heard, worker.elapsed, worker.job = self._clock(), None, None
-        self._post(worker, ("run", tasks, send))
+        self._post(worker, ("run", [tuple(t) for t in tasks], send))  # plain: pickled in C
         return packet
 
     def poll(self, timeout: float) -> list[Update]:
@@ -244,7 +246,7 @@ class LocalBatchSystem:
                 continue
             worker.job, worker.elapsed = None, None
             results: list[Result] = message[1]
-            worker.reported.update(r.job_id for r in results)
+            worker.reported.update([r.job_id for r in results])
             last = bool(message[2])
             if last:
                 self._release(worker)

@@ -1,7 +1,8 @@
 """The worker's side of the local batch system, and the frames both sides speak.
 
 Messages are frames, `u32 length | pickle`. The worker (`serve`) reads
-`("run", tasks, fns)` or `("stop",)` from its pipe and answers with
+`("run", tasks, fns)` (each task a plain tuple of a `Task`'s fields) or
+`("stop",)` from its pipe and answers with
 `("results", [Result, ...], last)` and, while a task runs, heartbeats
 `("alive", job_id, attempt, elapsed, declared time)` from a thread, every
 `FNTREE_HEARTBEAT` seconds (set by the leader, see fntree.batch.watch), and
@@ -122,7 +123,8 @@ def serve(runner: Runner, rfd: int, wfd: int, parent: int) -> None:
         message = pickle.loads(body)
         if message[0] == "stop":
             return
-        _, tasks, fns = message
+        _, fields, fns = message
+        tasks = [Task._make(t) for t in fields]  # (sent as plain tuples: fntree.batch.local)
         runner.learn(fns)
         pending: list[Result] = []
         flushed = time.monotonic()

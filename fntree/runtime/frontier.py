@@ -92,12 +92,17 @@ class Frontier:
 
     def reported(self, name: str, result: Result) -> None:
         """A job's result came: learn how many children it spawned."""
-        self.in_flight.pop(result.job_id, None)
-        self.untried.pop(result.job_id, None)
-        if not result.ok or result.outcome is None:
+        if self.in_flight:
+            self.in_flight.pop(result.job_id, None)
+        if self.untried:
+            self.untried.pop(result.job_id, None)
+        outcome = result.outcome
+        if not result.ok or outcome is None:
             return
-        children = len(result.outcome[1]) if result.outcome[0] == O_SPAWN else 0
+        children = len(outcome[1]) if outcome[0] == O_SPAWN else 0
         known = self.spawns.get(name)
+        if known == children == 0:
+            return  # (a leaf target, as before: the common case, nothing to learn)
         spawns = self.spawns[name] = children if known is None else 0.8 * known + 0.2 * children
         if spawns < SPAWNY:
             self.free.add(name)

@@ -21,6 +21,20 @@ and decides at the first frame that does not check, from that frame alone:
   complete frame whose payload does not match its crc, or a checked payload that
   does not load. `read_records` raises `DamagedJournal` with the file and the
   offset; nothing is cut, since the frame may hold acknowledged records.
+
+Outcomes as the workers pickled them: a job that spawned many children reports
+its outcome (its children's and follow-on's specs) already pickled (`Result.pickled`,
+fntree/runtime/worker.py), and the leader appends it as these bytes in an
+`R_DONE_PICKLED` record, so no spec is pickled twice. Inside the frame they are
+bytes like any other, under the frame's crc; `read_records` loads them and
+returns the `R_DONE` record they stand for (one that does not load is damage,
+named as above), so nothing after it sees the difference. The leader's own
+spawning outcomes (fewer children) go as `R_DONE_FLAT` records, their specs
+plain tuples (which the C pickler saves without calling into Python), read back
+likewise. Segments written before these record kinds (plain `R_DONE` records)
+read as they always did; an older fntree reading a newer segment stops at the
+unknown kind 15 or 16 and names the segment as not fitting its run, rather than
+misreading it.
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ from typing import Any, BinaryIO
 from fntree.errors import JobStoreError
 from fntree.runtime import crashpoints
 from fntree.runtime.durable import HEADER, frame_header, parse_header
+from fntree.runtime.records import R_DONE, R_DONE_FLAT, R_DONE_PICKLED, spec_outcome
 
 MAGIC = b"FNj\x02"
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -120,7 +135,22 @@ def _next_frame(path: Path, f: BinaryIO, offset: int, size: int) -> tuple[list[A
                                            f"({type(exc).__name__}: {exc})") from exc
     if not isinstance(batch, list):
         raise DamagedJournal(path, offset, "the frame checks but holds no list of records")
+    try:
+        _decode_outcomes(batch)
+    except Exception as exc:
+        raise DamagedJournal(path, offset, f"the frame checks but a job's outcome in it does "
+                                           f"not load ({type(exc).__name__}: {exc})") from exc
     return batch, end
+
+
+def _decode_outcomes(batch: list[Any]) -> None:
+    """Each `R_DONE_PICKLED` or `R_DONE_FLAT` record of a frame as the `R_DONE` it stands for."""
+    for k, record in enumerate(batch):
+        kind = record[0]
+        if kind == R_DONE_PICKLED:
+            batch[k] = (R_DONE, record[1], pickle.loads(record[2]), *record[3:])
+        elif kind == R_DONE_FLAT:
+            batch[k] = (R_DONE, record[1], spec_outcome(record[2]), *record[3:])
 
 
 def _zeros(head: bytes, f: BinaryIO) -> bool:
@@ -141,7 +171,6 @@ class Journal:
         self._fd = fd
         self.size = size
         self._buffer: list[Any] = []
-        self.pending = 0
         self._broken: OSError | None = None
 
     @classmethod
@@ -159,7 +188,11 @@ class Journal:
     def append(self, record: Any) -> None:
         """Buffer `record`; it is durable only after the next `commit`."""
         self._buffer.append(record)
-        self.pending += 1
+
+    @property
+    def pending(self) -> int:
+        """Records appended since the last commit."""
+        return len(self._buffer)
 
     def commit(self) -> None:
         """Write every buffered record as one frame and make it durable with one sync."""
@@ -169,7 +202,6 @@ class Journal:
             return
         data = encode(self._buffer)
         self._buffer = []
-        self.pending = 0
         crashpoints.point("journal.write")
         view = memoryview(data)
         if crashpoints.reached("journal.torn"):

@@ -10,7 +10,9 @@ state and returns the records that make live jobs run changed code, or (with
 1. issue ready jobs to the batch system in packets, while it can take them
    (`ISSUE` records are buffered);
 2. wait for updates from the batch system;
-3. for each result, append its records and apply them to the state;
+3. for each result, append its records and apply them to the state (a
+   spawning job's outcome is journaled as the bytes its worker pickled, or its
+   specs as plain tuples: fntree/runtime/journal.py);
 4. commit the journal (one fdatasync for the whole turn);
 5. only then act on what became true: remove global temp dirs of closed
    chains (at start and after a compaction, values stored out of line that no
@@ -94,8 +96,11 @@ from fntree.runtime.frontier import LIMIT_MIN, Frontier
 from fntree.runtime.journal import Journal
 from fntree.runtime.objects import ObjectStore, collect_now
 from fntree.runtime.records import (
+    O_SPAWN,
     R_BEAR,
     R_DONE,
+    R_DONE_FLAT,
+    R_DONE_PICKLED,
     R_EPOCH,
     R_FAIL,
     R_FINISH,
@@ -107,6 +112,7 @@ from fntree.runtime.records import (
     R_TARGETS,
     Result,
     Task,
+    flat_outcome,
     job_hex,
 )
 from fntree.runtime.salvage import salvage_outputs
@@ -124,6 +130,7 @@ log = logging.getLogger("fntree")
 Recode = Callable[[RunState], list[tuple[Any, ...]]]
 
 MAX_PACKET = 256
+_new_tuple = tuple.__new__
 POLL_WAIT = 1.0
 GC_YOUNG = 100_000  # net tracked allocations between two young collections while running
 
@@ -249,8 +256,13 @@ class Leader(FailureHandling):
             for warning in self.watch.flush(wait=state.finished):
                 log.warning("%s", warning)
         after, self._after = self._after, []
-        for kind, *args in after:
-            getattr(self.events, kind)(*args)
+        events = self.events
+        completed = events.completed  # (one a job: called without a look-up by name)
+        for event in after:
+            if event[0] == "completed":
+                completed(event[1], event[2])
+            else:
+                getattr(events, event[0])(*event[1:])
         if self.store.compaction_due(self.journal, state) and not state.finished:
             self.journal, self.segment = self.store.compact(state, self.journal, self.segment)
             state.shrink()  # the tables of a frontier that has closed since give memory back
@@ -325,9 +337,13 @@ class Leader(FailureHandling):
         job = chain.job
         assert job is not None
         attempt = chain.attempts + 1
-        self._record((R_ISSUE, job.job_id, attempt))
-        return Task(job.job_id, attempt, job.name, job.fn_key, job.args, chain.slot_values(),
-                    chain.chain_id, job.res, chain.chain_id not in self._nochain)
+        job_id, cid = job.job_id, chain.chain_id
+        self._record((R_ISSUE, job_id, attempt))
+        values = chain.values
+        # (tuple.__new__ builds the NamedTuple in C: this runs once per job)
+        return _new_tuple(Task, (job_id, attempt, job.name, job.fn_key, job.args,
+                                 tuple([values[i] for i in job.slots]) if job.slots else (),
+                                 cid, job.res, cid not in self._nochain))
 
     def _refuse(self, chain: Chain, max_cpus: float, max_memory: int) -> None:
         job = chain.job
@@ -370,22 +386,25 @@ class Leader(FailureHandling):
 
     def _result(self, result: Result) -> None:
         state = self.state
-        chain = state.chain_of_job(result.job_id)
-        if chain is None or chain.job is None or chain.job.job_id != result.job_id:
-            log.debug("ignoring a result for job %s, which is not live", job_hex(result.job_id))
+        job_id = result.job_id
+        chain = state.chain_of_job(job_id)
+        job = None if chain is None else chain.job
+        if chain is None or job is None or job.job_id != job_id:
+            log.debug("ignoring a result for job %s, which is not live", job_hex(job_id))
             return
-        if not result.chained and state.running.get(chain.chain_id) != result.attempt:
-            log.debug("ignoring a stale result for job %s", job_hex(result.job_id))
+        cid = chain.chain_id
+        if not result.chained and state.running.get(cid) != result.attempt:
+            log.debug("ignoring a stale result for job %s", job_hex(job_id))
             return
-        name = chain.job.name
+        name = job.name
         self.frontier.reported(name, result)
         estimate = self._estimate.get(name)
         wall = result.stats[1]
         self._estimate[name] = wall if estimate is None else 0.8 * estimate + 0.2 * wall
         for text in result.messages:
-            self._after.append(("message", name, job_hex(result.job_id), text))
+            self._after.append(("message", name, job_hex(job_id), text))
         if result.gtd and not chain.gtd:
-            self._record((R_GTD, chain.chain_id))
+            self._record((R_GTD, cid))
         if result.cache_note is not None:
             self._cache_note(chain, name, result.cache_note)
         if result.ok:
@@ -393,13 +412,31 @@ class Leader(FailureHandling):
                 self._record((R_TARGETS, result.targets))
             watch = self.watch
             closing = watch.before(state, chain) if watch is not None and watch.keys else None
-            self._record((R_DONE, result.job_id, result.outcome, result.fns, *cached_flag(result)))
+            done: tuple[Any, ...] = (R_DONE, job_id, result.outcome, result.fns)
+            if result.cached:
+                done += cached_flag(result)
+            self._done(done, result)
             if watch is not None and closing:
                 watch.after(state, closing)
             self._after.append(("completed", name, result))
         else:
             cause = "memory" if result.message.startswith("MemoryError") else ""
             self._fail(chain, result.attempt, result.message, result.log, cause, result.retry)
+
+    def _done(self, done: tuple[Any, ...], result: Result) -> None:
+        """Journal a job's DONE record and apply it. A spawning outcome is journaled as the
+        bytes its worker pickled, or else with its specs as plain tuples (R_DONE_PICKLED,
+        R_DONE_FLAT: read back as `done`, fntree/runtime/journal.py); the state takes the
+        outcome as it is."""
+        assert self.journal is not None
+        outcome = done[2]
+        if result.pickled is not None:
+            self.journal.append((R_DONE_PICKLED, done[1], result.pickled, *done[3:]))
+        elif outcome[0] == O_SPAWN:
+            self.journal.append((R_DONE_FLAT, done[1], flat_outcome(outcome), *done[3:]))
+        else:
+            self.journal.append(done)
+        apply(self.state, done)
 
     def _cache_note(self, chain: Chain, name: str, note: tuple[bytes, str]) -> None:
         key, warning = note

@@ -24,6 +24,8 @@ from fntree.runtime.pickled import Pickled
 
 __all__ = ["Res", "Result", "Task"]
 
+_new_tuple = tuple.__new__  # a flat Spec unpickles through it, in C (fntree/batch/base.py)
+
 # Journal record kinds.
 R_ROOT = 1          # (R_ROOT, spec, fns)
 R_EPOCH = 2         # (R_EPOCH, epoch, pid, host)
@@ -39,13 +41,21 @@ R_TARGETS = 11      # (R_TARGETS, {fn_key: (module, qualname, code_hash, origin)
 R_RECODE = 12       # (R_RECODE, {old_key: (new_key, fn_bytes)})  live jobs of old_key run new code
 R_RERUN = 13        # (R_RERUN, spec, fns)  the run starts again from a new root (--rerun-changed)
 R_SEGMENT = 14      # (R_SEGMENT, lineage, number)  first in a segment: whose store, which segment
+# (R_DONE_PICKLED, job_id, pickled outcome, fns[, cached])  a DONE whose outcome is kept as
+# the worker pickled it; the journal reads it back as the R_DONE it stands for.
+R_DONE_PICKLED = 15
+# (R_DONE_FLAT, job_id, (O_SPAWN, children, follow-on), fns[, cached])  a DONE whose specs
+# are plain tuples of their fields (`flat_outcome`): the C pickler saves them without a call
+# into Python; the journal reads it back as the R_DONE it stands for (`spec_outcome`).
+R_DONE_FLAT = 16
 R_BEAR = 17         # (R_BEAR, chain_id, count)  the chain's next `count` unborn children are born
 
 RECORD_NAMES = {R_ROOT: "ROOT", R_EPOCH: "EPOCH", R_ISSUE: "ISSUE", R_DONE: "DONE",
                 R_FAIL: "FAIL", R_GTD: "GTD", R_RETRY_FAILED: "RETRY_FAILED",
                 R_FINISH: "FINISH", R_REQUEUE: "REQUEUE",
                 R_REBIND: "REBIND", R_TARGETS: "TARGETS", R_RECODE: "RECODE",
-                R_RERUN: "RERUN", R_BEAR: "BEAR"}
+                R_RERUN: "RERUN", R_DONE_PICKLED: "DONE", R_DONE_FLAT: "DONE",
+                R_BEAR: "BEAR"}
 
 # Outcome kinds: what a job's completion says.
 O_VALUE = 0   # (O_VALUE, value)            the job's value; its chain closes
@@ -86,7 +96,7 @@ class Spec(NamedTuple):
     def __reduce__(self) -> tuple[Any, ...]:
         # Deps nest as deep as a workflow's promises do: pickled flat, never recursively.
         if not self.deps:
-            return Spec, tuple(self)
+            return _new_tuple, (Spec, tuple(self))
         return _unflatten_spec, (_flatten_spec(self),)
 
 
@@ -100,6 +110,21 @@ class Collected(NamedTuple):
         if Collected not in map(type, self.values):
             return Collected, (self.values,)
         return _unflatten_collected, _flatten_collected(self)
+
+
+def flat_outcome(outcome: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A spawning outcome with its child and follow-on specs as plain tuples of their
+    fields (a spec's deps stay specs: they are rare, and pickle flat on their own)."""
+    _, children, follow = outcome
+    return O_SPAWN, tuple(map(tuple, children)), None if follow is None else tuple(follow)
+
+
+def spec_outcome(flat: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The outcome `flat_outcome` made plain; TypeError if a spec has the wrong fields."""
+    kind, children, follow = flat
+    if kind != O_SPAWN:
+        raise TypeError(f"a flat outcome of kind {kind!r}")
+    return O_SPAWN, tuple(map(Spec._make, children)), None if follow is None else Spec._make(follow)
 
 
 def _flatten_spec(spec: Spec) -> list[tuple[Spec, int]]:

@@ -267,7 +267,8 @@ class RunState:
         cid = self.by_job.pop(job_id)
         chain = self.chains[cid]
         assert chain.job is not None
-        self._unready(chain)
+        if chain.status != RUNNING:  # (a running chain is in no ready queue)
+            self._unready(chain)
         self.running.pop(cid, None)
         if fns:
             self.fns.update(fns)
