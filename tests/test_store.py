@@ -18,6 +18,7 @@ import fntree
 from fntree.cli import main
 from fntree.errors import JobStoreError
 from fntree.runtime.check import ERROR, check
+from fntree.runtime.meta import meta_bytes
 from fntree.runtime.store import JobStore
 
 TESTS = str(Path(__file__).parent)
@@ -69,8 +70,35 @@ def test_a_format_1_store_is_refused_naming_both_formats(store: Path) -> None:
     del meta["crc32"]
     meta["format"] = 1
     (store / "fntree.json").write_text(json.dumps(meta))
-    with pytest.raises(JobStoreError, match=r"earlier fntree \(store format 1.*reads format 2"):
+    with pytest.raises(JobStoreError, match=r"earlier fntree \(store format 1.*formats 2 to 3"):
         fntree.restart(store)
+
+
+def _set_format(store: Path, number: int) -> None:
+    meta = json.loads((store / "fntree.json").read_text())
+    (store / "fntree.json").write_bytes(meta_bytes({**meta, "format": number}))
+
+
+def test_a_format_2_store_is_read_and_marked_3_before_a_leader_writes_to_it(store: Path) -> None:
+    """A store of format 2 (before DONE records kept pickled or flat, and BEAR) is checked and
+    restarted as before; its leader marks it format 3 first, so that an fntree that reads
+    only format 2 says "upgrade" rather than meeting records it does not know."""
+    fntree.run(wf.fan(3), jobstore=store)
+    _set_format(store, 2)
+    assert [f.text for f in check(store) if f.level == ERROR] == []
+    assert json.loads((store / "fntree.json").read_text())["format"] == 2  # readers write nothing
+    assert fntree.restart(store) == fntree.run(wf.fan(3), jobstore=store.parent / "again")
+    assert json.loads((store / "fntree.json").read_text())["format"] == 3
+
+
+def test_a_store_of_a_newer_format_is_refused_with_upgrade(store: Path) -> None:
+    """A store written by a newer fntree is refused, saying to upgrade, and left as it is."""
+    fntree.run(wf.leaf(1), jobstore=store)
+    _set_format(store, 4)
+    before = (store / "fntree.json").read_bytes()
+    with pytest.raises(JobStoreError, match=r"newer fntree \(store format 4.*upgrade fntree"):
+        fntree.restart(store)
+    assert (store / "fntree.json").read_bytes() == before
 
 
 def test_a_store_that_lost_its_snapshot_is_kept_and_told_what_is_missing(store: Path) -> None:

@@ -14,10 +14,16 @@ import zlib
 from typing import Any
 
 from fntree.errors import JobStoreError
+from fntree.runtime.durable import atomic_write
 from fntree.runtime.paths import StorePaths
 
 PROGRAM = "fntree"
-FORMAT = 2
+# 3: the journal may hold DONE records kept as their worker's pickle or as flat tuples, and
+# BEAR records (fntree/runtime/records.py). Format 2 stores read the same; a leader that
+# opens one writes 3 into it before its first record, so an fntree that reads only 2 says
+# "upgrade" instead of meeting records it does not know.
+FORMAT = 3
+OLDEST = 2  # the oldest format this fntree reads
 
 
 def meta_bytes(meta: dict[str, Any]) -> bytes:
@@ -52,16 +58,26 @@ def read_meta(paths: StorePaths) -> dict[str, Any]:
         if meta.get("format") == 1:
             raise JobStoreError(
                 f"{paths.root} was written by an earlier fntree (store format 1, whose files "
-                f"carry no checksums; this fntree reads format {FORMAT}): continue or inspect "
-                "that run with the fntree that started it")
+                f"carry no checksums; this fntree reads formats {OLDEST} to {FORMAT}): "
+                "continue or inspect that run with the fntree that started it")
         raise damaged
     if not isinstance(meta.get("format"), int) or meta["format"] > FORMAT:
         raise JobStoreError(
             f"{paths.root} was written by a newer fntree (store format "
             f"{meta.get('format')}, this fntree reads up to {FORMAT}); upgrade fntree")
-    if meta["format"] < FORMAT:
+    if meta["format"] < OLDEST:
         raise JobStoreError(
             f"{paths.root} was written by an earlier fntree (store format {meta['format']}; "
-            f"this fntree reads format {FORMAT}): continue or inspect that run with the fntree "
-            "that started it")
+            f"this fntree reads formats {OLDEST} to {FORMAT}): continue or inspect that run "
+            "with the fntree that started it")
     return fields
+
+
+def upgraded(paths: StorePaths, meta: dict[str, Any]) -> dict[str, Any]:
+    """`meta`, its store now marked as this fntree's format (written atomically, with its
+    checksum); called by the leader, holding the store's lock, before it writes a record."""
+    if meta.get("format") == FORMAT:
+        return meta
+    meta = dict(meta, format=FORMAT)
+    atomic_write(paths.meta, meta_bytes(meta))
+    return meta

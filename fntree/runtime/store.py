@@ -59,7 +59,7 @@ from fntree.runtime.durable import (
 )
 from fntree.runtime.journal import DamagedJournal, Journal, read_records, write_error
 from fntree.runtime.lineage import check_origin, lost_segment_text
-from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta
+from fntree.runtime.meta import FORMAT, PROGRAM, meta_bytes, read_meta, upgraded
 from fntree.runtime.objects import ObjectStore, out_of_line_spec
 from fntree.runtime.paths import StorePaths
 from fntree.runtime.records import R_ROOT, R_SEGMENT, R_TARGETS, Spec
@@ -405,6 +405,7 @@ class JobStore:
     def open_journal(self, segment: int, good_size: int) -> Journal:
         """The leader's segment, cut to `good_size`; one with nothing good in it (a leader
         killed before its first commit there) opens with its R_SEGMENT record again."""
+        self.meta = upgraded(self.paths, self.meta)  # before a record it may not read
         journal = Journal.open(self.paths.segment(segment), good_size)
         if good_size == 0 and self.lineage is not None:
             journal.append((R_SEGMENT, self.lineage, segment))
