@@ -159,6 +159,8 @@ def test_kill_inside_the_commit(tmp_path: Path, point: str) -> None:
     store = tmp_path / "tree"
     nth = 1 if point == "leader.start" else 3  # a leader reaches its start once
     env = {"FNTREE_CRASH_AT": f"{point}:{nth}", "FNTREE_COMPACT_BYTES": "4000"}
+    if point == "events.fold":  # an archive over its budget from the first parts on
+        env.update(FNTREE_EVENT_PART_BYTES="2000", FNTREE_EVENT_KEEP_BYTES="4000")
     leader = fntree_command("run", f"{TREE}:node", "7", str(DEPTH), "--jobstore", str(store),
                             "--no-progress", env=env)
     leader.communicate(timeout=120)
