@@ -32,9 +32,10 @@ named as above), so nothing after it sees the difference. The leader's own
 spawning outcomes (fewer children) go as `R_DONE_FLAT` records, their specs
 plain tuples (which the C pickler saves without calling into Python), read back
 likewise. Segments written before these record kinds (plain `R_DONE` records)
-read as they always did; an older fntree reading a newer segment stops at the
-unknown kind 15 or 16 and names the segment as not fitting its run, rather than
-misreading it.
+read as they always did. A store whose journal may hold these kinds is marked
+store format 3 in `fntree.json` before its leader writes a record
+(fntree/runtime/meta.py), so an older fntree refuses it with "upgrade fntree"
+rather than meeting kinds it does not know.
 """
 
 from __future__ import annotations
