@@ -157,10 +157,10 @@ COMMIT_POINTS = [p for p in POINTS if p != "store.create" and not p.startswith("
 def test_kill_inside_the_commit(tmp_path: Path, point: str) -> None:
     """A kill between any two steps of the leader's commit loses nothing and doubles nothing."""
     store = tmp_path / "tree"
-    nth = 1 if point == "leader.start" else 3  # a leader reaches its start once
+    nth = 1 if point in ("leader.start", "events.fold") else 3  # (start: once a leader)
     env = {"FNTREE_CRASH_AT": f"{point}:{nth}", "FNTREE_COMPACT_BYTES": "4000"}
-    if point == "events.fold":  # an archive over its budget from the first parts on
-        env.update(FNTREE_EVENT_PART_BYTES="2000", FNTREE_EVENT_KEEP_BYTES="4000")
+    if point == "events.fold":  # each flush of events a part, all but the newest folded
+        env.update(FNTREE_EVENT_PART_BYTES="200", FNTREE_EVENT_KEEP_BYTES="1")
     leader = fntree_command("run", f"{TREE}:node", "7", str(DEPTH), "--jobstore", str(store),
                             "--no-progress", env=env)
     leader.communicate(timeout=120)
