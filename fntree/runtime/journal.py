@@ -201,16 +201,22 @@ class Journal:
             raise write_error(self.path, self._broken)
         if not self._buffer:
             return
-        data = encode(self._buffer)
+        payload = pickle.dumps(self._buffer, PROTOCOL)
         self._buffer = []
+        header = frame_header(MAGIC, payload)  # written beside the payload, not joined to it:
+        size = len(header) + len(payload)  # a turn's frame may be large (a huge fan-out)
         crashpoints.point("journal.write")
-        view = memoryview(data)
         if crashpoints.reached("journal.torn"):
-            os.write(self._fd, view[: len(view) // 2])
+            os.write(self._fd, (header + payload)[: size // 2])
             crashpoints.die()
         try:
-            while view:
-                view = view[os.write(self._fd, view):]
+            views = [memoryview(header), memoryview(payload)]
+            while views:
+                written = os.writev(self._fd, views)
+                while views and written >= len(views[0]):
+                    written -= len(views.pop(0))
+                if views:
+                    views[0] = views[0][written:]
             crashpoints.point("journal.sync")
             os.fdatasync(self._fd)
         except OSError as exc:
@@ -218,7 +224,7 @@ class Journal:
             # leader cuts the torn tail.
             self._broken = exc
             raise write_error(self.path, exc) from exc
-        self.size += len(data)
+        self.size += size
 
     def close(self) -> None:
         if self._fd >= 0:
