@@ -201,22 +201,16 @@ class Journal:
             raise write_error(self.path, self._broken)
         if not self._buffer:
             return
-        payload = pickle.dumps(self._buffer, PROTOCOL)
+        data = encode(self._buffer)
         self._buffer = []
-        header = frame_header(MAGIC, payload)  # written beside the payload, not joined to it:
-        size = len(header) + len(payload)  # a turn's frame may be large (a huge fan-out)
         crashpoints.point("journal.write")
+        view = memoryview(data)
         if crashpoints.reached("journal.torn"):
-            os.write(self._fd, (header + payload)[: size // 2])
+            os.write(self._fd, view[: len(view) // 2])
             crashpoints.die()
         try:
-            views = [memoryview(header), memoryview(payload)]
-            while views:
-                written = os.writev(self._fd, views)
-                while views and written >= len(views[0]):
-                    written -= len(views.pop(0))
-                if views:
-                    views[0] = views[0][written:]
+            while view:
+                view = view[os.write(self._fd, view):]
             crashpoints.point("journal.sync")
             os.fdatasync(self._fd)
         except OSError as exc:
@@ -224,7 +218,7 @@ class Journal:
             # leader cuts the torn tail.
             self._broken = exc
             raise write_error(self.path, exc) from exc
-        self.size += size
+        self.size += len(data)
 
     def close(self) -> None:
         if self._fd >= 0:
